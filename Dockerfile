@@ -1,0 +1,42 @@
+# migration-job: waits for PostgreSQL, takes an advisory lock, runs `alembic upgrade head`.
+# Base image is a build argument so machines without a registry can use a local stand-in
+# (scripts/base-images). Both stages must use the same base: the venv links to its python3.
+ARG PYTHON_IMAGE=python:3.12-slim
+
+FROM ${PYTHON_IMAGE} AS build
+WORKDIR /src
+COPY requirements.lock ./
+# Hash-pinned wheels only: no compiler in the image, no unpinned transitive dependency.
+RUN python3 -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
+        --require-hashes --only-binary=:all: -r requirements.lock \
+    && /opt/venv/bin/python -m pip uninstall --yes pip
+COPY entrypoint.py alembic.ini /app/
+COPY migration_job /app/migration_job
+COPY migrations /app/migrations
+# Bytecode now, so a read-only root filesystem costs nothing at start; files are readable
+# (not writable) by any UID in group 0, as OpenShift's arbitrary UIDs need.
+RUN /opt/venv/bin/python -m compileall -q /app /opt/venv \
+    && chmod -R a+rX,go-w /app /opt/venv
+
+FROM ${PYTHON_IMAGE}
+ARG VERSION=0.1.0
+ARG REVISION=unknown
+LABEL org.opencontainers.image.title="migration-job" \
+      org.opencontainers.image.description="Waits for PostgreSQL, takes an advisory lock, runs alembic upgrade head, exits with contract exit codes" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}"
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
+    TMPDIR=/tmp
+COPY --from=build /opt/venv /opt/venv
+COPY --from=build /app /app
+WORKDIR /app
+# Numeric, so Kubernetes' runAsNonRoot can verify it; group 0 for arbitrary-UID platforms.
+USER 10001:0
+# Exec form: the job is PID 1 and handles SIGTERM/SIGINT itself (rolls back, unlocks, exits 143/130).
+ENTRYPOINT ["python3", "/app/entrypoint.py"]
+CMD ["upgrade"]

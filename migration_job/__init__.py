@@ -1,0 +1,1 @@
+"""migration-job: run Alembic migrations safely from a container or a deploy pipeline."""

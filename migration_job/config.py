@@ -1,0 +1,197 @@
+"""Settings: the only reader of the environment, and every validation done up front."""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+from migration_job.errors import ConfigError
+
+COMMANDS = ("upgrade", "downgrade", "wait", "status", "check", "sql")
+LOG_FORMATS = ("text", "json")
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DEFAULT_ALEMBIC_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
+KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
+# libpq variables that say where to connect when no URL is given.
+LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+PSYCOPG2_SCHEME = "postgresql+psycopg2"
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything one run needs, validated; built by `load_settings`."""
+
+    command: str
+    # SQLAlchemy URL with the psycopg2 driver spelled out; None means libpq's PG* variables.
+    database_url: str | None
+    alembic_config: Path
+    # Revision to upgrade (or downgrade) to.
+    target: str
+    wait_timeout: float
+    lock_timeout: float
+    # Advisory lock key; None derives it from database, schema and version table.
+    lock_key: int | None
+    log_format: str
+    log_level: str
+    # Where the Kubernetes-style termination summary goes; None writes none.
+    termination_log: Path | None
+    # `status --json`: machine-readable output.
+    json_output: bool = False
+    # `sql --from REV`: start offline SQL here instead of at the database's revision.
+    from_revision: str | None = None
+    # Strings never to print (the password, raw and URL-encoded).
+    secrets: tuple[str, ...] = ()
+
+    @property
+    def libpq_dsn(self) -> str:
+        """The URL as libpq parses it (no SQLAlchemy driver suffix); '' means PG* variables."""
+        if self.database_url is None:
+            return ""
+        return "postgresql" + self.database_url.removeprefix(PSYCOPG2_SCHEME)
+
+
+def parse_duration(name: str, text: str) -> float:
+    """Seconds from '90', '90s', '500ms', '5m' or '1h'; anything else is a ConfigError."""
+    match = _DURATION.match(text)
+    if match is None:
+        raise ConfigError(f"{name}={text!r} is not a duration: use seconds (90) or 90s, 5m, 1h")
+    seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2)]
+    if not math.isfinite(seconds):
+        raise ConfigError(f"{name}={text!r} is not a finite duration")
+    return seconds
+
+
+def parse_lock_key(text: str) -> int:
+    """A signed 64-bit integer, as pg_advisory_lock(bigint) takes it."""
+    try:
+        key = int(text.strip(), 10)
+    except ValueError:
+        raise ConfigError(f"MIGRATE_LOCK_KEY={text!r} is not an integer") from None
+    if not INT64_MIN <= key <= INT64_MAX:
+        raise ConfigError(f"MIGRATE_LOCK_KEY={text!r} does not fit in a signed 64-bit integer")
+    return key
+
+
+def normalize_url(url: str) -> tuple[str, tuple[str, ...]]:
+    """Check a PostgreSQL URL and return it with the psycopg2 driver, plus its secrets."""
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError as error:
+        raise ConfigError(f"DATABASE_URL is malformed ({error}); expected "
+                          "postgresql://USER:PASSWORD@HOST:PORT/DATABASE") from None
+    scheme = parts.scheme.lower()
+    if not scheme or "://" not in url:
+        raise ConfigError("DATABASE_URL is malformed; expected "
+                          "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+    if scheme.startswith("postgresql+") and scheme != PSYCOPG2_SCHEME:
+        raise ConfigError(f"DATABASE_URL driver {scheme!r} is not supported; "
+                          "use postgresql:// (psycopg2)")
+    if scheme not in ("postgres", "postgresql", PSYCOPG2_SCHEME):
+        raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported; "
+                          "migration-job runs on PostgreSQL (postgresql://...)")
+    rest = url.split("://", 1)[1]
+    secrets: tuple[str, ...] = ()
+    if parts.password:
+        secrets = tuple({parts.password, unquote(parts.password)})
+    return f"{PSYCOPG2_SCHEME}://{rest}", secrets
+
+
+def _read_url_file(path: str) -> str:
+    try:
+        text = Path(path).read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError) as error:
+        reason = getattr(error, "strerror", None) or type(error).__name__
+        raise ConfigError(f"DATABASE_URL_FILE={path} cannot be read: {reason}") from None
+    if not text:
+        raise ConfigError(f"DATABASE_URL_FILE={path} is empty")
+    return text
+
+
+def _resolve_url(flag: str | None, env: Mapping[str, str]) -> str | None:
+    if flag:
+        return flag
+    url, url_file = env.get("DATABASE_URL", ""), env.get("DATABASE_URL_FILE", "")
+    if url and url_file:
+        raise ConfigError("DATABASE_URL and DATABASE_URL_FILE are both set; set only one")
+    if url_file:
+        return _read_url_file(url_file)
+    if url:
+        return url
+    if any(env.get(name) for name in LIBPQ_TARGET_VARIABLES):
+        return None
+    raise ConfigError("no database configured: set DATABASE_URL, DATABASE_URL_FILE "
+                      "or libpq's PGHOST/PGDATABASE variables")
+
+
+def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def _termination_log(env: Mapping[str, str]) -> Path | None:
+    if "MIGRATE_TERMINATION_LOG" in env:
+        configured = env["MIGRATE_TERMINATION_LOG"]
+        return Path(configured) if configured else None
+    if os.access(KUBERNETES_TERMINATION_LOG, os.W_OK):
+        return KUBERNETES_TERMINATION_LOG
+    return None
+
+
+def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Settings:
+    """Merge command-line options (which win) with environment variables and validate all."""
+
+    def pick(option: str, variable: str, default: str) -> str:
+        value = options.get(option)
+        if value is not None:
+            return str(value)
+        return env.get(variable) or default
+
+    command = str(options.get("command") or "upgrade")
+    raw_url = _resolve_url(_optional_str(options.get("database_url")), env)
+    database_url, secrets = normalize_url(raw_url) if raw_url is not None else (None, ())
+    if env.get("PGPASSWORD"):
+        secrets = (*secrets, env["PGPASSWORD"])
+    alembic_config = Path(pick("config", "ALEMBIC_CONFIG", str(DEFAULT_ALEMBIC_CONFIG)))
+    if not alembic_config.is_file():
+        raise ConfigError(f"ALEMBIC_CONFIG={alembic_config} is not a file; "
+                          "point it at your project's alembic.ini")
+    target = pick("target", "MIGRATE_TARGET", "head").strip()
+    if not target:
+        raise ConfigError("MIGRATE_TARGET is empty; use head or a revision id")
+    lock_key_text = pick("lock_key", "MIGRATE_LOCK_KEY", "")
+    return Settings(
+        command=_choice("command", command, COMMANDS),
+        database_url=database_url,
+        alembic_config=alembic_config,
+        target=target,
+        wait_timeout=parse_duration(
+            "MIGRATE_WAIT_TIMEOUT", pick("wait_timeout", "MIGRATE_WAIT_TIMEOUT", "60")),
+        lock_timeout=parse_duration(
+            "MIGRATE_LOCK_TIMEOUT", pick("lock_timeout", "MIGRATE_LOCK_TIMEOUT", "300")),
+        lock_key=parse_lock_key(lock_key_text) if lock_key_text else None,
+        log_format=_choice(
+            "MIGRATE_LOG_FORMAT", pick("log_format", "MIGRATE_LOG_FORMAT", "text").lower(),
+            LOG_FORMATS),
+        log_level=_choice(
+            "MIGRATE_LOG_LEVEL", pick("log_level", "MIGRATE_LOG_LEVEL", "INFO").upper(),
+            LOG_LEVELS),
+        termination_log=_termination_log(env),
+        json_output=bool(options.get("json")),
+        from_revision=_optional_str(options.get("from_revision")),
+        secrets=secrets,
+    )
+
+
+def _optional_str(value: object) -> str | None:
+    return None if value is None else str(value)

@@ -1,0 +1,67 @@
+"""One error type per row of the contract's exit-code table."""
+
+
+class JobError(Exception):
+    """A failure the job reports with one line and a contract exit code."""
+
+    exit_code = 1
+    event = "failed"
+
+
+class ConfigError(JobError):
+    """Usage or configuration error: bad flag, missing or malformed URL, bad number."""
+
+    exit_code = 2
+    event = "configuration_error"
+
+
+class DatabaseUnreachable(JobError):
+    """The database did not accept a connection within the wait timeout."""
+
+    exit_code = 3
+    event = "database_unreachable"
+
+
+class ConnectionRejected(JobError):
+    """The database refused us for good: authentication, missing database, permissions."""
+
+    exit_code = 4
+    event = "connection_rejected"
+
+
+class LockTimeout(JobError):
+    """Another runner held the migration lock for longer than the lock timeout."""
+
+    exit_code = 5
+    event = "lock_timeout"
+
+
+class MigrationFailed(JobError):
+    """A migration raised; its transaction was rolled back."""
+
+    exit_code = 6
+    event = "migration_failed"
+
+
+class HistoryError(JobError):
+    """The revision history and the database disagree: multiple heads, unknown revision."""
+
+    exit_code = 7
+    event = "history_error"
+
+
+class PendingMigrations(JobError):
+    """`check` found revisions that are not applied yet."""
+
+    exit_code = 8
+    event = "migrations_pending"
+
+
+class Interrupted(JobError):
+    """SIGTERM or SIGINT stopped the job after it rolled back and released the lock."""
+
+    event = "interrupted"
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code

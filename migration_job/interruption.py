@@ -1,0 +1,84 @@
+"""SIGTERM and SIGINT: stop waiting at once, cancel our statements on the server."""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from types import FrameType
+
+from migration_job import database
+from migration_job.config import Settings
+from migration_job.errors import Interrupted
+from migration_job.log import log
+from migration_job.wait import first_line
+
+CANCEL_EVERY_S = 0.5
+CANCEL_FOR_S = 10.0
+
+
+class Interruption:
+    """Turns a signal into Interrupted at the job's next wait, and cancels its statements.
+
+    The job runs in a worker thread because Python runs signal handlers only in the main
+    thread, between bytecodes: a main thread blocked inside libpq would not see SIGTERM
+    until its statement ended. PostgreSQL does not stop a statement when the client goes
+    away, so the handler cancels this process's statements (found by application_name),
+    and keeps doing so briefly in case the next statement started in between.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.requested = threading.Event()
+        self.signal_number: int | None = None
+        self.worker_done = threading.Event()
+
+    def install(self) -> None:
+        """Handle SIGTERM and SIGINT from now on (main thread only)."""
+        signal.signal(signal.SIGTERM, self._handle)
+        signal.signal(signal.SIGINT, self._handle)
+
+    @property
+    def exit_code(self) -> int:
+        """128 + the signal number, as shells and orchestrators expect."""
+        return 128 + (self.signal_number or signal.SIGTERM)
+
+    def error(self) -> Interrupted:
+        """The error that ends the job after a signal."""
+        name = signal.Signals(self.signal_number or signal.SIGTERM).name
+        return Interrupted(f"interrupted by {name}: stopped, rolled back and released the lock",
+                           self.exit_code)
+
+    def sleep(self, seconds: float) -> None:
+        """Sleep that a signal cuts short (raising Interrupted)."""
+        if self.requested.wait(seconds):
+            raise self.error()
+
+    def check(self) -> None:
+        """Raise Interrupted if a signal came."""
+        if self.requested.is_set():
+            raise self.error()
+
+    def _handle(self, signal_number: int, frame: FrameType | None) -> None:
+        if self.requested.is_set():
+            return
+        self.signal_number = signal_number
+        self.requested.set()
+        log.warning("signal_received",
+                    f"received {signal.Signals(signal_number).name}: cancelling and rolling back",
+                    signal=signal.Signals(signal_number).name)
+        threading.Thread(target=self._cancel_statements, name="canceller", daemon=True).start()
+
+    def _cancel_statements(self) -> None:
+        deadline = time.monotonic() + CANCEL_FOR_S
+        while not self.worker_done.is_set() and time.monotonic() < deadline:
+            try:
+                cancelled = database.cancel_own_statements(self.settings)
+            except Exception as error:  # noqa: BLE001  (best effort; the exit still happens)
+                log.debug("cancel_failed", f"could not cancel statements: {first_line(error)}")
+            else:
+                if cancelled:
+                    log.info("statement_cancelled",
+                             f"cancelled {cancelled} running statement(s) on the server",
+                             count=cancelled)
+            self.worker_done.wait(CANCEL_EVERY_S)

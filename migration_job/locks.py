@@ -1,0 +1,146 @@
+"""The migration lock: one runner at a time per database, schema and version table."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from migration_job.database import Connection
+from migration_job.errors import LockTimeout
+from migration_job.log import log
+
+POLL_INTERVAL_S = 0.25
+REPORT_EVERY_S = 5.0
+
+
+class Lock(Protocol):
+    """A lock that all runners against one database agree on.
+
+    acquire(timeout) returns once the lock is held, or raises LockTimeout after `timeout`
+    seconds, naming the holder. It must stay interruptible: it never blocks inside the
+    database for longer than one poll. release() is safe to call when not held, and the
+    lock also goes away with the session that holds it (process killed, node lost).
+    """
+
+    def acquire(self, timeout: float) -> None: ...
+
+    def release(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class Holder:
+    """Who holds the lock, from pg_locks and pg_stat_activity."""
+
+    pid: int
+    application_name: str
+    client_addr: str | None
+    backend_start: str
+    state: str
+
+    def describe(self) -> str:
+        """One human line."""
+        where = self.client_addr or "local socket"
+        name = self.application_name or "(no application_name)"
+        return (f"pid {self.pid} ({name}) from {where}, connected since {self.backend_start}, "
+                f"{self.state}")
+
+
+def derive_lock_key(database: str, schema: str, version_table: str) -> int:
+    """A stable signed 64-bit key namespaced like golang-migrate's (database, schema, table)."""
+    digest = hashlib.sha256(f"migration-job\0{database}\0{schema}\0{version_table}".encode())
+    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+
+
+class PostgresAdvisoryLock:
+    """A session-level advisory lock, polled with pg_try_advisory_lock.
+
+    Session-level, not transaction-level: it must outlive the per-revision transactions and
+    the autocommit blocks that CREATE INDEX CONCURRENTLY needs. Polled, never a blocking
+    pg_advisory_lock: that call ignores our signals, and a replica blocked in it holds a
+    snapshot that CREATE INDEX CONCURRENTLY in the holder's migration waits for (deadlock).
+    """
+
+    def __init__(self, connection: Connection, key: int,
+                 sleep: Callable[[float], None] = time.sleep) -> None:
+        self.connection = connection
+        self.key = key
+        self.sleep = sleep
+        self.held = False
+
+    def acquire(self, timeout: float) -> None:
+        """Poll until held or until `timeout` seconds passed (then raise LockTimeout)."""
+        started = time.monotonic()
+        next_report = started
+        while not self._try():
+            now = time.monotonic()
+            holder = None
+            if now >= next_report:
+                holder = self.holder()
+                who = holder.describe() if holder else "a session that just let go"
+                log.info("waiting_for_lock",
+                         f"waiting for the migration lock (key {self.key}), held by {who}",
+                         lock_key=self.key, waited_s=round(now - started, 1),
+                         holder=holder.__dict__ if holder else None)
+                next_report = now + REPORT_EVERY_S
+            if now - started >= timeout:
+                holder = holder or self.holder()
+                who = holder.describe() if holder else "another session"
+                raise LockTimeout(f"migration lock (key {self.key}) not acquired within "
+                                  f"{timeout:g}s: held by {who}; retry when it has finished, "
+                                  "or raise MIGRATE_LOCK_TIMEOUT")
+            self.sleep(min(POLL_INTERVAL_S, max(0.0, started + timeout - now)))
+        self.held = True
+        log.info("lock_acquired", f"acquired the migration lock (key {self.key}) after "
+                 f"{time.monotonic() - started:.2f}s", lock_key=self.key,
+                 waited_ms=round((time.monotonic() - started) * 1000))
+
+    def release(self) -> None:
+        """Unlock if held; a closed connection has already released it."""
+        if not self.held:
+            return
+        self.held = False
+        if self.connection.closed:
+            return
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+        log.info("lock_released", f"released the migration lock (key {self.key})",
+                 lock_key=self.key)
+
+    def holder(self) -> Holder | None:
+        """The session holding this key, if any (bigint keys: classid high, objid low word)."""
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT a.pid, coalesce(a.application_name, ''), host(a.client_addr), "
+                "to_char(a.backend_start, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
+                "coalesce(a.state, 'unknown') "
+                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+                "AND l.classid::bigint = (%(key)s >> 32) & 4294967295 "
+                "AND l.objid::bigint = %(key)s & 4294967295 LIMIT 1",
+                {"key": self.key},
+            )
+            row = cursor.fetchone()
+        if row is None:
+            return None
+        return Holder(pid=row[0], application_name=row[1], client_addr=row[2],
+                      backend_start=row[3], state=row[4])
+
+    def _try(self) -> bool:
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
+            row = cursor.fetchone()
+        return bool(row and row[0])
+
+
+def lock_key_for(connection: Connection, version_table: str, schema: str | None) -> int:
+    """Derive the key from the server's view of the database and schema."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT current_database(), coalesce(%s, current_schema(), 'public')",
+                       (schema,))
+        row = cursor.fetchone()
+    assert row is not None
+    return derive_lock_key(row[0], row[1], version_table)

@@ -1,0 +1,115 @@
+"""Running Alembic: applying revisions with per-revision progress, and offline SQL."""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, TextIO
+
+import sqlalchemy
+from alembic.config import Config
+from alembic.runtime.environment import EnvironmentContext
+from alembic.runtime.migration import MigrationContext, MigrationStep
+from alembic.script import ScriptDirectory
+from sqlalchemy.pool import NullPool
+
+from migration_job.config import PSYCOPG2_SCHEME, Settings
+from migration_job.database import APPLICATION_NAME
+from migration_job.log import log
+
+
+def job_environment(config: Config, scripts: ScriptDirectory, **options: Any) -> EnvironmentContext:
+    """Alembic's EnvironmentContext with the contract's one rule for any env.py: each revision
+    runs in its own transaction, even if env.py did not ask for it.
+
+    The override sits on the instance because Alembic publishes the context to env.py
+    (`from alembic import context`) per class: a subclass would not be published.
+    """
+    environment = EnvironmentContext(config, scripts, **options)
+    configure = environment.configure
+
+    def configure_per_migration(*args: Any, **kwargs: Any) -> None:
+        kwargs["transaction_per_migration"] = True
+        configure(*args, **kwargs)
+
+    environment.configure = configure_per_migration  # type: ignore[method-assign]
+    return environment
+
+
+@dataclass
+class Progress:
+    """Logs each revision as it starts and ends; knows which one was running on failure."""
+
+    verb: str = "upgrade"
+    applied: list[tuple[str, float]] = field(default_factory=list)
+    running: MigrationStep | None = None
+    running_since: float = 0.0
+
+    def track(self, steps: Iterable[MigrationStep]) -> Iterator[MigrationStep]:
+        """Yield Alembic's steps; resuming after a yield means the step's transaction ended."""
+        for step in steps:
+            self.running, self.running_since = step, time.monotonic()
+            revision = self.revision_of(step)
+            log.info("revision_started", f"{self.verb} {revision} ({step.doc}): started",
+                     revision=revision, direction=self.verb, description=step.doc)
+            yield step
+            duration_ms = (time.monotonic() - self.running_since) * 1000
+            self.applied.append((revision, duration_ms))
+            log.info("revision_applied",
+                     f"{self.verb} {revision}: done in {duration_ms:.0f} ms",
+                     revision=revision, direction=self.verb, duration_ms=round(duration_ms, 1))
+            self.running = None
+
+    @staticmethod
+    def revision_of(step: MigrationStep) -> str:
+        """The revision a step applies (or removes, when downgrading)."""
+        return ",".join(step.info.up_revision_ids)  # type: ignore[attr-defined]
+
+
+StepsFn = Callable[[Any, MigrationContext], Iterable[MigrationStep]]
+
+
+def _engine(settings: Settings) -> sqlalchemy.Engine:
+    return sqlalchemy.create_engine(
+        settings.database_url or f"{PSYCOPG2_SCHEME}://",
+        poolclass=NullPool,
+        connect_args={"application_name": APPLICATION_NAME},
+    )
+
+
+def apply(settings: Settings, config: Config, scripts: ScriptDirectory, destination: str,
+          progress: Progress) -> None:
+    """Upgrade (or downgrade, per progress.verb) to `destination` through the project's env.py.
+
+    A connection is handed to env.py in config.attributes["connection"] (Alembic's cookbook
+    pattern); an env.py that ignores it opens its own engine from sqlalchemy.url instead.
+    """
+    def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
+        if progress.verb == "upgrade":
+            return progress.track(scripts._upgrade_revs(destination, revision))
+        return progress.track(scripts._downgrade_revs(destination, revision))
+
+    engine = _engine(settings)
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            with job_environment(config, scripts, fn=steps, destination_rev=destination):
+                scripts.run_env()
+    finally:
+        config.attributes.pop("connection", None)
+        engine.dispose()
+
+
+def offline_sql(config: Config, scripts: ScriptDirectory, starting_rev: str | None,
+                destination: str, output: TextIO = sys.stdout) -> None:
+    """Print the SQL that upgrading from `starting_rev` to `destination` would run."""
+    config.output_buffer = output
+
+    def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
+        return scripts._upgrade_revs(destination, revision)
+
+    with job_environment(config, scripts, fn=steps, as_sql=True, starting_rev=starting_rev,
+                         destination_rev=destination):
+        scripts.run_env()

@@ -1,0 +1,64 @@
+"""Alembic environment for the example project.
+
+Run by migration-job, it uses the connection the job hands over in
+config.attributes["connection"] (Alembic's cookbook pattern), so the job's lock, timeouts
+and cancellation cover it. Run by the plain `alembic` CLI, it builds its own engine from
+sqlalchemy.url or, when that is empty, from DATABASE_URL.
+"""
+
+from __future__ import annotations
+
+import os
+from logging.config import fileConfig
+
+from alembic import context
+from sqlalchemy import Connection, create_engine, pool
+
+config = context.config
+target_metadata = None
+
+
+def database_url() -> str:
+    """sqlalchemy.url, else DATABASE_URL; postgres:// and postgresql:// mean psycopg2."""
+    url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL", "")
+    if not url:
+        raise SystemExit("set DATABASE_URL (or sqlalchemy.url in alembic.ini)")
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url.removeprefix(prefix)
+    return url
+
+
+def run_on(connection: Connection) -> None:
+    """Each revision in its own transaction: a failure rolls back only that revision."""
+    context.configure(connection=connection, target_metadata=target_metadata,
+                      transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_offline() -> None:
+    """Emit SQL instead of running it (`alembic upgrade head --sql`)."""
+    context.configure(url=database_url(), target_metadata=target_metadata, literal_binds=True,
+                      dialect_opts={"paramstyle": "named"}, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+
+
+def run_migrations_online() -> None:
+    """Use the job's connection if it handed one over, else open our own."""
+    handed_over = config.attributes.get("connection")
+    if handed_over is not None:
+        run_on(handed_over)
+        return
+    if config.config_file_name is not None:
+        fileConfig(config.config_file_name)
+    engine = create_engine(database_url(), poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        run_on(connection)
+
+
+if context.is_offline_mode():
+    run_migrations_offline()
+else:
+    run_migrations_online()

@@ -57,14 +57,17 @@ def read_revisions(connection: Connection, project: Project) -> tuple[str, ...]:
 
 def cancel_own_statements(settings: Settings) -> int:
     """Cancel every running statement of this process on the server; returns how many."""
-    with connect(settings, timeout=3) as connection, connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity "
-            "WHERE application_name = %s AND pid <> pg_backend_pid() AND state = 'active'",
-            (APPLICATION_NAME,),
-        )
-        row = cursor.fetchone()
-    connection.close()
+    session = connect(settings, timeout=3)
+    try:
+        with session.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity "
+                "WHERE application_name = %s AND pid <> pg_backend_pid() AND state = 'active'",
+                (APPLICATION_NAME,),
+            )
+            row = cursor.fetchone()
+    finally:
+        session.close()
     return int(row[0]) if row else 0
 
 

@@ -12,7 +12,7 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
-from sqlalchemy import Connection, create_engine, pool
+from sqlalchemy import Connection, Engine, create_engine, pool
 
 config = context.config
 target_metadata = None
@@ -46,10 +46,14 @@ def run_migrations_offline() -> None:
 
 
 def run_migrations_online() -> None:
-    """Use the job's connection if it handed one over, else open our own."""
+    """Use the connection (or engine, as pytest-alembic passes) handed over, else our own."""
     handed_over = config.attributes.get("connection")
-    if handed_over is not None:
+    if isinstance(handed_over, Connection):
         run_on(handed_over)
+        return
+    if isinstance(handed_over, Engine):
+        with handed_over.connect() as connection:
+            run_on(connection)
         return
     if config.config_file_name is not None:
         fileConfig(config.config_file_name)

@@ -1,0 +1,150 @@
+"""The upgrade path on a real server: fresh, idempotent, concurrent, failing, reversible."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import Database
+from tests.support.job import ENTRYPOINT, OUTPUTS, job_env, parse_events, run_job
+from tests.support.projects import FAILING, make_project
+
+ALL = ["0001", "0002", "0003", "0004", "0005"]
+
+
+class TestFreshAndRepeated:
+    """An empty database reaches head; a second run finds nothing to do and takes no lock."""
+
+    def test_fresh_upgrade_then_fast_path(self, database: Database) -> None:
+        first = run_job(env=job_env(DATABASE_URL=database.url))
+        assert first.code == 0, first.stderr
+        assert database.revisions() == ["0005"]
+        assert database.applications() == dict.fromkeys(ALL, 1)
+        applied = [e["revision"] for e in first.events if e["event"] == "revision_applied"]
+        assert applied == ALL
+        assert all(e["duration_ms"] >= 0 for e in first.events if e["event"] == "revision_applied")
+        assert first.event("upgrade_finished")["applied"] == ALL
+        assert database.exists("hr.ix_employee_email")
+        assert database.query("SELECT column_default FROM information_schema.columns "
+                              "WHERE table_schema = 'hr' AND table_name = 'employee' "
+                              "AND column_name = 'id'")[0][0].startswith("nextval(")
+
+        second = run_job(env=job_env(DATABASE_URL=database.url))
+        assert second.code == 0, second.stderr
+        assert "already_at_target" in second.names()
+        assert "lock_acquired" not in second.names()
+        assert database.applications() == dict.fromkeys(ALL, 1)
+
+    def test_every_log_line_is_json_with_the_contract_fields(self, database: Database) -> None:
+        result = run_job(env=job_env(DATABASE_URL=database.url))
+        assert result.code == 0
+        assert result.events, "no log lines"
+        for event in result.events:
+            assert event["event"], f"not a JSON event line: {event}"
+            assert {"ts", "level", "event", "message"} <= event.keys()
+            assert event["event"].replace("_", "").isalpha()
+            assert event["event"].islower()
+
+    def test_text_logs_are_one_line_per_event(self, database: Database) -> None:
+        result = run_job(env=job_env(DATABASE_URL=database.url, MIGRATE_LOG_FORMAT="text"))
+        assert result.code == 0
+        assert any("upgrade 0004: done in" in line for line in result.stderr.splitlines())
+        assert not any(line.startswith("{") for line in result.stderr.splitlines())
+
+    def test_postgres_scheme_and_url_file(self, database: Database, tmp_path: Path) -> None:
+        secret = tmp_path / "url"
+        secret.write_text("  " + database.url.replace("postgresql://", "postgres://") + "\n")
+        result = run_job(env=job_env(DATABASE_URL_FILE=str(secret)))
+        assert result.code == 0, result.stderr
+        assert database.revisions() == ["0005"]
+
+    def test_libpq_variables_when_no_url(self, database: Database) -> None:
+        server = database.server
+        result = run_job(env=job_env(PGHOST="127.0.0.1", PGPORT=str(server.port),
+                                     PGUSER="postgres", PGPASSWORD=server.password,
+                                     PGDATABASE=database.name))
+        assert result.code == 0, result.stderr
+        assert database.revisions() == ["0005"]
+
+    def test_target_revision(self, database: Database) -> None:
+        result = run_job("--target", "0002", env=job_env(DATABASE_URL=database.url))
+        assert result.code == 0, result.stderr
+        assert database.revisions() == ["0002"]
+        assert database.applications() == {"0001": 1, "0002": 1}
+
+    def test_termination_message(self, database: Database, tmp_path: Path) -> None:
+        message = tmp_path / "termination-log"
+        result = run_job(env=job_env(DATABASE_URL=database.url,
+                                     MIGRATE_TERMINATION_LOG=str(message)))
+        assert result.code == 0
+        text = message.read_text()
+        OUTPUTS.append(text)
+        assert text.startswith("exit 0: upgraded base -> 0005: 5 revision(s)")
+        assert len(text.encode()) <= 4096
+
+
+class TestConcurrentRunners:
+    """Twenty runners at once on an empty database: all succeed, each revision applied once."""
+
+    @pytest.mark.parametrize("generic_env", [False, True], ids=["job-env", "generic-env"])
+    def test_twenty_runners(self, database: Database, tmp_path: Path, generic_env: bool) -> None:
+        config = make_project(tmp_path, generic_env=generic_env)
+        env = job_env(DATABASE_URL=database.url, MIGRATE_LOCK_TIMEOUT="120",
+                      ALEMBIC_CONFIG=str(config))
+        runners = [subprocess.Popen([sys.executable, str(ENTRYPOINT)], env=env, text=True,
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                   for _ in range(20)]
+        outcomes = [(r.wait(timeout=300), *r.communicate()) for r in runners]
+        for code, stdout, stderr in outcomes:
+            OUTPUTS.extend([stdout, stderr])
+            assert code == 0, stderr
+        assert database.revisions() == ["0005"]
+        assert database.applications() == dict.fromkeys(ALL, 1)
+        upgraded = [o for o in outcomes
+                    if any(e.get("event") == "upgrade_finished" for e in parse_events(o[2]))]
+        assert len(upgraded) == 1
+        assert database.advisory_locks() == 0
+
+
+class TestFailingMigration:
+    """A failing revision: exit 6, its transaction rolled back, earlier revisions kept."""
+
+    def test_failure_rolls_back_that_revision_only(self, database: Database,
+                                                   tmp_path: Path) -> None:
+        config = make_project(tmp_path, extra={"0006_failing": FAILING})
+        result = run_job(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config)))
+        assert result.code == 6, result.stderr
+        last = result.events[-1]
+        assert last["event"] == "migration_failed"
+        assert "0006" in last["message"]
+        assert "table_that_does_not_exist" in last["message"]
+        assert "Traceback" not in result.stderr
+        assert database.revisions() == ["0005"]
+        assert not database.exists("half_done")
+        assert "0006" not in database.applications()
+        assert database.advisory_locks() == 0
+
+
+class TestDowngrade:
+    """downgrade needs an explicit target and runs each downgrade() under the lock."""
+
+    def test_downgrade_then_upgrade_again(self, database: Database) -> None:
+        assert run_job(env=job_env(DATABASE_URL=database.url)).code == 0
+        down = run_job("downgrade", "0003", env=job_env(DATABASE_URL=database.url))
+        assert down.code == 0, down.stderr
+        assert database.revisions() == ["0003"]
+        assert not database.exists("hr.ix_employee_email")
+        assert "lock_acquired" in down.names()
+        up = run_job(env=job_env(DATABASE_URL=database.url))
+        assert up.code == 0
+        assert database.revisions() == ["0005"]
+
+    @pytest.mark.parametrize("args", [["downgrade"], ["downgrade", "--target", "0001"]])
+    def test_downgrade_without_target_is_refused(self, database: Database,
+                                                 args: list[str]) -> None:
+        result = run_job(*args, env=job_env(DATABASE_URL=database.url))
+        assert result.code == 2
+        assert database.revisions() == []

@@ -1,0 +1,97 @@
+"""Settings: precedence, defaults and validation, without a database."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migration_job.config import (
+    DEFAULT_ALEMBIC_CONFIG,
+    load_settings,
+    normalize_url,
+    parse_duration,
+    parse_lock_key,
+)
+from migration_job.errors import ConfigError
+
+URL = "postgresql://app:s%40cret@db:5432/app"
+
+
+class TestPrecedence:
+    """Flags win over environment variables; defaults fill the rest."""
+
+    def test_defaults(self) -> None:
+        settings = load_settings({}, {"DATABASE_URL": URL, "MIGRATE_TERMINATION_LOG": ""})
+        assert settings.command == "upgrade"
+        assert settings.alembic_config == DEFAULT_ALEMBIC_CONFIG
+        assert (settings.target, settings.wait_timeout, settings.lock_timeout) == ("head", 60, 300)
+        assert (settings.log_format, settings.log_level) == ("text", "INFO")
+        assert settings.lock_key is None
+        assert settings.termination_log is None
+
+    def test_flags_win(self) -> None:
+        env = {"DATABASE_URL": URL, "MIGRATE_WAIT_TIMEOUT": "5", "MIGRATE_TARGET": "0002"}
+        settings = load_settings({"wait_timeout": "7", "target": "0003",
+                                  "database_url": "postgres://x@y/z"}, env)
+        assert settings.wait_timeout == 7
+        assert settings.target == "0003"
+        assert settings.database_url == "postgresql+psycopg2://x@y/z"
+
+    def test_url_file_is_read_and_trimmed(self, tmp_path: Path) -> None:
+        secret = tmp_path / "url"
+        secret.write_text(f"\n  {URL}  \n")
+        settings = load_settings({}, {"DATABASE_URL_FILE": str(secret)})
+        assert settings.libpq_dsn == URL
+
+    def test_libpq_variables_stand_in_for_a_url(self) -> None:
+        settings = load_settings({}, {"PGHOST": "db", "PGPASSWORD": "hunter2"})
+        assert settings.database_url is None
+        assert settings.libpq_dsn == ""
+        assert "hunter2" in settings.secrets
+
+
+class TestUrls:
+    """Schemes map to psycopg2; the password is remembered, raw and encoded, to be masked."""
+
+    @pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg2"])
+    def test_schemes(self, scheme: str) -> None:
+        url, secrets = normalize_url(f"{scheme}://app:s%40cret@db/app")
+        assert url == "postgresql+psycopg2://app:s%40cret@db/app"
+        assert set(secrets) == {"s%40cret", "s@cret"}
+
+    @pytest.mark.parametrize(("url", "complaint"), [
+        ("mysql://u:p@h/d", "scheme 'mysql'"),
+        ("postgresql+psycopg://u@h/d", "driver"),
+        ("db.example.com:5432", "malformed"),
+        ("postgresql://u@h:notaport/d", "malformed"),
+    ])
+    def test_rejected(self, url: str, complaint: str) -> None:
+        with pytest.raises(ConfigError, match=complaint):
+            normalize_url(url)
+
+
+class TestNumbers:
+    """Durations and lock keys are parsed strictly: no silent defaults."""
+
+    @pytest.mark.parametrize(("text", "seconds"),
+                             [("90", 90), ("90s", 90), ("1.5", 1.5), ("500ms", 0.5),
+                              ("5m", 300), ("1h", 3600), ("0", 0)])
+    def test_durations(self, text: str, seconds: float) -> None:
+        assert parse_duration("X", text) == seconds
+
+    @pytest.mark.parametrize("text", ["", "abc", "-1", "1d", "5 minutes", "nan", "1e9999"])
+    def test_bad_durations(self, text: str) -> None:
+        with pytest.raises(ConfigError, match="X="):
+            parse_duration("X", text)
+
+    def test_lock_key_bounds(self) -> None:
+        assert parse_lock_key(str(2**63 - 1)) == 2**63 - 1
+        assert parse_lock_key(str(-(2**63))) == -(2**63)
+        for bad in (str(2**63), "0x10", "1.0", "key"):
+            with pytest.raises(ConfigError, match="MIGRATE_LOCK_KEY"):
+                parse_lock_key(bad)
+
+    def test_both_url_sources_is_an_error(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="both set"):
+            load_settings({}, {"DATABASE_URL": URL, "DATABASE_URL_FILE": str(tmp_path)})

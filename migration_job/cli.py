@@ -6,7 +6,6 @@ import argparse
 import os
 import sys
 import threading
-import traceback
 from collections.abc import Sequence
 from typing import NoReturn
 
@@ -60,6 +59,8 @@ def build_parser() -> ArgumentParser:
     down = commands.add_parser("downgrade", parents=[common], help="downgrade to TARGET")
     down.add_argument("target", help="revision to downgrade to (required: no default)")
     commands.add_parser("wait", parents=[common], help="wait for the database only")
+    commands.add_parser("manifest", parents=[common], help="write the heads manifest that "
+                        "lets no-op runs skip loading Alembic (run at image build)")
     return parser
 
 
@@ -104,6 +105,8 @@ def run_in_worker(settings: Settings) -> tuple[int, str]:
             result.append((error.exit_code, str(error)))
             log.error(error.event, str(error), exit_code=error.exit_code)
         except Exception as error:  # noqa: BLE001  (exit 1 with the traceback: a bug)
+            import traceback
+
             log.error("internal_error", f"unexpected error: {type(error).__name__}: {error}; "
                       "this is a bug, the traceback follows", exit_code=1,
                       traceback=traceback.format_exc())
@@ -119,6 +122,7 @@ def run_in_worker(settings: Settings) -> tuple[int, str]:
         if interruption.requested.is_set():
             worker.join(SHUTDOWN_GRACE_S)
             break
+    interruption.finish()
     if interruption.requested.is_set() and (not result or result[0][0] != 0):
         message = str(interruption.error())
         if worker.is_alive():

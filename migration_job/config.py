@@ -6,13 +6,15 @@ import math
 import os
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from migration_job.errors import ConfigError
 
-COMMANDS = ("upgrade", "downgrade", "wait", "status", "check", "sql")
+COMMANDS = ("upgrade", "downgrade", "wait", "status", "check", "sql", "manifest")
+# Commands that never connect, so need no database configured.
+OFFLINE_COMMANDS = ("manifest",)
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_ALEMBIC_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
@@ -26,9 +28,12 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Everything one run needs, validated; built by `load_settings`."""
+class Settings(NamedTuple):
+    """Everything one run needs, validated; built by `load_settings`.
+
+    Immutable records here are NamedTuples rather than frozen dataclasses: importing
+    dataclasses costs about 5 ms, paid on every start of a job that often has nothing to do.
+    """
 
     command: str
     # SQLAlchemy URL with the psycopg2 driver spelled out; None means libpq's PG* variables.
@@ -117,7 +122,7 @@ def _read_url_file(path: str) -> str:
     return text
 
 
-def _resolve_url(flag: str | None, env: Mapping[str, str]) -> str | None:
+def _resolve_url(flag: str | None, env: Mapping[str, str], required: bool) -> str | None:
     if flag:
         return flag
     url, url_file = env.get("DATABASE_URL", ""), env.get("DATABASE_URL_FILE", "")
@@ -127,7 +132,7 @@ def _resolve_url(flag: str | None, env: Mapping[str, str]) -> str | None:
         return _read_url_file(url_file)
     if url:
         return url
-    if any(env.get(name) for name in LIBPQ_TARGET_VARIABLES):
+    if not required or any(env.get(name) for name in LIBPQ_TARGET_VARIABLES):
         return None
     raise ConfigError("no database configured: set DATABASE_URL, DATABASE_URL_FILE "
                       "or libpq's PGHOST/PGDATABASE variables")
@@ -158,7 +163,8 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         return env.get(variable) or default
 
     command = str(options.get("command") or "upgrade")
-    raw_url = _resolve_url(_optional_str(options.get("database_url")), env)
+    raw_url = _resolve_url(_optional_str(options.get("database_url")), env,
+                           required=command not in OFFLINE_COMMANDS)
     database_url, secrets = normalize_url(raw_url) if raw_url is not None else (None, ())
     if env.get("PGPASSWORD"):
         secrets = (*secrets, env["PGPASSWORD"])

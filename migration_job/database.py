@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import secrets
-import socket
 from typing import Any
 
 import psycopg2
@@ -19,9 +17,7 @@ Connection = connection  # the type of a libpq session
 
 # Unique per process, so SIGTERM can find and cancel this job's statements on the server,
 # including those of a project's own env.py engine (libpq picks it up from PGAPPNAME).
-APPLICATION_NAME = (
-    f"migration-job:{socket.gethostname()[:32]}:{os.getpid()}:{secrets.token_hex(3)}"
-)
+APPLICATION_NAME = f"migration-job:{os.uname().nodename[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
 # PostgreSQL keeps running a statement whose client died; this makes it notice within seconds
 # (PostgreSQL 14+), so a SIGKILLed job's transaction ends instead of blocking the next run.
 CLIENT_CHECK_OPTION = "-c client_connection_check_interval=2000"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -11,6 +12,7 @@ from alembic.util import CommandError
 
 from migration_job.config import Settings
 from migration_job.errors import HistoryError
+from migration_job.manifest import write_manifest
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -95,3 +97,13 @@ def _lookup(scripts: ScriptDirectory, revision: str) -> object | None:
         return scripts.get_revision(revision)
     except CommandError:
         return None
+
+
+def record_manifest(config: Config, scripts: ScriptDirectory) -> Path:
+    """Write the heads manifest for the fast path (see migration_job.manifest)."""
+    assert config.config_file_name is not None
+    folders = config.get_version_locations_list() or [os.path.join(scripts.dir, "versions")]
+    folders += [os.path.dirname(script.path) for script in scripts.walk_revisions()]
+    recursive = bool(config.get_alembic_boolean_option("recursive_version_locations"))
+    return write_manifest(Path(config.config_file_name), Path(scripts.dir), scripts.get_heads(),
+                          folders, recursive)

@@ -32,6 +32,7 @@ class Interruption:
         self.requested = threading.Event()
         self.signal_number: int | None = None
         self.worker_done = threading.Event()
+        self.canceller: threading.Thread | None = None
 
     def install(self) -> None:
         """Handle SIGTERM and SIGINT from now on (main thread only)."""
@@ -67,7 +68,15 @@ class Interruption:
         log.warning("signal_received",
                     f"received {signal.Signals(signal_number).name}: cancelling and rolling back",
                     signal=signal.Signals(signal_number).name)
-        threading.Thread(target=self._cancel_statements, name="canceller", daemon=True).start()
+        self.canceller = threading.Thread(target=self._cancel_statements, name="canceller",
+                                          daemon=True)
+        self.canceller.start()
+
+    def finish(self, timeout: float = 3.0) -> None:
+        """The worker is done: stop cancelling, and let the canceller finish its report."""
+        self.worker_done.set()
+        if self.canceller is not None:
+            self.canceller.join(timeout)
 
     def _cancel_statements(self) -> None:
         deadline = time.monotonic() + CANCEL_FOR_S

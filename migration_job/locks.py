@@ -5,8 +5,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 from migration_job.database import Connection
 from migration_job.errors import LockTimeout
@@ -30,8 +29,7 @@ class Lock(Protocol):
     def release(self) -> None: ...
 
 
-@dataclass(frozen=True)
-class Holder:
+class Holder(NamedTuple):
     """Who holds the lock, from pg_locks and pg_stat_activity."""
 
     pid: int
@@ -83,7 +81,7 @@ class PostgresAdvisoryLock:
                 log.info("waiting_for_lock",
                          f"waiting for the migration lock (key {self.key}), held by {who}",
                          lock_key=self.key, waited_s=round(now - started, 1),
-                         holder=holder.__dict__ if holder else None)
+                         holder=holder._asdict() if holder else None)
                 next_report = now + REPORT_EVERY_S
             if now - started >= timeout:
                 holder = holder or self.holder()

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import configparser
-from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 from migration_job.errors import ConfigError
 
@@ -14,8 +14,7 @@ VERSION_TABLE_OPTION = "version_table"
 VERSION_SCHEMA_OPTION = "version_table_schema"
 
 
-@dataclass(frozen=True)
-class Project:
+class Project(NamedTuple):
     """Where an Alembic project keeps its scripts and its version table."""
 
     config_path: Path

@@ -1,4 +1,8 @@
-"""The job's story, one function per command: wait, fast path, lock, upgrade, report."""
+"""The job's story, one function per command: wait, fast path, lock, upgrade, report.
+
+Alembic and SQLAlchemy are imported only past the fast path (inside the functions that need
+them): importing them costs several times more than a whole no-op run.
+"""
 
 from __future__ import annotations
 
@@ -6,30 +10,33 @@ import json
 import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
+from typing import TYPE_CHECKING
 
 import psycopg2
-from alembic.config import Config
-from alembic.script import ScriptDirectory
-from alembic.util import CommandError
-from sqlalchemy.exc import DBAPIError
 
 from migration_job import database
 from migration_job.config import Settings
 from migration_job.database import Connection, read_revisions
 from migration_job.errors import HistoryError, JobError, MigrationFailed, PendingMigrations
-from migration_job.history import Plan, alembic_config, load_scripts, plan
 from migration_job.interruption import Interruption
 from migration_job.locks import PostgresAdvisoryLock, lock_key_for
 from migration_job.log import log
-from migration_job.migrate import Progress, apply, offline_sql
+from migration_job.manifest import fresh_heads
 from migration_job.project import Project, read_project
 from migration_job.wait import first_line, wait_for_database
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    from migration_job.history import Plan
+    from migration_job.migrate import Progress
 
 
 def run(settings: Settings, interruption: Interruption) -> str:
     """Run the configured command; return its summary line or raise a JobError."""
     commands = {"upgrade": upgrade, "downgrade": downgrade, "wait": wait, "status": status,
-                "check": check, "sql": sql}
+                "check": check, "sql": sql, "manifest": manifest}
     return commands[settings.command](settings, interruption)
 
 
@@ -37,9 +44,17 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait, take the fast path if already at target, else lock, re-check and upgrade."""
     project = read_project(settings.alembic_config)
     with connected(settings, interruption) as connection:
+        current = read_revisions(connection, project)
+        if at_head_by_manifest(settings, project, current):
+            summary = f"database at {describe(current)}: already at head (manifest), no lock needed"
+            log.info("already_at_target", summary, revision=describe(current), via="manifest")
+            return summary
+        from migration_job.history import alembic_config, load_scripts, plan
+        from migration_job.migrate import Progress
+
         config = alembic_config(settings)
         scripts = load_scripts(config)
-        before = plan(scripts, read_revisions(connection, project), settings.target)
+        before = plan(scripts, current, settings.target)
         if before.at_target:
             return at_target(before, "already at target, lock not needed")
         with migration_lock(connection, settings, project, interruption):
@@ -63,6 +78,9 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
 
 def downgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait, lock and downgrade to the explicit target revision."""
+    from migration_job.history import alembic_config, load_scripts, plan
+    from migration_job.migrate import Progress
+
     project = read_project(settings.alembic_config)
     with connected(settings, interruption) as connection:
         config = alembic_config(settings)
@@ -88,6 +106,8 @@ def wait(settings: Settings, interruption: Interruption) -> str:
 
 def status(settings: Settings, interruption: Interruption) -> str:
     """Print current revision(s), head(s) and pending revisions; exit 0 if reachable."""
+    from migration_job.history import alembic_config, load_scripts, plan
+
     project = read_project(settings.alembic_config)
     with connected(settings, interruption) as connection:
         current = read_revisions(connection, project)
@@ -112,6 +132,8 @@ def status(settings: Settings, interruption: Interruption) -> str:
 
 def check(settings: Settings, interruption: Interruption) -> str:
     """Exit 0 when the database is at the target, 8 when revisions are pending."""
+    from migration_job.history import alembic_config, load_scripts, plan
+
     project = read_project(settings.alembic_config)
     with connected(settings, interruption) as connection:
         current = read_revisions(connection, project)
@@ -124,6 +146,11 @@ def check(settings: Settings, interruption: Interruption) -> str:
 
 def sql(settings: Settings, interruption: Interruption) -> str:
     """Print the SQL that `upgrade` would run, from --from or the database's revision."""
+    from alembic.util import CommandError
+
+    from migration_job.history import alembic_config, load_scripts, plan
+    from migration_job.migrate import offline_sql
+
     config = alembic_config(settings)
     scripts = load_scripts(config)
     start = settings.from_revision
@@ -143,6 +170,30 @@ def sql(settings: Settings, interruption: Interruption) -> str:
     except CommandError as error:
         raise HistoryError(f"cannot render SQL: {first_line(error)}") from None
     return f"SQL printed from {start or 'base'} to {settings.target}"
+
+
+def manifest(settings: Settings, interruption: Interruption) -> str:
+    """Write the heads manifest that lets no-op runs skip loading Alembic (no database needed)."""
+    from migration_job.history import alembic_config, load_scripts, record_manifest
+
+    config = alembic_config(settings)
+    path = record_manifest(config, load_scripts(config))
+    print(path)
+    return f"manifest written to {path}"
+
+
+def at_head_by_manifest(settings: Settings, project: Project,
+                        current: tuple[str, ...]) -> bool:
+    """Whether a fresh manifest proves the database is at head (never guesses: stale = no)."""
+    if settings.target not in ("head", "heads") or not current:
+        return False
+    heads = fresh_heads(project.config_path, project.script_location)
+    if heads is None:
+        log.debug("manifest_not_used", "no fresh heads manifest: reading the full history")
+        return False
+    if settings.target == "head" and len(heads) != 1:
+        return False
+    return heads == current
 
 
 @contextmanager
@@ -178,6 +229,11 @@ def migration_lock(connection: Connection, settings: Settings, project: Project,
 def migrate(settings: Settings, config: Config, scripts: ScriptDirectory, destination: str,
             progress: Progress, interruption: Interruption) -> None:
     """Run Alembic, turning what it raises into the contract's errors."""
+    from alembic.util import CommandError
+    from sqlalchemy.exc import DBAPIError
+
+    from migration_job.migrate import apply
+
     try:
         apply(settings, config, scripts, destination, progress)
     except JobError:

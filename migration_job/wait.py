@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import psycopg2
-import tenacity
 
 from migration_job import database
 from migration_job.config import Settings
 from migration_job.database import Connection
-from migration_job.errors import ConnectionRejected, DatabaseUnreachable
+from migration_job.errors import ConnectionRejected, DatabaseUnreachable, JobError
 from migration_job.log import log
+
+if TYPE_CHECKING:
+    import tenacity
 
 # Server and libpq messages that mean "this will not fix itself": fail at once.
 PERMANENT_MARKERS = (
@@ -30,9 +33,11 @@ PERMANENT_MARKERS = (
     "invalid uri",
 )
 # Everything else that stops a connection (refused, reset, timeout, a name that does not
-# resolve yet, "the database system is starting up", "too many connections") is retried.
+# resolve yet, "the database system is starting up", "too many clients") is retried.
 BACKOFF_INITIAL_S = 0.1
 BACKOFF_MAX_S = 1.0
+# libpq's own connect timeout per attempt, so that a black-holed address cannot eat the wait.
+ATTEMPT_TIMEOUT_S = 10.0
 
 Sleep = Callable[[float], None]
 
@@ -63,43 +68,68 @@ def wait_for_database(settings: Settings, sleep: Sleep = time.sleep) -> Connecti
     DatabaseUnreachable when the timeout passes. A timeout of 0 tries exactly once.
     """
     deadline = time.monotonic() + settings.wait_timeout
+    # The database is usually up already: one try before importing tenacity, whose import
+    # alone costs about a third of a no-op run.
+    try:
+        return _attempt(settings, deadline)
+    except psycopg2.Error as error:
+        if not is_transient(error) or time.monotonic() >= deadline:
+            raise _final_error(error, settings, attempts=1) from None
+        _log_waiting(1, error, BACKOFF_INITIAL_S)
+    sleep(BACKOFF_INITIAL_S)
+    return _retry(settings, deadline, sleep)
+
+
+def _retry(settings: Settings, deadline: float, sleep: Sleep) -> Connection:
+    import tenacity
 
     def log_retry(state: tenacity.RetryCallState) -> None:
         error = state.outcome.exception() if state.outcome else None
-        log.info("waiting_for_database",
-                 f"database not ready (attempt {state.attempt_number}): "
-                 f"{first_line(error) if error else 'unknown'}; retrying",
-                 attempt=state.attempt_number, error=first_line(error) if error else None,
-                 next_try_in_s=round(state.upcoming_sleep, 3))
-
-    def attempt() -> Connection:
-        remaining = max(0.0, deadline - time.monotonic())
-        connection = database.connect(settings, timeout=min(remaining, 10.0))
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-        return connection
+        if error is not None:
+            _log_waiting(state.attempt_number + 1, error, state.upcoming_sleep)
 
     retrying = tenacity.Retrying(
-        stop=tenacity.stop_before_delay(settings.wait_timeout),
+        stop=tenacity.stop_before_delay(max(0.0, deadline - time.monotonic())),
         wait=tenacity.wait_random_exponential(multiplier=BACKOFF_INITIAL_S, max=BACKOFF_MAX_S),
         retry=tenacity.retry_if_exception(is_transient),
         before_sleep=log_retry,
         sleep=sleep,
         reraise=True,
     )
-    attempts = 0
+    attempts = 1
     try:
         for try_ in retrying:
             with try_:
                 attempts += 1
-                return attempt()
+                return _attempt(settings, deadline)
     except psycopg2.Error as error:
-        if is_permanent(error) or not isinstance(error, psycopg2.OperationalError):
-            raise ConnectionRejected(
-                f"the database refused the connection: {first_line(error)}; "
-                "check the user, password, database name and grants") from None
-        raise DatabaseUnreachable(
-            f"database not reachable after {settings.wait_timeout:g}s "
-            f"({attempts} attempts): {first_line(error)}; "
-            "check the host and port, or raise MIGRATE_WAIT_TIMEOUT") from None
+        raise _final_error(error, settings, attempts) from None
     raise AssertionError("tenacity stopped without an outcome")  # pragma: no cover
+
+
+def _attempt(settings: Settings, deadline: float) -> Connection:
+    remaining = max(0.0, deadline - time.monotonic())
+    connection = database.connect(settings, timeout=min(remaining, ATTEMPT_TIMEOUT_S))
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+    except BaseException:
+        connection.close()
+        raise
+    return connection
+
+
+def _log_waiting(attempt: int, error: BaseException, next_try_in_s: float) -> None:
+    log.info("waiting_for_database",
+             f"database not ready (attempt {attempt}): {first_line(error)}; retrying",
+             attempt=attempt, error=first_line(error), next_try_in_s=round(next_try_in_s, 3))
+
+
+def _final_error(error: psycopg2.Error, settings: Settings, attempts: int) -> JobError:
+    if is_permanent(error) or not isinstance(error, psycopg2.OperationalError):
+        return ConnectionRejected(
+            f"the database refused the connection: {first_line(error)}; "
+            "check the user, password, database name and grants")
+    return DatabaseUnreachable(
+        f"database not reachable after {settings.wait_timeout:g}s ({attempts} attempts): "
+        f"{first_line(error)}; check the host and port, or raise MIGRATE_WAIT_TIMEOUT")

@@ -1,0 +1,98 @@
+"""The heads manifest: lets a no-op run skip Alembic when the database is already at head.
+
+Alembic executes every revision file to learn the heads, which costs more than the rest of a
+no-op run together. The manifest records the heads once (at image build, or with the
+`manifest` command) together with the folders Alembic read them from and a fingerprint of
+alembic.ini and of the name and content of every revision file in those folders. A manifest
+whose fingerprint no longer matches is ignored, so an added, removed or edited revision always
+takes the full path: the fast path never skips pending work.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import NamedTuple
+
+MANIFEST_NAME = "heads.manifest.json"
+FORMAT_VERSION = 1
+
+
+class Manifest(NamedTuple):
+    """What the manifest file says."""
+
+    heads: tuple[str, ...]
+    folders: tuple[str, ...]  # relative to alembic.ini's folder
+    recursive: bool
+    fingerprint: str
+
+
+def manifest_path(script_location: Path) -> Path:
+    """Where a project's manifest lives: beside its env.py."""
+    return script_location / MANIFEST_NAME
+
+
+def _revision_files(root: Path, folders: Iterable[str], recursive: bool) -> list[Path]:
+    files: list[Path] = []
+    for folder in folders:
+        base = root / folder
+        if not base.is_dir():
+            continue
+        if recursive:
+            for parent, _, names in os.walk(base):
+                files.extend(Path(parent, n) for n in names if n.endswith(".py"))
+        else:
+            files.extend(base / n for n in os.listdir(base) if n.endswith(".py"))
+    return sorted(files)
+
+
+def fingerprint(config_path: Path, folders: Iterable[str], recursive: bool) -> str:
+    """sha256 over alembic.ini and every revision file's path and content."""
+    root = config_path.resolve().parent
+    digest = hashlib.sha256(config_path.read_bytes())
+    for path in _revision_files(root, folders, recursive):
+        digest.update(b"\0" + str(path.relative_to(root)).encode())
+        digest.update(b"\0" + path.read_bytes())
+    return digest.hexdigest()
+
+
+def write_manifest(config_path: Path, script_location: Path, heads: Iterable[str],
+                   folders: Iterable[str], recursive: bool) -> Path:
+    """Record the heads, the folders and the fingerprint; returns the file written."""
+    root = config_path.resolve().parent
+    relative = sorted({os.path.relpath(Path(f).resolve(), root) for f in folders})
+    document = {"format": FORMAT_VERSION, "heads": sorted(heads), "folders": relative,
+                "recursive": recursive,
+                "fingerprint": fingerprint(config_path, relative, recursive)}
+    path = manifest_path(script_location)
+    path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    return path
+
+
+def read_manifest(script_location: Path) -> Manifest | None:
+    """The manifest as written, or None if missing or unreadable."""
+    try:
+        document = json.loads(manifest_path(script_location).read_text(encoding="utf-8"))
+        if document["format"] != FORMAT_VERSION:
+            return None
+        return Manifest(heads=tuple(sorted(str(h) for h in document["heads"])),
+                        folders=tuple(str(f) for f in document["folders"]),
+                        recursive=bool(document["recursive"]),
+                        fingerprint=str(document["fingerprint"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def fresh_heads(config_path: Path, script_location: Path) -> tuple[str, ...] | None:
+    """The recorded heads if the manifest still matches the project, else None."""
+    manifest = read_manifest(script_location)
+    if manifest is None:
+        return None
+    try:
+        current = fingerprint(config_path, manifest.folders, manifest.recursive)
+    except OSError:
+        return None
+    return manifest.heads if current == manifest.fingerprint else None

@@ -9,6 +9,7 @@ import pytest
 
 from tests.integration.conftest import Database
 from tests.support.job import RunningJob, job_env, run_job, wait_until
+from tests.support.pgserver import free_port
 from tests.support.projects import SLOW, make_project
 
 SLOW_SESSION = "-c migration_test.sleep=600"
@@ -91,3 +92,16 @@ class TestSigkill:
         assert database.revisions() == ["0006"]
         assert database.applications()["0006"] == 1
         assert database.advisory_locks() == 0
+
+
+class TestSigtermWhileWaitingForDatabase:
+    """SIGTERM while the database is not up yet: the wait stops at once with 143."""
+
+    def test_sigterm_during_wait(self) -> None:
+        url = f"postgresql://postgres:x@127.0.0.1:{free_port()}/postgres"
+        job = RunningJob(env=job_env(DATABASE_URL=url, MIGRATE_WAIT_TIMEOUT="600"))
+        job.wait_for_event("waiting_for_database")
+        job.process.send_signal(signal.SIGTERM)
+        result = job.finish(timeout=5)
+        assert result.code == 143, result.stderr
+        assert result.events[-1]["event"] == "interrupted"

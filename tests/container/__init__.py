@@ -1,0 +1,1 @@
+"""Tests of the image, Compose file and Kubernetes manifests (marker `container`)."""

@@ -1,0 +1,139 @@
+"""Linting and validation that needs no engine: Dockerfile, Compose file, Kubernetes manifests."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import kubernetes_validate
+import pytest
+import yaml
+
+pytestmark = pytest.mark.container
+
+REPO = Path(__file__).resolve().parents[2]
+MANIFESTS = sorted((REPO / "deploy" / "kubernetes").glob("*.yaml"))
+KUBERNETES_VERSION = "1.37.0"
+# The contract's exit codes: a retry cannot help / a retry may help.
+NON_RETRYABLE = [1, 2, 4, 6, 7]
+RETRYABLE = [3, 5, 130, 143]
+YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 100}, document-start: disable}}"
+
+
+def tool(name: str) -> str:
+    """A linter from the `test` extra, beside this Python or on PATH."""
+    beside = Path(sys.executable).parent / name
+    found = str(beside) if beside.exists() else shutil.which(name)
+    assert found, f"{name} is missing: pip install -e '.[test]'"
+    return found
+
+
+def documents(path: Path) -> list[dict[str, Any]]:
+    """The YAML documents of a file."""
+    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+
+
+def migrate_pods() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
+    """(file, pod spec, migrate container) for every manifest that runs the job."""
+    found = []
+    for path in MANIFESTS:
+        for doc in documents(path):
+            spec = doc.get("spec", {}).get("template", {}).get("spec")
+            if spec:
+                for c in spec.get("initContainers", []) + spec["containers"]:
+                    if c["name"] == "migrate":
+                        found.append((path.name, spec, c))
+    return found
+
+
+def test_hadolint_is_clean() -> None:
+    done = subprocess.run([tool("hadolint"), str(REPO / "Dockerfile")], capture_output=True,
+                          text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout == ""
+
+
+def test_dockerfile_builds_offline_and_runs_as_numeric_non_root() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    assert "# syntax=" not in text  # BuildKit would pull a frontend image from a registry
+    assert "ARG PYTHON_IMAGE=python:3.12-slim" in text
+    assert "\nUSER 10001:0\n" in text
+    assert 'ENTRYPOINT ["python3", "/app/entrypoint.py"]' in text
+
+
+def test_yamllint_is_clean() -> None:
+    files = [str(p) for p in [*MANIFESTS, REPO / "docker-compose.yml"]]
+    done = subprocess.run([tool("yamllint"), "-f", "parsable", "-d", YAMLLINT_CONFIG, *files],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_compose_keeps_the_password_out_of_the_job_environment() -> None:
+    services = documents(REPO / "docker-compose.yml")[0]["services"]
+    for name in ("migrate", "app"):
+        env = services[name]["environment"]
+        assert env["DATABASE_URL_FILE"] == "/run/secrets/database_url"
+        assert not [k for k in env if "PASSWORD" in k or k == "DATABASE_URL"]
+    assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
+    assert services["app"]["depends_on"]["migrate"]["condition"] == (
+        "service_completed_successfully")
+
+
+@pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
+def test_manifest_validates_against_kubernetes_schemas(path: Path) -> None:
+    for doc in documents(path):
+        # strict: unknown fields fail; a kind without a bundled schema raises, also a failure
+        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_job_fails_fast_on_codes_a_retry_cannot_fix() -> None:
+    jobs = [d for p in MANIFESTS for d in documents(p) if d["kind"] == "Job"]
+    assert len(jobs) == 3
+    for job in jobs:
+        spec = job["spec"]
+        assert spec["template"]["spec"]["restartPolicy"] == "Never"
+        assert spec["backoffLimit"] <= 6
+        assert spec["activeDeadlineSeconds"] > 0
+        codes = {r["action"]: r["onExitCodes"]["values"]
+                 for r in spec["podFailurePolicy"]["rules"] if "onExitCodes" in r}
+        assert codes == {"FailJob": NON_RETRYABLE, "Count": RETRYABLE}
+
+
+def test_every_migrate_container_meets_the_restricted_pod_security_standard() -> None:
+    pods = migrate_pods()
+    assert len(pods) == 4
+    for name, pod, container in pods:
+        merged = {**pod["securityContext"], **container.get("securityContext", {})}
+        assert merged["runAsNonRoot"] is True, name
+        assert merged["runAsUser"] == 10001, name
+        assert merged["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert merged["readOnlyRootFilesystem"] is True, name
+        assert merged["allowPrivilegeEscalation"] is False, name
+        assert merged["capabilities"] == {"drop": ["ALL"]}, name
+        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", name
+
+
+def test_every_migrate_container_reads_the_url_from_a_mounted_secret() -> None:
+    for name, pod, container in migrate_pods():
+        env = {e["name"]: e for e in container["env"]}
+        assert "DATABASE_URL" not in env, name
+        assert not [k for k in env if "PASSWORD" in k], name
+        url_file = Path(env["DATABASE_URL_FILE"]["value"])
+        mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pod["volumes"]}
+        assert "secret" in volumes[mounts[str(url_file.parent)]], name
+        assert "emptyDir" in volumes[mounts["/tmp"]], name  # noqa: S108 (a mount path)
+
+
+def test_hooks_are_annotated_for_helm_and_argo_cd() -> None:
+    kube = REPO / "deploy" / "kubernetes"
+    helm = documents(kube / "helm-hook-job.yaml")[0]["metadata"]["annotations"]
+    assert helm["helm.sh/hook"] == "pre-install,pre-upgrade"
+    assert "before-hook-creation" in helm["helm.sh/hook-delete-policy"]
+    argo = documents(kube / "argocd-presync-job.yaml")[0]["metadata"]
+    assert argo["annotations"]["argocd.argoproj.io/hook"] == "PreSync"
+    assert argo["generateName"].endswith("-")
+    assert "name" not in argo

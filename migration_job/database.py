@@ -85,3 +85,24 @@ def describe(connection: Connection) -> str:
     """host:port/database of a connection, without credentials."""
     info = connection.info
     return f"{info.host}:{info.port}/{info.dbname} as {info.user}"
+
+
+def keep_session_alive(connection: Connection) -> None:
+    """Exempt the lock's session from the server's idle timeouts: it sits idle, holding the
+    lock, for as long as the migrations run on another connection."""
+    settings = ["idle_in_transaction_session_timeout"]
+    if int(connection.server_version) >= 140000:
+        settings.append("idle_session_timeout")
+    with connection.cursor() as cursor:
+        for name in settings:
+            cursor.execute("SELECT set_config(%s, '0', false)", (name,))
+
+
+def is_connection_lost(error: BaseException) -> bool:
+    """Whether a database error means the session is gone (not that a statement failed)."""
+    if not isinstance(error, psycopg2.OperationalError):
+        return False
+    code = error.pgcode
+    # No SQLSTATE: libpq's own error (the socket broke). Class 08: connection exception.
+    # 57P01-57P03: the server is shutting down, crashed, or not accepting connections.
+    return code is None or code.startswith("08") or code in ("57P01", "57P02", "57P03")

@@ -17,7 +17,13 @@ import psycopg2
 from migration_job import database
 from migration_job.config import Settings
 from migration_job.database import Connection, read_revisions
-from migration_job.errors import HistoryError, JobError, MigrationFailed, PendingMigrations
+from migration_job.errors import (
+    DatabaseUnreachable,
+    HistoryError,
+    JobError,
+    MigrationFailed,
+    PendingMigrations,
+)
 from migration_job.interruption import Interruption
 from migration_job.locks import PostgresAdvisoryLock, lock_key_for
 from migration_job.log import log
@@ -214,6 +220,7 @@ def migration_lock(connection: Connection, settings: Settings, project: Project,
     key = settings.lock_key
     if key is None:
         key = lock_key_for(connection, project.version_table, project.version_table_schema)
+    database.keep_session_alive(connection)
     lock = PostgresAdvisoryLock(connection, key, sleep=interruption.sleep)
     lock.acquire(settings.lock_timeout)
     try:
@@ -248,6 +255,10 @@ def migrate(settings: Settings, config: Config, scripts: ScriptDirectory, destin
         where = (f"revision {progress.revision_of(progress.running)} "
                  f"({progress.running.doc or 'no message'})" if progress.running
                  else "env.py, before any revision")
+        if database.is_connection_lost(cause):
+            raise DatabaseUnreachable(
+                f"lost the database connection during {where}: {first_line(cause)}; the "
+                "server rolled that revision back; run the job again") from None
         log.error("revision_failed", f"{where} failed: {first_line(cause)}",
                   revision=progress.revision_of(progress.running) if progress.running else None,
                   error=first_line(cause))

@@ -7,12 +7,14 @@ system user when run as root.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -23,6 +25,16 @@ from psycopg2.extensions import connection
 
 # Every character that URL and Alembic-config handling tends to break on.
 PASSWORD = "p@ss:w%rd/#?&x"
+
+
+def _children(pid: int) -> list[int]:
+    """Direct children of a process, from /proc."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            if int(status.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(status.parent.name))
+    return found
 
 
 def find_bindir() -> Path:
@@ -74,10 +86,14 @@ class PostgresServer:
         pwfile.unlink()
 
     def start(self) -> PostgresServer:
-        """Start and wait until it accepts connections."""
+        """Start and wait until it accepts connections.
+
+        fsync=off is safe here: only an OS crash loses unsynced data, and the tests crash
+        PostgreSQL, never the OS. synchronous_commit stays on, so every commit survives a kill.
+        """
         options = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
                    f"-c unix_socket_directories={self.base} -c fsync=off "
-                   f"-c synchronous_commit=off -c full_page_writes=off "
+                   f"-c full_page_writes=off "
                    f"-c max_connections={self.max_connections}")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-l", str(self.logfile),
                   "-w", "-t", "60", "-o", options, "start")
@@ -97,10 +113,18 @@ class PostgresServer:
         return int(pidfile.read_text().splitlines()[0])
 
     def kill(self) -> None:
-        """SIGKILL the postmaster: a crash, as far as clients can tell."""
+        """SIGKILL the postmaster and its backends at once, as a node or container loss does."""
         pid = self.pid()
-        if pid is not None:
-            os.kill(pid, signal.SIGKILL)
+        if pid is None:
+            return
+        family = [pid, *_children(pid)]
+        for member in family:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(member, signal.SIGKILL)
+        # Gone, not just dead: the server's next start refuses while even a zombie holds the pid.
+        deadline = time.monotonic() + 30
+        while any(Path(f"/proc/{m}").exists() for m in family) and time.monotonic() < deadline:
+            time.sleep(0.05)
 
     def destroy(self) -> None:
         """Stop (or kill) and remove everything."""

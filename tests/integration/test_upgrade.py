@@ -148,3 +148,39 @@ class TestDowngrade:
         result = run_job(*args, env=job_env(DATABASE_URL=database.url))
         assert result.code == 2
         assert database.revisions() == []
+
+
+class TestOtherExits:
+    """`wait` alone, a broken env.py (exit 1, with the traceback), and failure summaries."""
+
+    def test_wait_command(self, database: Database) -> None:
+        result = run_job("wait", env=job_env(DATABASE_URL=database.url))
+        assert result.code == 0, result.stderr
+        assert "database_ready" in result.names()
+        assert database.revisions() == []
+
+    def test_broken_env_py_is_a_bug_with_a_traceback(self, database: Database,
+                                                     tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env_py = tmp_path / "migrations" / "env.py"
+        broken = "config = context.config\nraise RuntimeError('env.py is broken')"
+        env_py.write_text(env_py.read_text().replace("config = context.config", broken))
+        result = run_job(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
+                                     MIGRATE_LOG_FORMAT="text"))
+        assert result.code == 1, result.stderr
+        assert "Traceback" in result.stderr
+        assert "env.py is broken" in result.stderr
+        assert database.revisions() == []
+        assert database.advisory_locks() == 0
+
+    def test_failure_summary_in_termination_log(self, database: Database,
+                                                tmp_path: Path) -> None:
+        message = tmp_path / "termination-log"
+        url = database.server.url(database.name, password="wr%40ng:pass")
+        result = run_job(env=job_env(DATABASE_URL=url, MIGRATE_TERMINATION_LOG=str(message)))
+        assert result.code == 4
+        text = message.read_text()
+        OUTPUTS.append(text)
+        assert text.startswith("exit 4: the database refused the connection")
+        assert "wr@ng" not in text
+        assert "wr%40ng" not in text

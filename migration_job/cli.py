@@ -14,6 +14,15 @@ from migration_job.errors import ConfigError, JobError
 from migration_job.log import log
 from migration_job.report import write_termination_log
 
+COMMAND_HELP = {
+    "upgrade": "(default) wait for the database, lock, and upgrade to the target revision",
+    "downgrade": "wait, lock, and downgrade to TARGET (required)",
+    "wait": "wait until the database accepts connections, then exit",
+    "status": "print current revision(s), head(s) and pending revisions",
+    "check": "exit 0 at the target, 8 when migrations are pending",
+    "sql": "print the SQL that upgrade would run (offline mode)",
+    "manifest": "write the heads manifest that lets no-op runs skip loading Alembic",
+}
 # After a signal, how long the worker gets to roll back and unlock before we exit anyway.
 SHUTDOWN_GRACE_S = 15.0
 
@@ -47,7 +56,8 @@ def build_parser() -> ArgumentParser:
                             description="Wait for PostgreSQL, lock, and run Alembic migrations.")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in ("upgrade", "check", "status", "sql"):
-        sub = commands.add_parser(name, parents=[common], help=f"{name} (see the README)")
+        sub = commands.add_parser(name, parents=[common], help=COMMAND_HELP[name],
+                                  description=COMMAND_HELP[name])
         sub.add_argument("--target", default=suppress,
                          help="revision to reach, default head (env MIGRATE_TARGET)")
         if name in ("status", "check"):
@@ -56,18 +66,20 @@ def build_parser() -> ArgumentParser:
         if name == "sql":
             sub.add_argument("--from", dest="from_revision", default=suppress,
                              help="start from this revision instead of the database's")
-    down = commands.add_parser("downgrade", parents=[common], help="downgrade to TARGET")
+    down = commands.add_parser("downgrade", parents=[common], help=COMMAND_HELP["downgrade"],
+                               description=COMMAND_HELP["downgrade"])
     down.add_argument("target", help="revision to downgrade to (required: no default)")
-    commands.add_parser("wait", parents=[common], help="wait for the database only")
-    commands.add_parser("manifest", parents=[common], help="write the heads manifest that "
-                        "lets no-op runs skip loading Alembic (run at image build)")
+    for name in ("wait", "manifest"):
+        commands.add_parser(name, parents=[common], help=COMMAND_HELP[name],
+                            description=COMMAND_HELP[name])
     return parser
 
 
 def parse_options(argv: Sequence[str]) -> dict[str, object]:
     """Flags as a dict; no command means `upgrade`."""
     args = list(argv)
-    if not any(arg in COMMANDS for arg in args if not arg.startswith("-")):
+    asks_for_help = bool({"-h", "--help"} & set(args))
+    if not asks_for_help and not any(a in COMMANDS for a in args if not a.startswith("-")):
         args.insert(0, "upgrade")
     return vars(build_parser().parse_args(args))
 

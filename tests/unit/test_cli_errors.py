@@ -57,3 +57,11 @@ def test_bad_input_exits_2_with_one_line(case: str, log_format: str, tmp_path: P
     assert "Traceback" not in result.stderr
     assert result.stdout == ""
     assert "TopSecret" not in result.stderr
+
+
+def test_help_lists_every_command() -> None:
+    """--help exits 0 and names each command of the contract."""
+    result = run_job("--help", env=job_env())
+    assert result.code == 0
+    for command in ("upgrade", "downgrade", "wait", "status", "check", "sql", "manifest"):
+        assert command in result.stdout

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
@@ -42,6 +43,23 @@ def load_scripts(config: Config) -> ScriptDirectory:
         raise HistoryError(f"the versions folder {missing[0]} is missing; "
                            "is ALEMBIC_CONFIG pointing at the right project?")
     return scripts
+
+
+class History(NamedTuple):
+    """A project's Alembic Config and ScriptDirectory, loaded and checked."""
+
+    config: Config
+    scripts: ScriptDirectory
+
+    def plan(self, current: tuple[str, ...], target: str) -> Plan:
+        """See `plan`."""
+        return plan(self.scripts, current, target)
+
+
+def load_history(settings: Settings) -> History:
+    """Config plus every revision file read (errors in them surface now, exit 7)."""
+    config = alembic_config(settings)
+    return History(config, load_scripts(config))
 
 
 @dataclass(frozen=True)
@@ -99,8 +117,9 @@ def _lookup(scripts: ScriptDirectory, revision: str) -> object | None:
         return None
 
 
-def record_manifest(config: Config, scripts: ScriptDirectory) -> Path:
+def record_manifest(history: History) -> Path:
     """Write the heads manifest for the fast path (see migration_job.manifest)."""
+    config, scripts = history
     assert config.config_file_name is not None
     folders = config.get_version_locations_list() or [os.path.join(scripts.dir, "versions")]
     folders += [os.path.dirname(script.path) for script in scripts.walk_revisions()]

@@ -8,16 +8,23 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+import psycopg2
 import sqlalchemy
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
 from alembic.runtime.migration import MigrationContext, MigrationStep
 from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from migration_job.config import PSYCOPG2_SCHEME, Settings
-from migration_job.database import APPLICATION_NAME
+from migration_job.database import APPLICATION_NAME, is_connection_lost
+from migration_job.errors import DatabaseUnreachable, HistoryError, JobError, MigrationFailed
+from migration_job.history import History
+from migration_job.interruption import Interruption
 from migration_job.log import log
+from migration_job.wait import first_line
 
 
 def job_environment(config: Config, scripts: ScriptDirectory, **options: Any) -> EnvironmentContext:
@@ -79,13 +86,14 @@ def _engine(settings: Settings) -> sqlalchemy.Engine:
     )
 
 
-def apply(settings: Settings, config: Config, scripts: ScriptDirectory, destination: str,
-          progress: Progress) -> None:
+def apply(settings: Settings, history: History, destination: str, progress: Progress) -> None:
     """Upgrade (or downgrade, per progress.verb) to `destination` through the project's env.py.
 
     A connection is handed to env.py in config.attributes["connection"] (Alembic's cookbook
     pattern); an env.py that ignores it opens its own engine from sqlalchemy.url instead.
     """
+    config, scripts = history
+
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
         if progress.verb == "upgrade":
             return progress.track(scripts._upgrade_revs(destination, revision))
@@ -102,9 +110,10 @@ def apply(settings: Settings, config: Config, scripts: ScriptDirectory, destinat
         engine.dispose()
 
 
-def offline_sql(config: Config, scripts: ScriptDirectory, starting_rev: str | None,
-                destination: str, output: TextIO = sys.stdout) -> None:
+def offline_sql(history: History, starting_rev: str | None, destination: str,
+                output: TextIO = sys.stdout) -> None:
     """Print the SQL that upgrading from `starting_rev` to `destination` would run."""
+    config, scripts = history
     config.output_buffer = output
 
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
@@ -113,3 +122,35 @@ def offline_sql(config: Config, scripts: ScriptDirectory, starting_rev: str | No
     with job_environment(config, scripts, fn=steps, as_sql=True, starting_rev=starting_rev,
                          destination_rev=destination):
         scripts.run_env()
+
+
+def run_alembic(settings: Settings, history: History, destination: str, progress: Progress,
+                interruption: Interruption) -> None:
+    """Apply through Alembic (the lock is held), turning what it raises into contract errors."""
+    try:
+        apply(settings, history, destination, progress)
+    except JobError:
+        raise
+    except CommandError as error:
+        raise HistoryError(f"Alembic refused: {first_line(error)}") from None
+    except Exception as error:
+        interruption.check()
+        if progress.running is None and not isinstance(error, (DBAPIError, psycopg2.Error)):
+            raise  # env.py itself is broken: a traceback helps more than a summary
+        raise _failure(error, progress) from None
+
+
+def _failure(error: Exception, progress: Progress) -> JobError:
+    cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
+    revision = progress.revision_of(progress.running) if progress.running else None
+    where = (f"revision {revision} ({progress.running.doc or 'no message'})"
+             if progress.running else "env.py, before any revision")
+    if is_connection_lost(cause):
+        return DatabaseUnreachable(
+            f"lost the database connection during {where}: {first_line(cause)}; the server "
+            "rolled that revision back; run the job again")
+    log.error("revision_failed", f"{where} failed: {first_line(cause)}", revision=revision,
+              error=first_line(cause))
+    return MigrationFailed(f"{where} failed: {first_line(cause)}; its transaction was rolled "
+                           f"back ({len(progress.applied)} earlier revision(s) stay applied); "
+                           "fix the migration and deploy again")

@@ -1,4 +1,4 @@
-"""The job's story, one function per command: wait, fast path, lock, upgrade, report.
+"""The job's story: wait, fast path, lock, upgrade, report (and downgrade, its mirror).
 
 Alembic and SQLAlchemy are imported only past the fast path (inside the functions that need
 them): importing them costs several times more than a whole no-op run.
@@ -6,9 +6,8 @@ them): importing them costs several times more than a whole no-op run.
 
 from __future__ import annotations
 
-import json
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING
 
@@ -17,13 +16,6 @@ import psycopg2
 from migration_job import database
 from migration_job.config import Settings
 from migration_job.database import Connection, read_revisions
-from migration_job.errors import (
-    DatabaseUnreachable,
-    HistoryError,
-    JobError,
-    MigrationFailed,
-    PendingMigrations,
-)
 from migration_job.interruption import Interruption
 from migration_job.locks import PostgresAdvisoryLock, lock_key_for
 from migration_job.log import log
@@ -32,174 +24,87 @@ from migration_job.project import Project, read_project
 from migration_job.wait import first_line, wait_for_database
 
 if TYPE_CHECKING:
-    from alembic.config import Config
-    from alembic.script import ScriptDirectory
+    from migration_job.history import History, Plan
 
-    from migration_job.history import Plan
-    from migration_job.migrate import Progress
+Command = Callable[[Settings, Interruption], str]
 
 
 def run(settings: Settings, interruption: Interruption) -> str:
     """Run the configured command; return its summary line or raise a JobError."""
-    commands = {"upgrade": upgrade, "downgrade": downgrade, "wait": wait, "status": status,
-                "check": check, "sql": sql, "manifest": manifest}
+    from migration_job import inspection
+
+    commands: dict[str, Command] = {
+        "upgrade": upgrade, "downgrade": downgrade, "wait": inspection.wait,
+        "status": inspection.status, "check": inspection.check, "sql": inspection.sql,
+        "manifest": inspection.manifest}
     return commands[settings.command](settings, interruption)
 
 
 def upgrade(settings: Settings, interruption: Interruption) -> str:
-    """Wait, take the fast path if already at target, else lock, re-check and upgrade."""
+    """Wait; exit at once if already at target (no lock); else lock, re-check and upgrade."""
     project = read_project(settings.alembic_config)
+    manifest_heads = usable_manifest_heads(settings, project)
     with connected(settings, interruption) as connection:
         current = read_revisions(connection, project)
-        if at_head_by_manifest(settings, project, current):
-            summary = f"database at {describe(current)}: already at head (manifest), no lock needed"
-            log.info("already_at_target", summary, revision=describe(current), via="manifest")
-            return summary
-        from migration_job.history import alembic_config, load_scripts, plan
-        from migration_job.migrate import Progress
-
-        config = alembic_config(settings)
-        scripts = load_scripts(config)
-        before = plan(scripts, current, settings.target)
-        if before.at_target:
-            return at_target(before, "already at target, lock not needed")
+        if current == manifest_heads:
+            return at_head_by_manifest(current, "no lock needed")
+        history = None
+        if manifest_heads is None:
+            # Without a manifest only the full history can tell whether work is pending.
+            history = load_history(settings)
+            before = history.plan(current, settings.target)
+            if before.at_target:
+                return at_target(before, "already at target, lock not needed")
+        # With a manifest, runners that find work pending wait for the lock before loading
+        # Alembic: in a fleet, all but one then find the work done and never load it.
         with migration_lock(connection, settings, project, interruption):
-            now = plan(scripts, read_revisions(connection, project), settings.target)
+            current = read_revisions(connection, project)
+            if current == manifest_heads:
+                return at_head_by_manifest(current, "another runner finished the upgrade")
+            history = history or load_history(settings)
+            now = history.plan(current, settings.target)
             if now.at_target:
                 return at_target(now, "another runner finished the upgrade while we waited")
-            progress = Progress("upgrade")
-            started = time.monotonic()
-            log.info("upgrade_started", f"upgrading from {describe(now.current)} to "
-                     f"{describe(now.target)}: {len(now.pending)} revision(s) pending",
-                     current=list(now.current), target=list(now.target),
-                     pending=list(now.pending))
-            migrate(settings, config, scripts, settings.target, progress, interruption)
-            elapsed_ms = (time.monotonic() - started) * 1000
-            summary = (f"upgraded {describe(now.current)} -> {describe(now.target)}: "
-                       f"{len(progress.applied)} revision(s) in {elapsed_ms:.0f} ms")
-            log.info("upgrade_finished", summary, applied=[r for r, _ in progress.applied],
-                     duration_ms=round(elapsed_ms, 1), revision=describe(now.target))
-            return summary
+            return apply_plan(settings, history, now, interruption)
+
+
+def apply_plan(settings: Settings, history: History, now: Plan,
+               interruption: Interruption) -> str:
+    """Apply the pending revisions (the lock is held); log and return the summary."""
+    from migration_job.migrate import Progress, run_alembic
+
+    progress = Progress("upgrade")
+    started = time.monotonic()
+    log.info("upgrade_started", f"upgrading from {describe(now.current)} to "
+             f"{describe(now.target)}: {len(now.pending)} revision(s) pending",
+             current=list(now.current), target=list(now.target), pending=list(now.pending))
+    run_alembic(settings, history, settings.target, progress, interruption)
+    elapsed_ms = (time.monotonic() - started) * 1000
+    summary = (f"upgraded {describe(now.current)} -> {describe(now.target)}: "
+               f"{len(progress.applied)} revision(s) in {elapsed_ms:.0f} ms")
+    log.info("upgrade_finished", summary, applied=[r for r, _ in progress.applied],
+             duration_ms=round(elapsed_ms, 1), revision=describe(now.target))
+    return summary
 
 
 def downgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait, lock and downgrade to the explicit target revision."""
-    from migration_job.history import alembic_config, load_scripts, plan
-    from migration_job.migrate import Progress
+    from migration_job.migrate import Progress, run_alembic
 
     project = read_project(settings.alembic_config)
     with connected(settings, interruption) as connection:
-        config = alembic_config(settings)
-        scripts = load_scripts(config)
+        history = load_history(settings)
         with migration_lock(connection, settings, project, interruption):
             current = read_revisions(connection, project)
-            plan(scripts, current, "heads")  # validates the database's revision
+            history.plan(current, "heads")  # validates the database's revision
             progress = Progress("downgrade")
-            migrate(settings, config, scripts, settings.target, progress, interruption)
+            run_alembic(settings, history, settings.target, progress, interruption)
             now = read_revisions(connection, project)
             summary = (f"downgraded {describe(current)} -> {describe(now)}: "
                        f"{len(progress.applied)} revision(s)")
             log.info("downgrade_finished", summary, applied=[r for r, _ in progress.applied],
                      revision=describe(now))
             return summary
-
-
-def wait(settings: Settings, interruption: Interruption) -> str:
-    """Wait until the database accepts a connection and a query."""
-    with connected(settings, interruption):
-        return "database reachable"
-
-
-def status(settings: Settings, interruption: Interruption) -> str:
-    """Print current revision(s), head(s) and pending revisions; exit 0 if reachable."""
-    from migration_job.history import alembic_config, load_scripts, plan
-
-    project = read_project(settings.alembic_config)
-    with connected(settings, interruption) as connection:
-        current = read_revisions(connection, project)
-    scripts = load_scripts(alembic_config(settings))
-    try:
-        found: Plan | None = plan(scripts, current, settings.target)
-        problem = None
-    except HistoryError as error:
-        found, problem = None, str(error)
-    heads = tuple(sorted(scripts.get_heads()))
-    pending = list(found.pending) if found else []
-    if settings.json_output:
-        print(json.dumps({"current": list(current), "heads": list(heads), "pending": pending,
-                          "at_target": bool(found and found.at_target),
-                          "target": settings.target, "problem": problem}))
-    else:
-        print(f"current: {describe(current)}\nheads:   {describe(heads)}\n"
-              f"pending: {', '.join(pending) or 'none'}" + (f"\nproblem: {problem}" if problem
-                                                              else ""))
-    return f"at {describe(current)}, {len(pending)} pending"
-
-
-def check(settings: Settings, interruption: Interruption) -> str:
-    """Exit 0 when the database is at the target, 8 when revisions are pending."""
-    from migration_job.history import alembic_config, load_scripts, plan
-
-    project = read_project(settings.alembic_config)
-    with connected(settings, interruption) as connection:
-        current = read_revisions(connection, project)
-    found = plan(load_scripts(alembic_config(settings)), current, settings.target)
-    if not found.at_target:
-        raise PendingMigrations(f"{len(found.pending)} revision(s) pending: "
-                                f"{', '.join(found.pending)}; run the upgrade")
-    return at_target(found, "database is at target")
-
-
-def sql(settings: Settings, interruption: Interruption) -> str:
-    """Print the SQL that `upgrade` would run, from --from or the database's revision."""
-    from alembic.util import CommandError
-
-    from migration_job.history import alembic_config, load_scripts, plan
-    from migration_job.migrate import offline_sql
-
-    config = alembic_config(settings)
-    scripts = load_scripts(config)
-    start = settings.from_revision
-    if start is None:
-        project = read_project(settings.alembic_config)
-        with connected(settings, interruption) as connection:
-            current = read_revisions(connection, project)
-        found = plan(scripts, current, settings.target)
-        if found.at_target:
-            print(f"-- already at {describe(found.target)}: nothing to run")
-            return "nothing to run"
-        if len(current) > 1:
-            raise HistoryError("the database has several heads; pass --from REV")
-        start = current[0] if current else None
-    try:
-        offline_sql(config, scripts, start, settings.target)
-    except CommandError as error:
-        raise HistoryError(f"cannot render SQL: {first_line(error)}") from None
-    return f"SQL printed from {start or 'base'} to {settings.target}"
-
-
-def manifest(settings: Settings, interruption: Interruption) -> str:
-    """Write the heads manifest that lets no-op runs skip loading Alembic (no database needed)."""
-    from migration_job.history import alembic_config, load_scripts, record_manifest
-
-    config = alembic_config(settings)
-    path = record_manifest(config, load_scripts(config))
-    print(path)
-    return f"manifest written to {path}"
-
-
-def at_head_by_manifest(settings: Settings, project: Project,
-                        current: tuple[str, ...]) -> bool:
-    """Whether a fresh manifest proves the database is at head (never guesses: stale = no)."""
-    if settings.target not in ("head", "heads") or not current:
-        return False
-    heads = fresh_heads(project.config_path, project.script_location)
-    if heads is None:
-        log.debug("manifest_not_used", "no fresh heads manifest: reading the full history")
-        return False
-    if settings.target == "head" and len(heads) != 1:
-        return False
-    return heads == current
 
 
 @contextmanager
@@ -233,38 +138,34 @@ def migration_lock(connection: Connection, settings: Settings, project: Project,
                         f"({first_line(error)}); closing the session releases it")
 
 
-def migrate(settings: Settings, config: Config, scripts: ScriptDirectory, destination: str,
-            progress: Progress, interruption: Interruption) -> None:
-    """Run Alembic, turning what it raises into the contract's errors."""
-    from alembic.util import CommandError
-    from sqlalchemy.exc import DBAPIError
+def load_history(settings: Settings) -> History:
+    """The project's Alembic history (the first import of Alembic and SQLAlchemy)."""
+    from migration_job.history import load_history as load
 
-    from migration_job.migrate import apply
+    return load(settings)
 
-    try:
-        apply(settings, config, scripts, destination, progress)
-    except JobError:
-        raise
-    except CommandError as error:
-        raise HistoryError(f"Alembic refused: {first_line(error)}") from None
-    except Exception as error:
-        interruption.check()
-        if progress.running is None and not isinstance(error, (DBAPIError, psycopg2.Error)):
-            raise  # env.py itself is broken: a traceback helps more than a summary
-        cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
-        where = (f"revision {progress.revision_of(progress.running)} "
-                 f"({progress.running.doc or 'no message'})" if progress.running
-                 else "env.py, before any revision")
-        if database.is_connection_lost(cause):
-            raise DatabaseUnreachable(
-                f"lost the database connection during {where}: {first_line(cause)}; the "
-                "server rolled that revision back; run the job again") from None
-        log.error("revision_failed", f"{where} failed: {first_line(cause)}",
-                  revision=progress.revision_of(progress.running) if progress.running else None,
-                  error=first_line(cause))
-        raise MigrationFailed(f"{where} failed: {first_line(cause)}; its transaction was "
-                              f"rolled back ({len(progress.applied)} earlier revision(s) "
-                              "stay applied); fix the migration and deploy again") from None
+
+def usable_manifest_heads(settings: Settings, project: Project) -> tuple[str, ...] | None:
+    """The heads a fresh manifest records, when they can decide this run's target; else None.
+
+    None (never a guess) when the manifest is missing or stale, or the target is not head.
+    """
+    if settings.target not in ("head", "heads"):
+        return None
+    heads = fresh_heads(project.config_path, project.script_location)
+    if heads is None:
+        log.debug("manifest_not_used", "no fresh heads manifest: reading the full history")
+        return None
+    if settings.target == "head" and len(heads) != 1:
+        return None  # several heads: the full path explains the problem (exit 7)
+    return heads
+
+
+def at_head_by_manifest(current: tuple[str, ...], reason: str) -> str:
+    """Log and summarise a run that a fresh manifest showed to be at head."""
+    summary = f"database at {describe(current)}: already at head (manifest), {reason}"
+    log.info("already_at_target", summary, revision=describe(current), via="manifest")
+    return summary
 
 
 def at_target(found: Plan, reason: str) -> str:
@@ -277,4 +178,3 @@ def at_target(found: Plan, reason: str) -> str:
 def describe(revisions: tuple[str, ...]) -> str:
     """Revisions for humans: 'base' when there are none."""
     return ", ".join(revisions) if revisions else "base"
-

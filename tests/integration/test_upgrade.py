@@ -89,9 +89,7 @@ class TestFreshAndRepeated:
 class TestConcurrentRunners:
     """Twenty runners at once on an empty database: all succeed, each revision applied once."""
 
-    @pytest.mark.parametrize("generic_env", [False, True], ids=["job-env", "generic-env"])
-    def test_twenty_runners(self, database: Database, tmp_path: Path, generic_env: bool) -> None:
-        config = make_project(tmp_path, generic_env=generic_env)
+    def run_twenty(self, database: Database, config: Path) -> list[list[dict[str, object]]]:
         env = job_env(DATABASE_URL=database.url, MIGRATE_LOCK_TIMEOUT="120",
                       ALEMBIC_CONFIG=str(config))
         runners = [subprocess.Popen([sys.executable, str(ENTRYPOINT)], env=env, text=True,
@@ -103,10 +101,23 @@ class TestConcurrentRunners:
             assert code == 0, stderr
         assert database.revisions() == ["0005"]
         assert database.applications() == dict.fromkeys(ALL, 1)
-        upgraded = [o for o in outcomes
-                    if any(e.get("event") == "upgrade_finished" for e in parse_events(o[2]))]
-        assert len(upgraded) == 1
         assert database.advisory_locks() == 0
+        return [parse_events(stderr) for _, _, stderr in outcomes]
+
+    @pytest.mark.parametrize("generic_env", [False, True], ids=["job-env", "generic-env"])
+    def test_twenty_runners(self, database: Database, tmp_path: Path, generic_env: bool) -> None:
+        runs = self.run_twenty(database, make_project(tmp_path, generic_env=generic_env))
+        upgraded = [r for r in runs if any(e.get("event") == "upgrade_finished" for e in r)]
+        assert len(upgraded) == 1
+
+    def test_twenty_runners_with_a_manifest(self, database: Database, tmp_path: Path) -> None:
+        """The losers wait for the lock, then see the manifest's head: no Alembic load."""
+        config = make_project(tmp_path)
+        assert run_job("manifest", env=job_env(ALEMBIC_CONFIG=str(config))).code == 0
+        runs = self.run_twenty(database, config)
+        finished = [e for r in runs for e in r if e.get("event") == "already_at_target"]
+        assert len(finished) == 19
+        assert all(e.get("via") == "manifest" for e in finished)
 
 
 class TestFailingMigration:

@@ -18,13 +18,15 @@ REPORT_EVERY_S = 5.0
 class Lock(Protocol):
     """A lock that all runners against one database agree on.
 
-    acquire(timeout) returns once the lock is held, or raises LockTimeout after `timeout`
-    seconds, naming the holder. It must stay interruptible: it never blocks inside the
-    database for longer than one poll. release() is safe to call when not held, and the
-    lock also goes away with the session that holds it (process killed, node lost).
+    acquire(timeout, needless) returns True once the lock is held, or False as soon as
+    `needless()` (checked between tries) says the lock is no longer needed, or raises
+    LockTimeout after `timeout` seconds, naming the holder. It must stay interruptible: it
+    never blocks inside the database for longer than one poll. release() is safe to call
+    when not held, and the lock also goes away with the session that holds it (process
+    killed, node lost).
     """
 
-    def acquire(self, timeout: float) -> None: ...
+    def acquire(self, timeout: float, needless: Callable[[], bool] | None = None) -> bool: ...
 
     def release(self) -> None: ...
 
@@ -68,11 +70,15 @@ class PostgresAdvisoryLock:
         self.sleep = sleep
         self.held = False
 
-    def acquire(self, timeout: float) -> None:
-        """Poll until held or until `timeout` seconds passed (then raise LockTimeout)."""
+    def acquire(self, timeout: float, needless: Callable[[], bool] | None = None) -> bool:
+        """Poll until held (True), no longer needed (False) or timed out (LockTimeout)."""
         started = time.monotonic()
         next_report = started
         while not self._try():
+            if needless is not None and needless():
+                log.info("lock_not_needed", "stopped waiting for the migration lock: "
+                         "another runner finished the work", lock_key=self.key)
+                return False
             now = time.monotonic()
             holder = None
             if now >= next_report:
@@ -94,6 +100,7 @@ class PostgresAdvisoryLock:
         log.info("lock_acquired", f"acquired the migration lock (key {self.key}) after "
                  f"{time.monotonic() - started:.2f}s", lock_key=self.key,
                  waited_ms=round((time.monotonic() - started) * 1000))
+        return True
 
     def release(self) -> None:
         """Unlock if held; a closed connection has already released it."""

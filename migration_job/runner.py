@@ -56,10 +56,15 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
             if before.at_target:
                 return at_target(before, "already at target, lock not needed")
         # With a manifest, runners that find work pending wait for the lock before loading
-        # Alembic: in a fleet, all but one then find the work done and never load it.
-        with migration_lock(connection, settings, project, interruption):
+        # Alembic, watching the version table: in a fleet, all but one see the work done and
+        # leave without taking the lock or loading Alembic.
+        def done_by_another() -> bool:
+            return read_revisions(connection, project) == manifest_heads
+
+        with migration_lock(connection, settings, project, interruption,
+                            needless=done_by_another if manifest_heads else None) as held:
             current = read_revisions(connection, project)
-            if current == manifest_heads:
+            if not held or current == manifest_heads:
                 return at_head_by_manifest(current, "another runner finished the upgrade")
             history = history or load_history(settings)
             now = history.plan(current, settings.target)
@@ -120,16 +125,20 @@ def connected(settings: Settings, interruption: Interruption) -> Iterator[Connec
 
 @contextmanager
 def migration_lock(connection: Connection, settings: Settings, project: Project,
-                   interruption: Interruption) -> Iterator[None]:
-    """Hold the advisory lock for the block; released on every way out."""
+                   interruption: Interruption,
+                   needless: Callable[[], bool] | None = None) -> Iterator[bool]:
+    """Hold the advisory lock for the block (yields True); released on every way out.
+
+    Yields False without the lock when `needless()` said, while waiting, that it is not needed.
+    """
     key = settings.lock_key
     if key is None:
         key = lock_key_for(connection, project.version_table, project.version_table_schema)
     database.keep_session_alive(connection)
     lock = PostgresAdvisoryLock(connection, key, sleep=interruption.sleep)
-    lock.acquire(settings.lock_timeout)
+    held = lock.acquire(settings.lock_timeout, needless)
     try:
-        yield
+        yield held
     finally:
         try:
             lock.release()

@@ -36,52 +36,59 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser() -> ArgumentParser:
-    """Commands and their flags; every flag also has an environment variable."""
-    common = ArgumentParser(add_help=False)
-    suppress = argparse.SUPPRESS
-    common.add_argument("--database-url", default=suppress, help="SQLAlchemy/libpq URL "
-                        "(env DATABASE_URL, or DATABASE_URL_FILE)")
-    common.add_argument("--config", default=suppress, help="alembic.ini (env ALEMBIC_CONFIG)")
-    common.add_argument("--wait-timeout", default=suppress,
-                        help="seconds to wait for the database (env MIGRATE_WAIT_TIMEOUT)")
-    common.add_argument("--lock-timeout", default=suppress,
-                        help="seconds to wait for the lock (env MIGRATE_LOCK_TIMEOUT)")
-    common.add_argument("--lock-key", default=suppress,
-                        help="64-bit advisory lock key (env MIGRATE_LOCK_KEY)")
-    common.add_argument("--log-format", default=suppress, help="text or json "
-                        "(env MIGRATE_LOG_FORMAT)")
-    common.add_argument("--log-level", default=suppress, help="DEBUG, INFO, WARNING, ERROR "
-                        "(env MIGRATE_LOG_LEVEL)")
-    parser = ArgumentParser(prog="migration-job", parents=[common],
-                            description="Wait for PostgreSQL, lock, and run Alembic migrations.")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in ("upgrade", "check", "status", "sql"):
-        sub = commands.add_parser(name, parents=[common], help=COMMAND_HELP[name],
-                                  description=COMMAND_HELP[name])
-        sub.add_argument("--target", default=suppress,
-                         help="revision to reach, default head (env MIGRATE_TARGET)")
-        if name in ("status", "check"):
-            sub.add_argument("--json", action="store_true", default=suppress,
-                             help="machine-readable output")
-        if name == "sql":
-            sub.add_argument("--from", dest="from_revision", default=suppress,
-                             help="start from this revision instead of the database's")
-    down = commands.add_parser("downgrade", parents=[common], help=COMMAND_HELP["downgrade"],
-                               description=COMMAND_HELP["downgrade"])
-    down.add_argument("target", help="revision to downgrade to (required: no default)")
-    for name in ("wait", "manifest"):
-        commands.add_parser(name, parents=[common], help=COMMAND_HELP[name],
-                            description=COMMAND_HELP[name])
+    """One flat parser: a command word, its revision (downgrade), and every flag.
+
+    Flat rather than one sub-parser per command: options may follow the command either way,
+    and a flat parser builds in a fifth of the time, paid on every start.
+    """
+    parser = ArgumentParser(
+        prog="migration-job", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Wait for PostgreSQL, lock, and run Alembic migrations.\n\ncommands:\n"
+        + "\n".join(f"  {name:<10} {text}" for name, text in COMMAND_HELP.items()))
+    parser.add_argument("command", nargs="?", default="upgrade", choices=COMMANDS,
+                        metavar="COMMAND", help="one of the commands above (default: upgrade)")
+    parser.add_argument("revision", nargs="?", metavar="TARGET",
+                        help="downgrade only: the revision to go down to (required)")
+    parser.add_argument("--database-url", help="SQLAlchemy/libpq URL (env DATABASE_URL, or "
+                        "DATABASE_URL_FILE)")
+    parser.add_argument("--config", help="alembic.ini (env ALEMBIC_CONFIG)")
+    parser.add_argument("--target", help="upgrade, check, status, sql: revision to reach, "
+                        "default head (env MIGRATE_TARGET)")
+    parser.add_argument("--wait-timeout", help="seconds to wait for the database "
+                        "(env MIGRATE_WAIT_TIMEOUT)")
+    parser.add_argument("--lock-timeout", help="seconds to wait for the lock "
+                        "(env MIGRATE_LOCK_TIMEOUT)")
+    parser.add_argument("--lock-key", help="64-bit advisory lock key (env MIGRATE_LOCK_KEY)")
+    parser.add_argument("--log-format", help="text or json (env MIGRATE_LOG_FORMAT)")
+    parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env MIGRATE_LOG_LEVEL)")
+    parser.add_argument("--json", action="store_true", help="status, check: JSON output")
+    parser.add_argument("--from", dest="from_revision", help="sql: start from this revision "
+                        "instead of the database's")
     return parser
 
 
+# Flags that only some commands take.
+COMMAND_ONLY_FLAGS = {"json": ("status", "check"), "from_revision": ("sql",),
+                      "target": ("upgrade", "check", "status", "sql")}
+
+
 def parse_options(argv: Sequence[str]) -> dict[str, object]:
-    """Flags as a dict; no command means `upgrade`."""
-    args = list(argv)
-    asks_for_help = bool({"-h", "--help"} & set(args))
-    if not asks_for_help and not any(a in COMMANDS for a in args if not a.startswith("-")):
-        args.insert(0, "upgrade")
-    return vars(build_parser().parse_args(args))
+    """Flags as a dict; no command means `upgrade`; each flag checked against its command."""
+    options = vars(build_parser().parse_args(list(argv)))
+    command = str(options["command"])
+    flag_names = {"json": "--json", "from_revision": "--from", "target": "--target"}
+    for option, commands in COMMAND_ONLY_FLAGS.items():
+        if options.get(option) and command not in commands:
+            raise ConfigError(f"{flag_names[option]} does not apply to {command} (see --help)")
+    revision = options.pop("revision")
+    if command == "downgrade":
+        if not revision:
+            raise ConfigError("downgrade needs an explicit target revision, e.g. "
+                              "`downgrade 0003` (there is no default)")
+        options["target"] = revision
+    elif revision is not None:
+        raise ConfigError(f"unexpected argument {revision!r} after {command} (see --help)")
+    return options
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -36,6 +36,8 @@ def bad_inputs(tmp: Path) -> list[tuple[str, list[str], dict[str, str], str]]:
         ("unknown-flag", ["--frobnicate"], GOOD, "--frobnicate"),
         ("unknown-command", ["migrate-everything"], GOOD, "migrate-everything"),
         ("downgrade-no-target", ["downgrade"], GOOD, "target"),
+        ("flag-of-another-command", ["upgrade", "--json"], GOOD, "--json"),
+        ("extra-argument", ["status", "0003"], GOOD, "'0003'"),
         ("empty-target", [], {**GOOD, "MIGRATE_TARGET": " "}, "MIGRATE_TARGET"),
     ]
 

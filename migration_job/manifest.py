@@ -35,27 +35,29 @@ def manifest_path(script_location: Path) -> Path:
     return script_location / MANIFEST_NAME
 
 
-def _revision_files(root: Path, folders: Iterable[str], recursive: bool) -> list[Path]:
-    files: list[Path] = []
+def _revision_files(root: str, folders: Iterable[str], recursive: bool) -> list[str]:
+    """Revision files as paths relative to `root` (plain strings: this runs on every start)."""
+    files: list[str] = []
     for folder in folders:
-        base = root / folder
-        if not base.is_dir():
+        base = os.path.join(root, folder)
+        if not os.path.isdir(base):
             continue
         if recursive:
             for parent, _, names in os.walk(base):
-                files.extend(Path(parent, n) for n in names if n.endswith(".py"))
+                relative = os.path.relpath(parent, root)
+                files.extend(f"{relative}/{n}" for n in names if n.endswith(".py"))
         else:
-            files.extend(base / n for n in os.listdir(base) if n.endswith(".py"))
+            files.extend(f"{folder}/{n}" for n in os.listdir(base) if n.endswith(".py"))
     return sorted(files)
 
 
 def fingerprint(config_path: Path, folders: Iterable[str], recursive: bool) -> str:
     """sha256 over alembic.ini and every revision file's path and content."""
-    root = config_path.resolve().parent
+    root = os.path.dirname(os.path.abspath(config_path))
     digest = hashlib.sha256(config_path.read_bytes())
-    for path in _revision_files(root, folders, recursive):
-        digest.update(b"\0" + str(path.relative_to(root)).encode())
-        digest.update(b"\0" + path.read_bytes())
+    for relative in _revision_files(root, folders, recursive):
+        with open(os.path.join(root, relative), "rb") as revision:
+            digest.update(b"\0" + relative.encode() + b"\0" + revision.read())
     return digest.hexdigest()
 
 

@@ -35,6 +35,11 @@ class ArgumentParser(argparse.ArgumentParser):
         raise ConfigError(f"{message} (see --help)")
 
 
+def fixed_width_help(prog: str) -> argparse.HelpFormatter:
+    """A fixed width spares argparse from asking the terminal (and importing shutil) at start."""
+    return argparse.RawDescriptionHelpFormatter(prog, width=100)
+
+
 def build_parser() -> ArgumentParser:
     """One flat parser: a command word, its revision (downgrade), and every flag.
 
@@ -42,7 +47,7 @@ def build_parser() -> ArgumentParser:
     and a flat parser builds in a fifth of the time, paid on every start.
     """
     parser = ArgumentParser(
-        prog="migration-job", formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="migration-job", formatter_class=fixed_width_help,
         description="Wait for PostgreSQL, lock, and run Alembic migrations.\n\ncommands:\n"
         + "\n".join(f"  {name:<10} {text}" for name, text in COMMAND_HELP.items()))
     parser.add_argument("command", nargs="?", default="upgrade", choices=COMMANDS,

@@ -34,12 +34,12 @@ PERMANENT_MARKERS = (
 )
 # Everything else that stops a connection (refused, reset, timeout, a name that does not
 # resolve yet, "the database system is starting up", "too many clients") is retried.
-# Backoff: 0.1 s doubling up to 0.5 s, plus up to 0.5 s of random jitter. Never more than 1 s
-# between tries (the job notices a ready database within a second), about 1.3 tries a second
-# once capped, and replicas started together spread out instead of retrying in step.
-BACKOFF_INITIAL_S = 0.1
+# Backoff: 0.25 s doubling up to 0.5 s, plus up to 0.4 s of random jitter. Never more than
+# 0.9 s between tries (the job notices a ready database within a second), about 1.4 tries a
+# second once capped, and replicas started together spread out instead of retrying in step.
+BACKOFF_INITIAL_S = 0.25
 BACKOFF_EXPONENTIAL_MAX_S = 0.5
-BACKOFF_JITTER_S = 0.5
+BACKOFF_JITTER_S = 0.4
 BACKOFF_MAX_S = BACKOFF_EXPONENTIAL_MAX_S + BACKOFF_JITTER_S
 # libpq's own connect timeout per attempt, so that a black-holed address cannot eat the wait.
 ATTEMPT_TIMEOUT_S = 10.0

@@ -1,0 +1,100 @@
+"""The benchmark of issue 4, side by side: the job, plain Alembic, a psycopg2-only floor, dbmate.
+
+Run it with `benchmarks/run` (which installs dbmate and matplotlib first), or, with those in
+place, `.venv/bin/python -m benchmarks.bench [--quick]` from the repository root. A full run
+writes BENCHMARKS.md and benchmarks/noop.png; --quick writes them under benchmarks/work/quick/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import secrets
+import sys
+import time
+from pathlib import Path
+
+from benchmarks import environment, report, scenarios
+from benchmarks.measure import close_launcher
+from benchmarks.world import FULL, QUICK, REPO, WORK, Bench, find_dbmate, prepare_histories
+from tests.support.pgserver import PostgresServer
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """--quick for a smoke run."""
+    parser = argparse.ArgumentParser(prog="benchmarks/run", description=__doc__)
+    parser.add_argument("--quick", action="store_true",
+                        help="short smoke run (fewer runs, smaller histories), ~1-2 minutes; "
+                        "writes to benchmarks/work/quick/ instead of BENCHMARKS.md")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run every scenario, then write the results, the report and the plot."""
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    profile = QUICK if args.quick else FULL
+    command = "benchmarks/run" + (" --quick" if args.quick else "")
+    if args.quick:
+        markdown_path, plot_path = WORK / "quick" / "BENCHMARKS.md", WORK / "quick" / "noop.png"
+        plot_link = "noop.png"
+    else:
+        markdown_path, plot_path = REPO / "BENCHMARKS.md", REPO / "benchmarks" / "noop.png"
+        plot_link = "benchmarks/noop.png"
+    started = time.monotonic()
+    load_before = os.getloadavg()
+    code_before = environment.describe_code(REPO), environment.code_fingerprint(REPO)
+    python = Path(sys.executable)
+    dbmate = find_dbmate()
+    server = PostgresServer(password=secrets.token_hex(12), max_connections=300)
+    bench = Bench(profile=profile, python=python, dbmate=dbmate, server=server)
+    try:
+        server.start()
+        print(f"PostgreSQL on 127.0.0.1:{server.port} ({server.base}); profile {profile.name}",
+              flush=True)
+
+        def stage(title: str) -> None:
+            print(f"[{time.monotonic() - started:6.1f}s] {title}", flush=True)
+
+        stage("generating histories and their databases")
+        prepare_histories(bench)
+        stage("no-op at head")
+        noop = scenarios.noop_at_head(bench)
+        stage("where the job's no-op time goes (-X importtime)")
+        imports = scenarios.import_profile(bench)
+        stage("full upgrade from empty")
+        full = scenarios.full_upgrade(bench)
+        stage("fleet")
+        fleet = scenarios.fleet(bench, environment.usable_cores())
+        stage("wait for a database that starts")
+        wait = scenarios.wait_for_start(bench)
+        stage("report")
+        env = environment.collect(REPO, server.bindir, dbmate)
+        code_after = env.commit, environment.code_fingerprint(REPO)
+        if code_after != code_before:
+            bench.note(f"the job's code changed during this run (commit {code_before[0]}, "
+                       f"code {code_before[1]} at the start; {code_after[0]}, {code_after[1]} "
+                       "at the end): the numbers mix two versions, rerun for a clean result")
+    finally:
+        close_launcher()
+        server.destroy()
+    results = report.Report(env=env, profile=profile, command=command,
+                            runtime_s=time.monotonic() - started, fast_path=bench.manifest,
+                            notes=bench.notes, noop=noop, full=full, fleet=fleet, wait=wait,
+                            imports=imports, load=(load_before, os.getloadavg()))
+    markdown_path.parent.mkdir(parents=True, exist_ok=True)
+    raw = WORK / ("results-quick.json" if args.quick else "results.json")
+    raw.write_text(json.dumps(dataclasses.asdict(results), indent=1, default=str))
+    report.plot(results, plot_path)
+    markdown_path.write_text(report.markdown(results, plot_link))
+    print(f"\nwrote {markdown_path.relative_to(REPO)}, {plot_path.relative_to(REPO)} and "
+          f"{raw.relative_to(REPO)} in {results.runtime_s / 60:.1f} min\n", flush=True)
+    for target in report.targets(results):
+        print(f"  {'MET    ' if target.met else 'NOT MET'}  {target.what}: {target.goal}: "
+              f"{target.measured}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

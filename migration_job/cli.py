@@ -151,6 +151,7 @@ def run_in_worker(settings: Settings) -> tuple[int, str]:
         message = str(interruption.error())
         if worker.is_alive():
             message += " (gave up waiting for the rollback; the server rolls it back)"
-        log.error("interrupted", message, exit_code=interruption.exit_code)
+        if not result or result[0][0] != interruption.exit_code:  # else the worker said so
+            log.error("interrupted", message, exit_code=interruption.exit_code)
         return interruption.exit_code, message
     return result[0]

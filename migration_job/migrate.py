@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -75,9 +75,6 @@ class Progress:
         return ",".join(step.info.up_revision_ids)  # type: ignore[attr-defined]
 
 
-StepsFn = Callable[[Any, MigrationContext], Iterable[MigrationStep]]
-
-
 def _engine(settings: Settings) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(
         settings.database_url or f"{PSYCOPG2_SCHEME}://",
@@ -94,6 +91,7 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     """
     config, scripts = history
 
+    # The same step lists alembic.command.upgrade/downgrade build, passed through Progress.
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
         if progress.verb == "upgrade":
             return progress.track(scripts._upgrade_revs(destination, revision))

@@ -16,7 +16,17 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks import environment, report, scenarios
+from benchmarks import (
+    benchmarks_md,
+    environment,
+    fleets,
+    import_profile,
+    noop_plot,
+    report,
+    side_by_side,
+    targets,
+    waiting,
+)
 from benchmarks.measure import close_launcher
 from benchmarks.world import FULL, QUICK, REPO, WORK, Bench, find_dbmate, prepare_histories
 from tests.support.pgserver import PostgresServer
@@ -60,15 +70,15 @@ def main(argv: list[str] | None = None) -> int:
         stage("generating histories and their databases")
         prepare_histories(bench)
         stage("no-op at head")
-        noop = scenarios.noop_at_head(bench)
+        noop = side_by_side.noop_at_head(bench)
         stage("where the job's no-op time goes (-X importtime)")
-        imports = scenarios.import_profile(bench)
+        imports = import_profile.import_profile(bench)
         stage("full upgrade from empty")
-        full = scenarios.full_upgrade(bench)
+        full = side_by_side.full_upgrade(bench)
         stage("fleet")
-        fleet = scenarios.fleet(bench, environment.usable_cores())
+        fleet = fleets.fleet(bench, environment.usable_cores())
         stage("wait for a database that starts")
-        wait = scenarios.wait_for_start(bench)
+        wait = waiting.wait_for_start(bench)
         stage("report")
         env = environment.collect(REPO, server.bindir, dbmate)
         code_after = env.commit, environment.code_fingerprint(REPO)
@@ -86,11 +96,11 @@ def main(argv: list[str] | None = None) -> int:
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     raw = WORK / ("results-quick.json" if args.quick else "results.json")
     raw.write_text(json.dumps(dataclasses.asdict(results), indent=1, default=str))
-    report.plot(results, plot_path)
-    markdown_path.write_text(report.markdown(results, plot_link))
+    noop_plot.plot(results, plot_path)
+    markdown_path.write_text(benchmarks_md.markdown(results, plot_link))
     print(f"\nwrote {markdown_path.relative_to(REPO)}, {plot_path.relative_to(REPO)} and "
           f"{raw.relative_to(REPO)} in {results.runtime_s / 60:.1f} min\n", flush=True)
-    for target in report.targets(results):
+    for target in targets.targets(results):
         print(f"  {'MET    ' if target.met else 'NOT MET'}  {target.what}: {target.goal}: "
               f"{target.measured}")
     return 0

@@ -74,11 +74,14 @@ class PostgresAdvisoryLock:
         """Poll until held (True), no longer needed (False) or timed out (LockTimeout)."""
         started = time.monotonic()
         next_report = started
-        while not self._try():
+        while True:
+            # Asked before each try: once the work is done, a free lock is no reason to take it.
             if needless is not None and needless():
                 log.info("lock_not_needed", "stopped waiting for the migration lock: "
                          "another runner finished the work", lock_key=self.key)
                 return False
+            if self._try():
+                break
             now = time.monotonic()
             holder = None
             if now >= next_report:

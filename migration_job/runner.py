@@ -134,10 +134,11 @@ def migration_lock(connection: Connection, settings: Settings, project: Project,
     key = settings.lock_key
     if key is None:
         key = lock_key_for(connection, project.version_table, project.version_table_schema)
-    database.keep_session_alive(connection)
     lock = PostgresAdvisoryLock(connection, key, sleep=interruption.sleep)
     held = lock.acquire(settings.lock_timeout, needless)
     try:
+        if held:
+            database.keep_session_alive(connection)
         yield held
     finally:
         try:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 from migration_job.locks import derive_lock_key
 from tests.integration.conftest import Database
-from tests.support.job import RunningJob, job_env, run_job
+from tests.support.job import RunningJob, job_env, run_job, wait_until
+from tests.support.projects import SLOW, make_project
 
 
 def hold_lock(database: Database, key: int, name: str = "other-deployer") -> object:
@@ -58,3 +62,22 @@ class TestLockHeldElsewhere:
             holder.close()  # type: ignore[attr-defined]
         assert result.code == 0, result.stderr
         assert "already_at_target" in result.names()
+
+
+class TestLockSessionSurvivesIdleTimeouts:
+    """A server that ends idle sessions must not end the idle session holding the lock."""
+
+    def test_lock_held_through_a_long_revision(self, database: Database, tmp_path: Path) -> None:
+        database.query(f'ALTER DATABASE "{database.name}" SET idle_session_timeout = \'300ms\'')
+        config = make_project(tmp_path, extra={"0006_slow": SLOW})
+        job = RunningJob(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
+                                     PGOPTIONS="-c migration_test.sleep=2"))
+        job.wait_for_event("revision_started", revision="0006")
+        # Well past the idle timeout, the lock's session (idle since it took the lock) lives.
+        assert wait_until(lambda: database.running_statements("%pg_sleep%") == 1)
+        time.sleep(1)
+        assert database.advisory_locks() == 1
+        result = job.finish()
+        assert result.code == 0, result.stderr
+        assert "lock_release_failed" not in result.names()
+        assert database.revisions() == ["0006"]

@@ -7,39 +7,26 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.conftest import Database
 from tests.support.job import RunningJob, job_env, run_job
-from tests.support.pgserver import PostgresServer
+from tests.support.pgserver import PostgresServer, running_server
 from tests.support.projects import SLOW, make_project
 
 
 @pytest.fixture
 def own_server() -> Iterator[PostgresServer]:
     """A server this test may crash."""
-    server = PostgresServer().start()
-    try:
+    with running_server() as server:
         yield server
-    finally:
-        server.destroy()
-
-
-def scalar(server: PostgresServer, sql: str) -> object:
-    """One value from the server's postgres database."""
-    conn = server.connect()
-    try:
-        with conn.cursor() as cur:
-            cur.execute(sql)
-            row = cur.fetchone()
-            return row[0] if row else None
-    finally:
-        conn.close()
 
 
 class TestServerCrashDuringRevision:
     """The postmaster is killed mid-revision: exit 3; after restart the next run reaches head."""
 
     def test_crash_then_retry(self, own_server: PostgresServer, tmp_path: Path) -> None:
+        database = Database(own_server, "postgres", own_server.url())
         config = make_project(tmp_path, extra={"0006_slow": SLOW})
-        job = RunningJob(env=job_env(DATABASE_URL=own_server.url(), ALEMBIC_CONFIG=str(config),
+        job = RunningJob(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
                                      PGOPTIONS="-c migration_test.sleep=600"))
         job.wait_for_event("revision_started", revision="0006")
         own_server.kill()
@@ -52,10 +39,9 @@ class TestServerCrashDuringRevision:
         assert "Traceback" not in result.stderr
 
         own_server.start()
-        assert scalar(own_server, "SELECT version_num FROM alembic_version") == "0005"
-        assert scalar(own_server, "SELECT to_regclass('slow_marker')") is None
-        again = run_job(env=job_env(DATABASE_URL=own_server.url(), ALEMBIC_CONFIG=str(config)))
+        assert database.revisions() == ["0005"]
+        assert not database.exists("slow_marker")
+        again = run_job(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config)))
         assert again.code == 0, again.stderr
-        assert scalar(own_server, "SELECT version_num FROM alembic_version") == "0006"
-        assert scalar(own_server, "SELECT count(*) FROM migration_audit "
-                                  "WHERE revision = '0006'") == 1
+        assert database.revisions() == ["0006"]
+        assert database.applications()["0006"] == 1

@@ -9,7 +9,14 @@ from migration_job.database import read_revisions
 from migration_job.errors import HistoryError, PendingMigrations
 from migration_job.interruption import Interruption
 from migration_job.project import read_project
-from migration_job.runner import at_target, connected, describe, load_history
+from migration_job.runner import (
+    at_head_by_manifest,
+    at_target,
+    connected,
+    describe,
+    load_history,
+    usable_manifest_heads,
+)
 from migration_job.wait import first_line
 
 
@@ -48,8 +55,14 @@ def status(settings: Settings, interruption: Interruption) -> str:
 
 
 def check(settings: Settings, interruption: Interruption) -> str:
-    """Exit 0 when the database is at the target, 8 when revisions are pending."""
+    """Exit 0 when the database is at the target, 8 when revisions are pending.
+
+    Readiness probes call this often: a fresh manifest answers "at head" without Alembic.
+    """
     current = current_revisions(settings, interruption)
+    project = read_project(settings.alembic_config)
+    if current == usable_manifest_heads(settings, project):
+        return at_head_by_manifest(current, "database is at target")
     found = load_history(settings).plan(current, settings.target)
     if not found.at_target:
         raise PendingMigrations(f"{len(found.pending)} revision(s) pending: "

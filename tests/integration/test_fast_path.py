@@ -65,3 +65,19 @@ class TestManifestFastPath:
         assert run_job(env=env).code == 0
         database.query("UPDATE alembic_version SET version_num = 'abc999'")
         assert run_job(env=env).code == 7
+
+
+class TestCheckByManifest:
+    """`check` (readiness probes) answers from a fresh manifest too, and never wrongly."""
+
+    def test_check_at_head_and_behind(self, database: Database, tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        manifest(config)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        assert run_job("check", env=env).code == 8
+        assert run_job(env=env).code == 0
+        at_head = run_job("check", env=env)
+        assert at_head.code == 0
+        assert at_head.event("already_at_target")["via"] == "manifest"
+        (tmp_path / "migrations" / "versions" / "0006_slow.py").write_text(SLOW)
+        assert run_job("check", env=env).code == 8

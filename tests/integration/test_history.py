@@ -151,3 +151,28 @@ def alembic_config() -> PytestAlembicConfig:
 test_single_head_revision = alembic_tests.test_single_head_revision
 test_upgrade = alembic_tests.test_upgrade
 test_up_down_consistency = alembic_tests.test_up_down_consistency
+
+
+class TestCustomVersionTable:
+    """A project that keeps its versions elsewhere says so in alembic.ini; the job follows."""
+
+    def test_version_table_and_schema_from_alembic_ini(self, database: Database,
+                                                       tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env_py = tmp_path / "migrations" / "env.py"
+        env_py.write_text(env_py.read_text().replace(
+            "transaction_per_migration=True)",
+            "transaction_per_migration=True, version_table='schema_versions',\n"
+            "                      version_table_schema='meta')"))
+        config.write_text(config.read_text().replace(
+            "[alembic]\n", "[alembic]\nversion_table = schema_versions\n"
+                           "version_table_schema = meta\n"))
+        database.query("CREATE SCHEMA meta")
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        assert run_job(env=env).code == 0
+        assert database.query("SELECT version_num FROM meta.schema_versions") == [("0005",)]
+        assert not database.exists("alembic_version")
+        again = run_job(env=env)
+        assert again.code == 0
+        assert "lock_acquired" not in again.names()
+        assert json.loads(run_job("status", "--json", env=env).stdout)["current"] == ["0005"]

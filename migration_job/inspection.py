@@ -8,7 +8,7 @@ from migration_job.config import Settings
 from migration_job.database import read_revisions
 from migration_job.errors import HistoryError, PendingMigrations
 from migration_job.interruption import Interruption
-from migration_job.project import read_project
+from migration_job.project import Project, read_project
 from migration_job.runner import (
     at_head_by_manifest,
     at_target,
@@ -26,9 +26,10 @@ def wait(settings: Settings, interruption: Interruption) -> str:
         return "database reachable"
 
 
-def current_revisions(settings: Settings, interruption: Interruption) -> tuple[str, ...]:
+def current_revisions(settings: Settings, interruption: Interruption,
+                      project: Project | None = None) -> tuple[str, ...]:
     """The database's revision(s), after waiting for it."""
-    project = read_project(settings.alembic_config)
+    project = project or read_project(settings.alembic_config)
     with connected(settings, interruption) as connection:
         return read_revisions(connection, project)
 
@@ -59,8 +60,8 @@ def check(settings: Settings, interruption: Interruption) -> str:
 
     Readiness probes call this often: a fresh manifest answers "at head" without Alembic.
     """
-    current = current_revisions(settings, interruption)
     project = read_project(settings.alembic_config)
+    current = current_revisions(settings, interruption, project)
     if current == usable_manifest_heads(settings, project):
         return at_head_by_manifest(current, "database is at target")
     found = load_history(settings).plan(current, settings.target)

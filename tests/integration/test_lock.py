@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from migration_job.locks import derive_lock_key
@@ -11,13 +13,17 @@ from tests.support.job import RunningJob, job_env, run_job, wait_until
 from tests.support.projects import SLOW, make_project
 
 
-def hold_lock(database: Database, key: int, name: str = "other-deployer") -> object:
-    """Hold the key from a session the test controls; returns the connection."""
+@contextmanager
+def held_lock(database: Database, key: int, name: str = "other-deployer") -> Iterator[None]:
+    """Hold the key from a session the test controls, for the duration of the block."""
     conn = database.server.connect(database.name)
-    with conn.cursor() as cur:
-        cur.execute("SET application_name = %s", (name,))
-        cur.execute("SELECT pg_advisory_lock(%s)", (key,))
-    return conn
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SET application_name = %s", (name,))
+            cur.execute("SELECT pg_advisory_lock(%s)", (key,))
+        yield
+    finally:
+        conn.close()
 
 
 class TestLockHeldElsewhere:
@@ -25,11 +31,8 @@ class TestLockHeldElsewhere:
 
     def test_timeout_names_the_holder(self, database: Database) -> None:
         key = derive_lock_key(database.name, "public", "alembic_version")
-        holder = hold_lock(database, key)
-        try:
+        with held_lock(database, key):
             result = run_job(env=job_env(DATABASE_URL=database.url, MIGRATE_LOCK_TIMEOUT="1"))
-        finally:
-            holder.close()  # type: ignore[attr-defined]
         assert result.code == 5, result.stderr
         waiting = result.event("waiting_for_lock")
         assert waiting["holder"]["application_name"] == "other-deployer"
@@ -41,12 +44,11 @@ class TestLockHeldElsewhere:
         assert database.revisions() == []
 
     def test_waits_and_proceeds_when_released(self, database: Database) -> None:
-        holder = hold_lock(database, 4242)
-        job = RunningJob(env=job_env(DATABASE_URL=database.url, MIGRATE_LOCK_KEY="4242",
-                                     MIGRATE_LOCK_TIMEOUT="120"))
-        waiting = job.wait_for_event("waiting_for_lock")
-        assert waiting["lock_key"] == 4242
-        holder.close()  # type: ignore[attr-defined]
+        with held_lock(database, 4242):
+            job = RunningJob(env=job_env(DATABASE_URL=database.url, MIGRATE_LOCK_KEY="4242",
+                                         MIGRATE_LOCK_TIMEOUT="120"))
+            waiting = job.wait_for_event("waiting_for_lock")
+            assert waiting["lock_key"] == 4242
         result = job.finish()
         assert result.code == 0, result.stderr
         assert database.revisions() == ["0005"]
@@ -55,11 +57,8 @@ class TestLockHeldElsewhere:
     def test_fast_path_ignores_a_held_lock(self, database: Database) -> None:
         assert run_job(env=job_env(DATABASE_URL=database.url)).code == 0
         key = derive_lock_key(database.name, "public", "alembic_version")
-        holder = hold_lock(database, key)
-        try:
+        with held_lock(database, key):
             result = run_job(env=job_env(DATABASE_URL=database.url, MIGRATE_LOCK_TIMEOUT="0"))
-        finally:
-            holder.close()  # type: ignore[attr-defined]
         assert result.code == 0, result.stderr
         assert "already_at_target" in result.names()
 

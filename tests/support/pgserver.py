@@ -167,3 +167,110 @@ def running_server() -> Iterator[PostgresServer]:
         yield server
     finally:
         server.destroy()
+
+
+def _conninfo_value(value: str) -> str:
+    """A value for a libpq keyword/value connection string, quoted and escaped."""
+    return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def allow_replication(server: PostgresServer) -> None:
+    """Make sure pg_hba.conf lets the superuser open replication connections from 127.0.0.1.
+
+    initdb already writes such a line (`host replication all 127.0.0.1/32 <auth>`); this only
+    adds one (and reloads) for a pg_hba.conf that lacks it.
+    """
+    hba = server.data / "pg_hba.conf"
+    for line in hba.read_text().splitlines():
+        fields = line.split("#", 1)[0].split()
+        if fields[:2] == ["host", "replication"] and fields[3:4] == ["127.0.0.1/32"]:
+            return
+    with hba.open("a") as out:
+        out.write("host    replication     all             127.0.0.1/32            "
+                  "scram-sha-256\n")
+    conn = server.connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_reload_conf()")
+    finally:
+        conn.close()
+
+
+class StandbyServer(PostgresServer):
+    """A hot standby of a running PostgresServer, streaming from it, on its own free port.
+
+    Made with `pg_basebackup -R` (which writes standby.signal and primary_conninfo), so it
+    holds everything the primary had when it was made and replays what the primary writes
+    after. Its url() and connect() point at the standby; it is read-only for everyone.
+    """
+
+    def __init__(self, primary: PostgresServer) -> None:
+        self.primary = primary
+        # A hot standby refuses to start with fewer connections than its primary allows.
+        super().__init__(password=primary.password, max_connections=primary.max_connections)
+
+    def _initdb(self) -> None:
+        """Instead of initdb: a base backup of the primary, set up to stream from it."""
+        allow_replication(self.primary)
+        conninfo = (f"host=127.0.0.1 port={self.primary.port} user=postgres "
+                    f"password={_conninfo_value(self.primary.password)}")
+        self._run(str(self.bindir / "pg_basebackup"), "-d", conninfo, "-D", str(self.data),
+                  "-R", "-X", "stream", "-c", "fast", "--no-sync")
+
+    def start(self, timeout: float = 60) -> StandbyServer:
+        """Start and wait until it accepts read-only connections as a standby."""
+        super().start()
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                conn = self.connect()
+                try:
+                    with conn.cursor() as cur:
+                        cur.execute("SELECT pg_is_in_recovery()")
+                        row = cur.fetchone()
+                finally:
+                    conn.close()
+                if row is not None and row[0] is True:
+                    return self
+                raise RuntimeError(f"{self.data} started, but not as a standby")
+            except psycopg2.OperationalError:
+                if time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.1)
+
+    def catch_up(self, timeout: float = 60) -> None:
+        """Wait until the standby has replayed everything the primary has written so far."""
+        primary = self.primary.connect()
+        try:
+            with primary.cursor() as cur:
+                cur.execute("SELECT pg_current_wal_lsn()::text")
+                row = cur.fetchone()
+        finally:
+            primary.close()
+        assert row is not None
+        target = str(row[0])
+        deadline = time.monotonic() + timeout
+        standby = self.connect()
+        try:
+            with standby.cursor() as cur:
+                while True:
+                    cur.execute("SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,))
+                    done = cur.fetchone()
+                    if done is not None and done[0] is True:
+                        return
+                    if time.monotonic() >= deadline:
+                        raise TimeoutError(f"standby did not replay up to {target} "
+                                           f"within {timeout}s")
+                    time.sleep(0.05)
+        finally:
+            standby.close()
+
+
+@contextmanager
+def running_standby(primary: PostgresServer) -> Iterator[StandbyServer]:
+    """A started hot standby of a running server, destroyed afterwards."""
+    standby = StandbyServer(primary)
+    try:
+        yield standby.start()
+    finally:
+        standby.destroy()

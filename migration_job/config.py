@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import NamedTuple
@@ -23,9 +24,32 @@ KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
 LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
 PSYCOPG2_SCHEME = "postgresql+psycopg2"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+# A URL is a few hundred bytes: anything much larger is the wrong file, not a secret.
+URL_FILE_LIMIT = 64 * 1024
+# libpq URL query parameters whose values are secrets.
+SECRET_PARAMETERS = ("password", "sslpassword")
+MALFORMED_URL = ("DATABASE_URL is malformed; expected "
+                 "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+UNENCODED_CHARACTERS = ("DATABASE_URL has an '@' after a '/', '#' or '?': URL-encode those in the "
+                      "password (/ as %2F, # as %23, ? as %3F, @ as %40)")
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# RFC 3986 ends a URL's authority (user:password@host:port) at the first of these.
+_AUTHORITY_END = re.compile(r"[/?#]")
+# A query parameter's value, where an '@' is data rather than the end of a password.
+_QUERY_VALUE = re.compile(r"\?[^#]*=")
+_FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
+               (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
+               (stat.S_ISSOCK, "a socket"))
+
+
+class UrlError(ConfigError):
+    """An unusable DATABASE_URL; carries the URL's secrets so that they can be masked anyway."""
+
+    def __init__(self, message: str, secrets: tuple[str, ...]) -> None:
+        super().__init__(message)
+        self.secrets = secrets
 
 
 class Settings(NamedTuple):
@@ -87,39 +111,124 @@ def parse_lock_key(text: str) -> int:
 
 
 def normalize_url(url: str) -> tuple[str, tuple[str, ...]]:
-    """Check a PostgreSQL URL and return it with the psycopg2 driver, plus its secrets."""
+    """Check a PostgreSQL URL and return it with the psycopg2 driver, plus its secrets.
+
+    Error messages never quote the URL: any part of it may be a piece of the password.
+    """
+    secrets = url_secrets(url)
+    try:
+        _check_url(url)
+    except ConfigError as error:
+        raise UrlError(str(error), secrets) from None
+    return f"{PSYCOPG2_SCHEME}://{url.split('://', 1)[1]}", secrets
+
+
+def _check_url(url: str) -> None:
+    """Raise a ConfigError, quoting nothing but the scheme, if `url` is not usable."""
     try:
         parts = urlsplit(url)
-        parts.port  # noqa: B018  (raises ValueError on a malformed port)
-    except ValueError as error:
-        raise ConfigError(f"DATABASE_URL is malformed ({error}); expected "
-                          "postgresql://USER:PASSWORD@HOST:PORT/DATABASE") from None
+    except ValueError:
+        raise ConfigError(MALFORMED_URL) from None
     scheme = parts.scheme.lower()
     if not scheme or "://" not in url:
-        raise ConfigError("DATABASE_URL is malformed; expected "
-                          "postgresql://USER:PASSWORD@HOST:PORT/DATABASE")
+        raise ConfigError(MALFORMED_URL)
     if scheme.startswith("postgresql+") and scheme != PSYCOPG2_SCHEME:
         raise ConfigError(f"DATABASE_URL driver {scheme!r} is not supported; "
                           "use postgresql:// (psycopg2)")
     if scheme not in ("postgres", "postgresql", PSYCOPG2_SCHEME):
         raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported; "
                           "migration-job runs on PostgreSQL (postgresql://...)")
-    rest = url.split("://", 1)[1]
-    secrets: tuple[str, ...] = ()
-    if parts.password:
-        secrets = tuple({parts.password, unquote(parts.password)})
-    return f"{PSYCOPG2_SCHEME}://{rest}", secrets
+    if _password_not_encoded(url.split("://", 1)[1]):
+        raise ConfigError(UNENCODED_CHARACTERS)
+    try:
+        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+    except ValueError:
+        raise ConfigError(f"{MALFORMED_URL} (the port is not a number up to 65535)") from None
+
+
+def _authority_end(rest: str) -> int:
+    """Where the authority of `rest` (the URL after '://') ends, by RFC 3986."""
+    end = _AUTHORITY_END.search(rest)
+    return len(rest) if end is None else end.start()
+
+
+def _password_not_encoded(rest: str) -> bool:
+    """Whether a '/', '#' or '?' in the password cut the authority short.
+
+    An '@' after the authority's end, other than in a query parameter's value, is where the
+    user meant the password to end; libpq and SQLAlchemy would each split such a URL differently.
+    """
+    end = _authority_end(rest)
+    at = rest.find("@", end)
+    return at >= 0 and _QUERY_VALUE.search(rest, end, at) is None
+
+
+def url_secrets(url: str) -> tuple[str, ...]:
+    """Every part of `url` that may be a password, raw and URL-decoded, to be masked."""
+    rest = url.split("://", 1)[-1]
+    found = {*_userinfo_passwords(rest), *_query_passwords(rest)}
+    found |= {unquote(secret) for secret in found}
+    return tuple(sorted(secret for secret in found if secret))
+
+
+def _userinfo_passwords(rest: str) -> list[str]:
+    """The text between 'user:' and each later '@', however the password was (mis)encoded.
+
+    One of these is the password whichever '@' the user meant to end it; the others are
+    longer stretches of the URL, harmless to mask.
+    """
+    colon = rest.find(":")
+    if colon < 0 or colon > _authority_end(rest):
+        return []
+    return [rest[colon + 1:at] for at in range(colon + 1, len(rest)) if rest[at] == "@"]
+
+
+def _query_passwords(rest: str) -> list[str]:
+    """Values of `password=` (and `sslpassword=`) query parameters, which libpq accepts."""
+    values = []
+    for parameter in re.split(r"[?&]", rest)[1:]:
+        key, _, value = parameter.partition("=")
+        if unquote(key) in SECRET_PARAMETERS:
+            values.append(value)
+    return values
 
 
 def _read_url_file(path: str) -> str:
+    """The trimmed URL from a secret file: a regular file of at most URL_FILE_LIMIT bytes."""
+    _check_url_file(path)
     try:
-        text = Path(path).read_text(encoding="utf-8").strip()
+        # Non-blocking, so that a file swapped for a FIFO after the check cannot hang us.
+        with os.fdopen(os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC), "rb") as file:
+            data = file.read(URL_FILE_LIMIT + 1) or b""
+        text = data.decode("utf-8").strip()
     except (OSError, UnicodeDecodeError) as error:
         reason = getattr(error, "strerror", None) or type(error).__name__
         raise ConfigError(f"DATABASE_URL_FILE={path} cannot be read: {reason}") from None
+    if len(data) > URL_FILE_LIMIT:
+        raise ConfigError(_too_large(path))
     if not text:
         raise ConfigError(f"DATABASE_URL_FILE={path} is empty")
     return text
+
+
+def _check_url_file(path: str) -> None:
+    """Refuse, before opening it, anything but a regular file of a sane size."""
+    try:
+        status = os.stat(path)
+    except OSError as error:
+        raise ConfigError(f"DATABASE_URL_FILE={path} cannot be read: {error.strerror}") from None
+    if not stat.S_ISREG(status.st_mode):
+        kind = next((name for test, name in _FILE_KINDS if test(status.st_mode)), "a special file")
+        raise ConfigError(f"DATABASE_URL_FILE={path} is {kind}, not a regular file; "
+                          "point it at the file that holds the URL")
+    if status.st_size > URL_FILE_LIMIT:
+        raise ConfigError(_too_large(path))
+
+
+def _too_large(path: str) -> str:
+    """The message for a URL file over the limit."""
+    return (f"DATABASE_URL_FILE={path} is larger than {URL_FILE_LIMIT // 1024} KiB; "
+            "it should hold only the URL")
 
 
 def _resolve_url(flag: str | None, env: Mapping[str, str], required: bool) -> str | None:
@@ -144,7 +253,11 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
-def _termination_log(env: Mapping[str, str]) -> Path | None:
+def termination_log_path(env: Mapping[str, str]) -> Path | None:
+    """Where the termination message goes; None for nowhere.
+
+    MIGRATE_TERMINATION_LOG wins ('' disables it), else /dev/termination-log when writable.
+    """
     if "MIGRATE_TERMINATION_LOG" in env:
         configured = env["MIGRATE_TERMINATION_LOG"]
         return Path(configured) if configured else None
@@ -192,7 +305,7 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         log_level=_choice(
             "MIGRATE_LOG_LEVEL", pick("log_level", "MIGRATE_LOG_LEVEL", "INFO").upper(),
             LOG_LEVELS),
-        termination_log=_termination_log(env),
+        termination_log=termination_log_path(env),
         json_output=bool(options.get("json")),
         from_revision=_optional_str(options.get("from_revision")),
         secrets=secrets,

@@ -14,6 +14,7 @@ from typing import IO, Any
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
 MASK = "***"
+SILENT = 100  # above every level
 
 
 class EventLog:
@@ -29,13 +30,31 @@ class EventLog:
         """Apply the settings; called once the configuration is known."""
         self.json = log_format == "json"
         self.threshold = LEVELS[level]
-        self.secrets = tuple(sorted((s for s in secrets if s), key=len, reverse=True))
+        # Each secret also as JSON spells it, for the line-level pass over encoded lines.
+        variants = {form for secret in secrets if secret
+                    for form in (secret, json.dumps(secret)[1:-1])}
+        self.secrets = tuple(sorted(variants, key=len, reverse=True))
 
     def scrub(self, text: str) -> str:
         """Replace every known secret in `text` with a mask."""
         for secret in self.secrets:
             text = text.replace(secret, MASK)
         return text
+
+    def scrub_value(self, value: object) -> object:
+        """`value` with every string in it scrubbed, through dicts, lists and tuples.
+
+        Values JSON cannot hold become their str() first, as they would be printed anyway.
+        """
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {self.scrub(str(key)): self.scrub_value(item) for key, item in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.scrub_value(item) for item in value]
+        if value is None or isinstance(value, bool | int | float):
+            return value
+        return self.scrub(str(value))
 
     def emit(self, level: str, event: str, message: str, **fields: Any) -> None:
         """Write one event if its level passes the threshold."""
@@ -47,11 +66,15 @@ class EventLog:
         if self.json:
             record = {"ts": stamp, "level": level.lower(), "event": event, "message": message}
             record.update(fields)
-            line = json.dumps(record, default=str)
+            # Scrubbed before encoding: JSON escapes quotes, backslashes, control characters
+            # and non-ASCII letters, so a secret holding one no longer matches in the line.
+            line = json.dumps(self.scrub_value(record))
         else:
-            line = f"{stamp} {level:<7} {message}"
+            # Scrubbed before rstrip(), which would cut a secret's trailing blank and the match.
+            line = f"{stamp} {level:<7} {self.scrub(message)}"
             if "traceback" in fields:
-                line += "\n" + str(fields["traceback"]).rstrip()
+                line += "\n" + self.scrub(str(fields["traceback"])).rstrip()
+        # A second pass over the whole line, belt and braces.
         self.stream.write(self.scrub(line) + "\n")
         self.stream.flush()
 
@@ -70,6 +93,10 @@ class EventLog:
     def error(self, event: str, message: str, **fields: Any) -> None:
         """Emit at ERROR."""
         self.emit("ERROR", event, message, **fields)
+
+    def silence(self) -> None:
+        """Write nothing more: the job's last line has been written."""
+        self.threshold = SILENT
 
 
 log = EventLog()

@@ -6,12 +6,15 @@ from pathlib import Path
 
 import pytest
 
+from migration_job import config
 from migration_job.config import (
     DEFAULT_ALEMBIC_CONFIG,
+    URL_FILE_LIMIT,
     load_settings,
     normalize_url,
     parse_duration,
     parse_lock_key,
+    termination_log_path,
 )
 from migration_job.errors import ConfigError
 
@@ -95,3 +98,43 @@ class TestNumbers:
     def test_both_url_sources_is_an_error(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="both set"):
             load_settings({}, {"DATABASE_URL": URL, "DATABASE_URL_FILE": str(tmp_path)})
+
+
+class TestUrlFile:
+    """DATABASE_URL_FILE must be a regular file of a sane size (FIFOs and devices: integration)."""
+
+    def test_a_directory_is_refused_before_reading(self, tmp_path: Path) -> None:
+        with pytest.raises(ConfigError, match="is a directory, not a regular file"):
+            load_settings({}, {"DATABASE_URL_FILE": str(tmp_path)})
+
+    def test_an_oversized_file_is_refused(self, tmp_path: Path) -> None:
+        secret = tmp_path / "url"
+        secret.write_text(URL + " " * URL_FILE_LIMIT)
+        with pytest.raises(ConfigError, match="larger than 64 KiB"):
+            load_settings({}, {"DATABASE_URL_FILE": str(secret)})
+
+    def test_a_file_at_the_limit_is_read(self, tmp_path: Path) -> None:
+        secret = tmp_path / "url"
+        secret.write_text(URL + " " * (URL_FILE_LIMIT - len(URL)))
+        assert secret.stat().st_size == URL_FILE_LIMIT
+        assert load_settings({}, {"DATABASE_URL_FILE": str(secret)}).libpq_dsn == URL
+
+
+class TestTerminationLogPath:
+    """MIGRATE_TERMINATION_LOG wins; unset, Kubernetes' file is used only when writable."""
+
+    def test_configured(self, tmp_path: Path) -> None:
+        target = tmp_path / "term"
+        assert termination_log_path({"MIGRATE_TERMINATION_LOG": str(target)}) == target
+
+    def test_empty_disables(self) -> None:
+        assert termination_log_path({"MIGRATE_TERMINATION_LOG": ""}) is None
+
+    def test_default_only_when_writable(self, tmp_path: Path,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        writable = tmp_path / "termination-log"
+        writable.touch()
+        monkeypatch.setattr(config, "KUBERNETES_TERMINATION_LOG", writable)
+        assert termination_log_path({}) == writable
+        monkeypatch.setattr(config, "KUBERNETES_TERMINATION_LOG", tmp_path / "no" / "such")
+        assert termination_log_path({}) is None

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 from migration_job.locks import derive_lock_key
 from migration_job.log import EventLog
@@ -48,6 +51,74 @@ class TestEventLog:
         log, stream = self.make("text")
         log.error("failed", "boom hunter2")
         assert stream.getvalue().endswith("ERROR   boom ***\n")
+
+
+# Passwords with each kind of character that JSON escapes (or that is plain ASCII).
+AWKWARD_PASSWORDS = {
+    "ascii": "Plain2Secret",
+    "quote": 'pa"ss',
+    "backslash": "pa\\ss",
+    "tab": "pa\tss",
+    "newline": "pa\nss",
+    "control": "pa\x01ss",
+    "non-ascii": "pässwörd",
+    "outside-bmp": "pa\U0001f511ss",
+    "everything": 'pä"ss\\wörd\t',
+}
+
+
+def strings_in(value: object) -> Iterator[str]:
+    """Every string in a decoded JSON value, keys included."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from strings_in(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from strings_in(item)
+
+
+class Shown:
+    """An object that JSON cannot hold: the log prints its str()."""
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __str__(self) -> str:
+        return self.text
+
+
+@pytest.mark.parametrize("password", AWKWARD_PASSWORDS.values(), ids=AWKWARD_PASSWORDS.keys())
+class TestScrubbedBeforeEncoding:
+    """Secrets are masked in the message and in every field value before JSON escapes them."""
+
+    def emit(self, log_format: str, password: str) -> str:
+        log, stream = EventLog(), io.StringIO()
+        log.stream = stream
+        log.configure(log_format=log_format, level="INFO", secrets=(password,))
+        log.error("failed", f"boom {password}!", error=f"auth {password}",
+                  nested={"list": [1, f"x{password}x", (password,)], password: "as a key"},
+                  exception=Shown(f"shown {password}"),
+                  traceback=f"Traceback: {password}")
+        return stream.getvalue()
+
+    def test_json(self, password: str) -> None:
+        line = self.emit("json", password)
+        record = json.loads(line)
+        assert not [text for text in strings_in(record) if password in text]
+        assert password not in line
+        assert json.dumps(password)[1:-1] not in line
+        assert record["message"] == "boom ***!"
+        assert record["nested"]["list"] == [1, "x***x", ["***"]]
+        assert record["exception"] == "shown ***"
+
+    def test_text(self, password: str) -> None:
+        output = self.emit("text", password)
+        assert password not in output
+        assert "boom ***!" in output
+        assert "Traceback: ***" in output
 
 
 class TestTerminationLog:

@@ -6,13 +6,23 @@ import argparse
 import os
 import sys
 import threading
-from collections.abc import Sequence
-from typing import NoReturn
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
-from migration_job.config import COMMANDS, Settings, load_settings
+from migration_job.config import (
+    COMMANDS,
+    LOG_FORMATS,
+    Settings,
+    UrlError,
+    load_settings,
+    termination_log_path,
+)
 from migration_job.errors import ConfigError, JobError
 from migration_job.log import log
 from migration_job.report import write_termination_log
+
+if TYPE_CHECKING:
+    from migration_job.interruption import Interruption
 
 COMMAND_HELP = {
     "upgrade": "(default) wait for the database, lock, and upgrade to the target revision",
@@ -54,8 +64,9 @@ def build_parser() -> ArgumentParser:
                         metavar="COMMAND", help="one of the commands above (default: upgrade)")
     parser.add_argument("revision", nargs="?", metavar="TARGET",
                         help="downgrade only: the revision to go down to (required)")
-    parser.add_argument("--database-url", help="SQLAlchemy/libpq URL (env DATABASE_URL, or "
-                        "DATABASE_URL_FILE)")
+    parser.add_argument("--database-url", help="SQLAlchemy/libpq URL (env DATABASE_URL); "
+                        "any user on the machine can read a password given here in the "
+                        "process list: prefer DATABASE_URL_FILE")
     parser.add_argument("--config", help="alembic.ini (env ALEMBIC_CONFIG)")
     parser.add_argument("--target", help="upgrade, check, status, sql: revision to reach, "
                         "default head (env MIGRATE_TARGET)")
@@ -105,7 +116,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         settings = load_settings(parse_options(sys.argv[1:] if argv is None else argv),
                                  os.environ)
     except ConfigError as error:
-        log.error(error.event, f"configuration error: {error}")
+        # A URL that could not be used still has secrets to mask in what follows.
+        log.configure(log_format=_log_format(os.environ), level="INFO",
+                      secrets=error.secrets if isinstance(error, UrlError) else ())
+        message = f"configuration error: {error}"
+        log.error(error.event, message, exit_code=error.exit_code)
+        write_termination_log(termination_log_path(os.environ), error.exit_code, message)
         return error.exit_code
     log.configure(log_format=settings.log_format, level=settings.log_level,
                   secrets=settings.secrets)
@@ -114,29 +130,44 @@ def main(argv: Sequence[str] | None = None) -> int:
     return exit_code
 
 
+def _log_format(env: Mapping[str, str]) -> str:
+    """The configured log format, if valid, for reporting a configuration error in it."""
+    wanted = env.get("MIGRATE_LOG_FORMAT", "text").lower()
+    return wanted if wanted in LOG_FORMATS else "text"
+
+
+class Outcome(NamedTuple):
+    """How the command ended: exit code, summary, and for a failure its last event."""
+
+    exit_code: int
+    summary: str
+    event: str | None = None
+    traceback: str | None = None
+
+
 def run_in_worker(settings: Settings) -> tuple[int, str]:
-    """Run the command in a worker thread so that signals are handled at once."""
+    """Run the command in a worker thread so that signals are handled at once.
+
+    The main thread writes a failure's last line itself, after the worker ended and the
+    signal's canceller stopped: so the summary is the last line by design, whatever order
+    the threads finish in.
+    """
     from migration_job.interruption import Interruption
     from migration_job.runner import run
 
     interruption = Interruption(settings)
-    result: list[tuple[int, str]] = []
+    outcomes: list[Outcome] = []
 
     def work() -> None:
         try:
-            result.append((0, run(settings, interruption)))
+            outcomes.append(Outcome(0, run(settings, interruption)))
         except JobError as error:
-            result.append((error.exit_code, str(error)))
-            log.error(error.event, str(error), exit_code=error.exit_code)
+            outcomes.append(Outcome(error.exit_code, str(error), error.event))
         except Exception as error:  # noqa: BLE001  (exit 1 with the traceback: a bug)
             import traceback
 
-            log.error("internal_error", f"unexpected error: {type(error).__name__}: {error}; "
-                      "this is a bug, the traceback follows", exit_code=1,
-                      traceback=traceback.format_exc())
-            result.append((1, f"unexpected error: {type(error).__name__}: {error}"))
-        finally:
-            interruption.worker_done.set()
+            outcomes.append(Outcome(1, f"unexpected error: {type(error).__name__}: {error}",
+                                    "internal_error", traceback.format_exc()))
 
     interruption.install()
     worker = threading.Thread(target=work, name="job", daemon=True)
@@ -147,11 +178,30 @@ def run_in_worker(settings: Settings) -> tuple[int, str]:
             worker.join(SHUTDOWN_GRACE_S)
             break
     interruption.finish()
-    if interruption.requested.is_set() and (not result or result[0][0] != 0):
-        message = str(interruption.error())
-        if worker.is_alive():
-            message += " (gave up waiting for the rollback; the server rolls it back)"
-        if not result or result[0][0] != interruption.exit_code:  # else the worker said so
-            log.error("interrupted", message, exit_code=interruption.exit_code)
-        return interruption.exit_code, message
-    return result[0]
+    outcome = _final_outcome(outcomes[0] if outcomes else None, interruption,
+                             gave_up=worker.is_alive())
+    _report_failure(outcome)
+    log.silence()  # a worker still rolling back after the grace period must not write after it
+    return outcome.exit_code, outcome.summary
+
+
+def _final_outcome(outcome: Outcome | None, interruption: Interruption,
+                   gave_up: bool) -> Outcome:
+    """The worker's outcome, or after a signal that stopped it, the interruption's."""
+    if not interruption.requested.is_set() or (outcome is not None and outcome.exit_code == 0):
+        assert outcome is not None
+        return outcome
+    message = str(interruption.error())
+    if gave_up:
+        message += " (gave up waiting for the rollback; the server rolls it back)"
+    return Outcome(interruption.exit_code, message, "interrupted")
+
+
+def _report_failure(outcome: Outcome) -> None:
+    if outcome.exit_code == 0 or outcome.event is None:
+        return
+    if outcome.traceback is not None:
+        log.error(outcome.event, f"{outcome.summary}; this is a bug, the traceback follows",
+                  exit_code=outcome.exit_code, traceback=outcome.traceback)
+    else:
+        log.error(outcome.event, outcome.summary, exit_code=outcome.exit_code)

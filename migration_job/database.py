@@ -12,24 +12,42 @@ from psycopg2.extensions import connection
 from migration_job.config import Settings
 from migration_job.project import Project
 
-Connection = connection  # the type of a libpq session
-
-
 # Unique per process, so SIGTERM can find and cancel this job's statements on the server,
 # including those of a project's own env.py engine (libpq picks it up from PGAPPNAME).
 APPLICATION_NAME = f"migration-job:{os.uname().nodename[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
-# PostgreSQL keeps running a statement whose client died; this makes it notice within seconds
-# (PostgreSQL 14+), so a SIGKILLed job's transaction ends instead of blocking the next run.
-CLIENT_CHECK_OPTION = "-c client_connection_check_interval=2000"
 
 
-def connect(settings: Settings, *, timeout: float | None = None) -> Connection:
-    """Open an autocommit connection: it never sits idle in a transaction holding a snapshot."""
-    kwargs: dict[str, Any] = {"application_name": APPLICATION_NAME}
+class Session(connection):
+    """A libpq session that SQLAlchemy may borrow without closing it.
+
+    The session that holds the migration lock also runs the revisions (see handover.py).
+    SQLAlchemy closes each connection env.py is done with; while `lendable`, close() does
+    nothing, because the session must keep the lock until the job lets go.
+    """
+
+    lendable = False
+
+    def close(self) -> None:
+        """Close, unless lent out to SQLAlchemy."""
+        if not self.lendable:
+            super().close()
+
+
+Connection = Session  # the type of the job's libpq sessions
+
+
+def connect(settings: Settings, *, timeout: float | None = None) -> Session:
+    """Open an autocommit session: it never sits idle in a transaction holding a snapshot.
+
+    Nothing goes in the startup packet but libpq's usual parameters and application_name:
+    poolers such as PgBouncer reject others (`options`) with their stock settings.
+    """
+    kwargs: dict[str, Any] = {"application_name": APPLICATION_NAME,
+                              "connection_factory": Session}
     if timeout is not None:
         # libpq's connect_timeout is whole seconds, minimum 2.
         kwargs["connect_timeout"] = max(2, int(timeout + 0.999))
-    session: Connection = psycopg2.connect(settings.libpq_dsn, **kwargs)
+    session: Session = psycopg2.connect(settings.libpq_dsn, **kwargs)
     session.autocommit = True
     return session
 
@@ -67,35 +85,41 @@ def cancel_own_statements(settings: Settings) -> int:
     return int(row[0]) if row else 0
 
 
-def client_check_supported(connection: Connection) -> bool:
-    """Whether the server knows client_connection_check_interval (PostgreSQL 14+)."""
-    return int(connection.server_version) >= 140000
-
-
-def enable_dead_client_detection(connection: Connection) -> None:
-    """Make every later connection of this process (env.py's too) set CLIENT_CHECK_OPTION."""
-    if not client_check_supported(connection):
-        return
-    options = os.environ.get("PGOPTIONS", "")
-    if CLIENT_CHECK_OPTION not in options:
-        os.environ["PGOPTIONS"] = f"{options} {CLIENT_CHECK_OPTION}".strip()
-
-
 def describe(connection: Connection) -> str:
     """host:port/database of a connection, without credentials."""
     info = connection.info
     return f"{info.host}:{info.port}/{info.dbname} as {info.user}"
 
 
-def keep_session_alive(connection: Connection) -> None:
-    """Exempt the lock's session from the server's idle timeouts: it sits idle, holding the
-    lock, for as long as the migrations run on another connection."""
-    settings = ["idle_in_transaction_session_timeout"]
+def prepare_for_migrations(connection: Connection) -> None:
+    """Session settings for a session that will take the lock and run the revisions.
+
+    Idle timeouts off: the session waits while Alembic loads and between revisions, and
+    losing it loses the lock.
+    client_connection_check_interval (PostgreSQL 14+): the server notices a dead client
+    within seconds even mid-statement, so a SIGKILLed job's transaction ends instead of
+    blocking the next run. Set with SET rather than PGOPTIONS, which poolers reject.
+    """
+    settings = {"idle_in_transaction_session_timeout": "0"}
     if int(connection.server_version) >= 140000:
-        settings.append("idle_session_timeout")
+        settings.update({"idle_session_timeout": "0", "client_connection_check_interval": "2000"})
     with connection.cursor() as cursor:
-        for name in settings:
-            cursor.execute("SELECT set_config(%s, '0', false)", (name,))
+        for name, value in settings.items():
+            cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+
+
+def read_only_reason(connection: Connection) -> str | None:
+    """Why this session cannot write (a standby, or read-only transactions), else None."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_is_in_recovery(), current_setting('transaction_read_only')")
+        row = cursor.fetchone()
+    assert row is not None
+    if row[0]:
+        return "it is a hot standby (in recovery), which only the primary can change"
+    if row[1] == "on":
+        return ("its transactions are read-only (default_transaction_read_only is on for "
+                "this database, role or server)")
+    return None
 
 
 def is_connection_lost(error: BaseException) -> bool:

@@ -22,11 +22,35 @@ class DatabaseUnreachable(JobError):
     event = "database_unreachable"
 
 
+class PoolerNotSupported(ConfigError):
+    """A pooler shares server sessions between transactions: a session lock cannot hold."""
+
+    event = "pooler_not_supported"
+
+
 class ConnectionRejected(JobError):
     """The database refused us for good: authentication, missing database, permissions."""
 
     exit_code = 4
     event = "connection_rejected"
+
+
+class ReadOnlyDatabase(ConnectionRejected):
+    """The database is a standby or read-only: migrating it cannot work."""
+
+    event = "read_only_database"
+
+
+class PermissionDenied(ConnectionRejected):
+    """The job's role lacks a privilege a revision or the version table needs."""
+
+    event = "permission_denied"
+
+
+class LockLost(DatabaseUnreachable):
+    """The session holding the migration lock ended while the job ran; work was rolled back."""
+
+    event = "lock_lost"
 
 
 class LockTimeout(JobError):

@@ -31,7 +31,10 @@ class Interruption:
         self.settings = settings
         self.requested = threading.Event()
         self.signal_number: int | None = None
-        self.worker_done = threading.Event()
+        self.finished = threading.Event()
+        # Held while cancelling and reporting it, so that finish() waits for a report in
+        # flight and nothing is reported after it: the job's summary stays the last line.
+        self._reporting = threading.Lock()
         self.canceller: threading.Thread | None = None
 
     def install(self) -> None:
@@ -72,22 +75,28 @@ class Interruption:
                                           daemon=True)
         self.canceller.start()
 
-    def finish(self, timeout: float = 3.0) -> None:
-        """The worker is done: stop cancelling, and let the canceller finish its report."""
-        self.worker_done.set()
-        if self.canceller is not None:
-            self.canceller.join(timeout)
+    def finish(self) -> None:
+        """The worker is done: stop cancelling; a cancellation in flight is reported first."""
+        with self._reporting:
+            self.finished.set()
 
     def _cancel_statements(self) -> None:
         deadline = time.monotonic() + CANCEL_FOR_S
-        while not self.worker_done.is_set() and time.monotonic() < deadline:
-            try:
-                cancelled = database.cancel_own_statements(self.settings)
-            except Exception as error:  # noqa: BLE001  (best effort; the exit still happens)
-                log.debug("cancel_failed", f"could not cancel statements: {first_line(error)}")
-            else:
-                if cancelled:
-                    log.info("statement_cancelled",
-                             f"cancelled {cancelled} running statement(s) on the server",
-                             count=cancelled)
-            self.worker_done.wait(CANCEL_EVERY_S)
+        while time.monotonic() < deadline:
+            with self._reporting:
+                if self.finished.is_set():
+                    return
+                self._cancel_once()
+            if self.finished.wait(CANCEL_EVERY_S):
+                return
+
+    def _cancel_once(self) -> None:
+        try:
+            cancelled = database.cancel_own_statements(self.settings)
+        except Exception as error:  # noqa: BLE001  (best effort; the exit still happens)
+            log.debug("cancel_failed", f"could not cancel statements: {first_line(error)}")
+            return
+        if cancelled:
+            log.info("statement_cancelled",
+                     f"cancelled {cancelled} running statement(s) on the server",
+                     count=cancelled)

@@ -8,11 +8,22 @@ from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 from migration_job.database import Connection
-from migration_job.errors import LockTimeout
+from migration_job.errors import LockLost, LockTimeout, PoolerNotSupported
 from migration_job.log import log
 
 POLL_INTERVAL_S = 0.25
 REPORT_EVERY_S = 5.0
+# pg_locks rows of this bigint advisory key in this database (classid: high word, objid: low).
+# The key is cast: a small key would otherwise arrive as an integer, and shifting an integer
+# by 32 leaves it unchanged, so the holder of a small key would never be found.
+KEY_MATCH = ("l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
+            "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
+            "AND l.classid::bigint = (%(key)s::bigint >> 32) & 4294967295 "
+            "AND l.objid::bigint = %(key)s::bigint & 4294967295")
+POOLED_SESSION = ("this server session already holds the migration lock, which this job never "
+                  "took: a pooler (PgBouncer in transaction or statement pooling mode) shares "
+                  "server sessions between clients, and a session lock cannot work through it; "
+                  "connect the job to PostgreSQL directly or through session pooling")
 
 
 class Lock(Protocol):
@@ -21,12 +32,15 @@ class Lock(Protocol):
     acquire(timeout, needless) returns True once the lock is held, or False as soon as
     `needless()` (checked between tries) says the lock is no longer needed, or raises
     LockTimeout after `timeout` seconds, naming the holder. It must stay interruptible: it
-    never blocks inside the database for longer than one poll. release() is safe to call
-    when not held, and the lock also goes away with the session that holds it (process
+    never blocks inside the database for longer than one poll. verify() raises LockLost
+    unless the lock is still held (each revision calls it before it commits). release() is
+    safe to call when not held, and the lock also goes away with the session that holds it (process
     killed, node lost).
     """
 
     def acquire(self, timeout: float, needless: Callable[[], bool] | None = None) -> bool: ...
+
+    def verify(self) -> None: ...
 
     def release(self) -> None: ...
 
@@ -105,6 +119,18 @@ class PostgresAdvisoryLock:
                  waited_ms=round((time.monotonic() - started) * 1000))
         return True
 
+    def verify(self) -> None:
+        """Raise LockLost unless this session still holds the lock."""
+        with self.connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_locks l WHERE l.pid = pg_backend_pid() "
+                           f"AND {KEY_MATCH}",
+                           {"key": self.key})
+            row = cursor.fetchone()
+        if not row or not row[0]:
+            raise LockLost(f"the migration lock (key {self.key}) is no longer held by this "
+                           "job's session; stopped before committing, so that revision was "
+                           "rolled back; run the job again")
+
     def release(self) -> None:
         """Unlock if held; a closed connection has already released it."""
         if not self.held:
@@ -113,7 +139,13 @@ class PostgresAdvisoryLock:
         if self.connection.closed:
             return
         with self.connection.cursor() as cursor:
-            cursor.execute("SELECT pg_advisory_unlock(%s)", (self.key,))
+            cursor.execute("SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
+            row = cursor.fetchone()
+        if not row or not row[0]:
+            log.warning("lock_release_failed", f"the migration lock (key {self.key}) was not "
+                        "held by this session when the job released it (was the session "
+                        "replaced, e.g. by a pooler?)", lock_key=self.key)
+            return
         log.info("lock_released", f"released the migration lock (key {self.key})",
                  lock_key=self.key)
 
@@ -123,14 +155,8 @@ class PostgresAdvisoryLock:
             cursor.execute(
                 "SELECT a.pid, coalesce(a.application_name, ''), host(a.client_addr), "
                 "to_char(a.backend_start, 'YYYY-MM-DD\"T\"HH24:MI:SSOF'), "
-                "coalesce(a.state, 'unknown') "
-                "FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid "
-                "WHERE l.locktype = 'advisory' AND l.granted AND l.objsubid = 1 "
-                "AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database()) "
-                "AND l.classid::bigint = (%(key)s >> 32) & 4294967295 "
-                "AND l.objid::bigint = %(key)s & 4294967295 LIMIT 1",
-                {"key": self.key},
-            )
+                "coalesce(a.state, 'unknown') FROM pg_locks l JOIN pg_stat_activity a "
+                f"ON a.pid = l.pid WHERE {KEY_MATCH} LIMIT 1", {"key": self.key})
             row = cursor.fetchone()
         if row is None:
             return None
@@ -138,10 +164,19 @@ class PostgresAdvisoryLock:
                       backend_start=row[3], state=row[4])
 
     def _try(self) -> bool:
+        # Asked in one statement, so that a pooler cannot put the two halves on two sessions:
+        # a session that holds the key before trying is a server session shared by a pooler.
         with self.connection.cursor() as cursor:
-            cursor.execute("SELECT pg_try_advisory_lock(%s)", (self.key,))
+            cursor.execute("WITH before AS MATERIALIZED (SELECT count(*) AS n FROM pg_locks l "
+                           f"WHERE l.pid = pg_backend_pid() AND {KEY_MATCH}) "
+                           "SELECT n, CASE WHEN n = 0 THEN "
+                           "pg_try_advisory_lock(%(key)s::bigint) END FROM before",
+                           {"key": self.key})
             row = cursor.fetchone()
-        return bool(row and row[0])
+        assert row is not None
+        if row[0]:
+            raise PoolerNotSupported(POOLED_SESSION)
+        return bool(row[1])
 
 
 def lock_key_for(connection: Connection, version_table: str, schema: str | None) -> int:

@@ -20,16 +20,30 @@ from sqlalchemy.pool import NullPool
 
 from migration_job.config import PSYCOPG2_SCHEME, Settings
 from migration_job.database import APPLICATION_NAME, is_connection_lost
-from migration_job.errors import DatabaseUnreachable, HistoryError, JobError, MigrationFailed
+from migration_job.errors import (
+    HistoryError,
+    JobError,
+    LockLost,
+    MigrationFailed,
+    PermissionDenied,
+)
+from migration_job.handover import lent_to_sqlalchemy
 from migration_job.history import History
 from migration_job.interruption import Interruption
+from migration_job.locks import PostgresAdvisoryLock
 from migration_job.log import log
 from migration_job.wait import first_line
 
+# SQLSTATE insufficient_privilege: no retry and no fix to the migration helps, a grant does.
+INSUFFICIENT_PRIVILEGE = "42501"
 
-def job_environment(config: Config, scripts: ScriptDirectory, **options: Any) -> EnvironmentContext:
-    """Alembic's EnvironmentContext with the contract's one rule for any env.py: each revision
-    runs in its own transaction, even if env.py did not ask for it.
+
+def job_environment(config: Config, scripts: ScriptDirectory,
+                    lock: PostgresAdvisoryLock | None = None,
+                    **options: Any) -> EnvironmentContext:
+    """Alembic's EnvironmentContext with the contract's rules for any env.py: each revision
+    runs in its own transaction, even if env.py did not ask for it, and (given the lock)
+    checks inside that transaction, before it commits, that the lock is still held.
 
     The override sits on the instance because Alembic publishes the context to env.py
     (`from alembic import context`) per class: a subclass would not be published.
@@ -37,8 +51,16 @@ def job_environment(config: Config, scripts: ScriptDirectory, **options: Any) ->
     environment = EnvironmentContext(config, scripts, **options)
     configure = environment.configure
 
+    def verify_lock(**_: Any) -> None:
+        assert lock is not None
+        lock.verify()
+
     def configure_per_migration(*args: Any, **kwargs: Any) -> None:
         kwargs["transaction_per_migration"] = True
+        if lock is not None:
+            own = kwargs.get("on_version_apply") or ()
+            kwargs["on_version_apply"] = (*(own if isinstance(own, (list, tuple)) else (own,)),
+                                          verify_lock)
         configure(*args, **kwargs)
 
     environment.configure = configure_per_migration  # type: ignore[method-assign]
@@ -83,11 +105,13 @@ def _engine(settings: Settings) -> sqlalchemy.Engine:
     )
 
 
-def apply(settings: Settings, history: History, destination: str, progress: Progress) -> None:
+def apply(settings: Settings, history: History, destination: str, progress: Progress,
+          lock: PostgresAdvisoryLock) -> None:
     """Upgrade (or downgrade, per progress.verb) to `destination` through the project's env.py.
 
     A connection is handed to env.py in config.attributes["connection"] (Alembic's cookbook
     pattern); an env.py that ignores it opens its own engine from sqlalchemy.url instead.
+    Either way it gets the lock's own session (handover.py).
     """
     config, scripts = history
 
@@ -98,10 +122,11 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
         return progress.track(scripts._downgrade_revs(destination, revision))
 
     engine = _engine(settings)
+    url = settings.database_url or f"{PSYCOPG2_SCHEME}://"
     try:
-        with engine.connect() as connection:
+        with lent_to_sqlalchemy(lock.connection, url), engine.connect() as connection:
             config.attributes["connection"] = connection
-            with job_environment(config, scripts, fn=steps, destination_rev=destination):
+            with job_environment(config, scripts, lock, fn=steps, destination_rev=destination):
                 scripts.run_env()
     finally:
         config.attributes.pop("connection", None)
@@ -123,10 +148,10 @@ def offline_sql(history: History, starting_rev: str | None, destination: str,
 
 
 def run_alembic(settings: Settings, history: History, destination: str, progress: Progress,
-                interruption: Interruption) -> None:
+                interruption: Interruption, lock: PostgresAdvisoryLock) -> None:
     """Apply through Alembic (the lock is held), turning what it raises into contract errors."""
     try:
-        apply(settings, history, destination, progress)
+        apply(settings, history, destination, progress, lock)
     except JobError:
         raise
     except CommandError as error:
@@ -138,17 +163,38 @@ def run_alembic(settings: Settings, history: History, destination: str, progress
         raise _failure(error, progress) from None
 
 
+def _database_error(error: BaseException) -> BaseException:
+    """The driver's error behind what SQLAlchemy or Alembic raised, preferring a lost session.
+
+    A lost session can surface as a later complaint (SQLAlchemy's "Can't reconnect until
+    invalid transaction is rolled back" when Alembic leaves an autocommit block); the loss
+    itself is further down the chain of causes.
+    """
+    chain: list[BaseException] = []
+    seen: list[BaseException] = []
+    link: BaseException | None = error
+    while link is not None and link not in seen:
+        seen.append(link)
+        chain.append(link.orig if isinstance(link, DBAPIError) and link.orig else link)
+        link = link.__cause__ or link.__context__
+    return next((e for e in chain if is_connection_lost(e)), chain[0])
+
+
 def _failure(error: Exception, progress: Progress) -> JobError:
-    cause = error.orig if isinstance(error, DBAPIError) and error.orig else error
+    cause = _database_error(error)
     revision = progress.revision_of(progress.running) if progress.running else None
     where = (f"revision {revision} ({progress.running.doc or 'no message'})"
              if progress.running else "env.py, before any revision")
     if is_connection_lost(cause):
-        return DatabaseUnreachable(
-            f"lost the database connection during {where}: {first_line(cause)}; the server "
-            "rolled that revision back; run the job again")
+        # The revisions run on the session that holds the lock: losing one loses both.
+        return LockLost(
+            f"lost the migration lock: the database session holding it ended during {where} "
+            f"({first_line(cause)}); the server rolled that revision back; run the job again")
     log.error("revision_failed", f"{where} failed: {first_line(cause)}", revision=revision,
               error=first_line(cause))
-    return MigrationFailed(f"{where} failed: {first_line(cause)}; its transaction was rolled "
-                           f"back ({len(progress.applied)} earlier revision(s) stay applied); "
-                           "fix the migration and deploy again")
+    rolled_back = (f"{where} failed: {first_line(cause)}; its transaction was rolled back "
+                   f"({len(progress.applied)} earlier revision(s) stay applied)")
+    if getattr(cause, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+        return PermissionDenied(f"{rolled_back}; grant the job's database role the privileges "
+                                "the migrations need, or run the job as the owner")
+    return MigrationFailed(f"{rolled_back}; fix the migration and deploy again")

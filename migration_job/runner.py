@@ -15,11 +15,13 @@ import psycopg2
 
 from migration_job import database
 from migration_job.config import Settings
-from migration_job.database import Connection, read_revisions
+from migration_job.database import Connection, is_connection_lost, read_revisions
+from migration_job.errors import DatabaseUnreachable, ReadOnlyDatabase
 from migration_job.interruption import Interruption
 from migration_job.locks import PostgresAdvisoryLock, lock_key_for
 from migration_job.log import log
 from migration_job.manifest import fresh_heads
+from migration_job.pooling import refuse_shared_sessions
 from migration_job.project import Project, read_project
 from migration_job.wait import first_line, wait_for_database
 
@@ -48,6 +50,7 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
         current = read_revisions(connection, project)
         if current == manifest_heads:
             return at_head_by_manifest(current, "no lock needed")
+        database.prepare_for_migrations(connection)
         history = None
         if manifest_heads is None:
             # Without a manifest only the full history can tell whether work is pending.
@@ -62,19 +65,19 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
             return read_revisions(connection, project) == manifest_heads
 
         with migration_lock(connection, settings, project, interruption,
-                            needless=done_by_another if manifest_heads else None) as held:
+                            needless=done_by_another if manifest_heads else None) as lock:
             current = read_revisions(connection, project)
-            if not held or current == manifest_heads:
+            if lock is None or current == manifest_heads:
                 return at_head_by_manifest(current, "another runner finished the upgrade")
             history = history or load_history(settings)
             now = history.plan(current, settings.target)
             if now.at_target:
                 return at_target(now, "another runner finished the upgrade while we waited")
-            return apply_plan(settings, history, now, interruption)
+            return apply_plan(settings, history, now, interruption, lock)
 
 
-def apply_plan(settings: Settings, history: History, now: Plan,
-               interruption: Interruption) -> str:
+def apply_plan(settings: Settings, history: History, now: Plan, interruption: Interruption,
+               lock: PostgresAdvisoryLock) -> str:
     """Apply the pending revisions (the lock is held); log and return the summary."""
     from migration_job.migrate import Progress, run_alembic
 
@@ -83,7 +86,7 @@ def apply_plan(settings: Settings, history: History, now: Plan,
     log.info("upgrade_started", f"upgrading from {describe(now.current)} to "
              f"{describe(now.target)}: {len(now.pending)} revision(s) pending",
              current=list(now.current), target=list(now.target), pending=list(now.pending))
-    run_alembic(settings, history, settings.target, progress, interruption)
+    run_alembic(settings, history, settings.target, progress, interruption, lock)
     elapsed_ms = (time.monotonic() - started) * 1000
     summary = (f"upgraded {describe(now.current)} -> {describe(now.target)}: "
                f"{len(progress.applied)} revision(s) in {elapsed_ms:.0f} ms")
@@ -98,12 +101,14 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
 
     project = read_project(settings.alembic_config)
     with connected(settings, interruption) as connection:
+        database.prepare_for_migrations(connection)
         history = load_history(settings)
-        with migration_lock(connection, settings, project, interruption):
+        with migration_lock(connection, settings, project, interruption) as lock:
+            assert lock is not None  # only a `needless` check lets go of it
             current = read_revisions(connection, project)
             history.plan(current, "heads")  # validates the database's revision
             progress = Progress("downgrade")
-            run_alembic(settings, history, settings.target, progress, interruption)
+            run_alembic(settings, history, settings.target, progress, interruption, lock)
             now = read_revisions(connection, project)
             summary = (f"downgraded {describe(current)} -> {describe(now)}: "
                        f"{len(progress.applied)} revision(s)")
@@ -114,32 +119,43 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
 
 @contextmanager
 def connected(settings: Settings, interruption: Interruption) -> Iterator[Connection]:
-    """A ready connection, after waiting for the database."""
+    """A ready connection, after waiting for the database; a lost connection exits 3."""
     connection = wait_for_database(settings, sleep=interruption.sleep)
     with closing(connection):
-        database.enable_dead_client_detection(connection)
         log.info("database_ready", f"connected to {database.describe(connection)}",
                  server_version=connection.server_version)
-        yield connection
+        try:
+            yield connection
+        except psycopg2.OperationalError as error:
+            if not is_connection_lost(error):
+                raise
+            raise DatabaseUnreachable(
+                f"lost the connection to the database ({first_line(error)}) before any "
+                "revision ran; nothing was changed; run the job again") from None
 
 
 @contextmanager
 def migration_lock(connection: Connection, settings: Settings, project: Project,
-                   interruption: Interruption,
-                   needless: Callable[[], bool] | None = None) -> Iterator[bool]:
-    """Hold the advisory lock for the block (yields True); released on every way out.
+                   interruption: Interruption, needless: Callable[[], bool] | None = None,
+                   ) -> Iterator[PostgresAdvisoryLock | None]:
+    """Hold the advisory lock for the block; released on every way out.
 
-    Yields False without the lock when `needless()` said, while waiting, that it is not needed.
+    First refuses a database that cannot be migrated through this session: a read-only one,
+    or one behind a pooler that shares server sessions. Yields None, without the lock, when
+    `needless()` said while waiting that the lock is not needed.
     """
+    reason = database.read_only_reason(connection)
+    if reason:
+        raise ReadOnlyDatabase(f"cannot migrate {database.describe(connection)}: {reason}; "
+                               "point the job at the primary")
+    refuse_shared_sessions(connection, settings)
     key = settings.lock_key
     if key is None:
         key = lock_key_for(connection, project.version_table, project.version_table_schema)
     lock = PostgresAdvisoryLock(connection, key, sleep=interruption.sleep)
     held = lock.acquire(settings.lock_timeout, needless)
     try:
-        if held:
-            database.keep_session_alive(connection)
-        yield held
+        yield lock if held else None
     finally:
         try:
             lock.release()

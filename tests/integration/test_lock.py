@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from migration_job.locks import derive_lock_key
 from tests.integration.conftest import Database
-from tests.support.job import RunningJob, job_env, run_job, wait_until
-from tests.support.projects import SLOW, make_project
+from tests.support.job import RunningJob, job_env, run_job
+from tests.support.projects import make_project, revision
 
 
 @contextmanager
@@ -43,6 +42,14 @@ class TestLockHeldElsewhere:
         assert "pid " in last["message"]
         assert database.revisions() == []
 
+    def test_small_explicit_key_names_the_holder(self, database: Database) -> None:
+        with held_lock(database, 424242):
+            result = run_job(env=job_env(DATABASE_URL=database.url, MIGRATE_LOCK_KEY="424242",
+                                         MIGRATE_LOCK_TIMEOUT="1"))
+        assert result.code == 5, result.stderr
+        assert result.event("waiting_for_lock")["holder"]["application_name"] == "other-deployer"
+        assert "other-deployer" in result.events[-1]["message"]
+
     def test_waits_and_proceeds_when_released(self, database: Database) -> None:
         with held_lock(database, 4242):
             job = RunningJob(env=job_env(DATABASE_URL=database.url, MIGRATE_LOCK_KEY="4242",
@@ -63,20 +70,43 @@ class TestLockHeldElsewhere:
         assert "already_at_target" in result.names()
 
 
-class TestLockSessionSurvivesIdleTimeouts:
-    """A server that ends idle sessions must not end the idle session holding the lock."""
+class TestConnectionLostWhileWaiting:
+    """The session waiting for the lock is terminated: exit 3 with one line, no traceback."""
 
-    def test_lock_held_through_a_long_revision(self, database: Database, tmp_path: Path) -> None:
-        database.query(f'ALTER DATABASE "{database.name}" SET idle_session_timeout = \'300ms\'')
-        config = make_project(tmp_path, extra={"0006_slow": SLOW})
-        job = RunningJob(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
-                                     PGOPTIONS="-c migration_test.sleep=2"))
-        job.wait_for_event("revision_started", revision="0006")
-        # Well past the idle timeout, the lock's session (idle since it took the lock) lives.
-        assert wait_until(lambda: database.running_statements("%pg_sleep%") == 1)
-        time.sleep(1)
-        assert database.advisory_locks() == 1
-        result = job.finish()
+    def test_terminated_waiter_exits_3(self, database: Database) -> None:
+        with held_lock(database, 4242):
+            job = RunningJob(env=job_env(DATABASE_URL=database.url, MIGRATE_LOCK_KEY="4242",
+                                         MIGRATE_LOCK_TIMEOUT="120"))
+            job.wait_for_event("waiting_for_lock")
+            database.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE application_name LIKE 'migration-job:%%'")
+            result = job.finish()
+        assert result.code == 3, result.stderr
+        assert result.events[-1]["event"] == "database_unreachable"
+        assert "Traceback" not in result.stderr
+        assert database.revisions() == []
+
+
+# Idles in its transaction, on the client side, far longer than the server's idle timeouts.
+IDLE_IN_REVISION = revision("0006", "0005", '''
+import time
+op.execute("CREATE TABLE idle_marker (id int)")
+time.sleep(2.5)
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+''')
+
+
+class TestLockSessionSurvivesIdleTimeouts:
+    """A server that ends idle sessions must not end the session holding the lock: it idles
+    while Alembic loads, between revisions and inside a revision's client-side work."""
+
+    def test_lock_held_through_idle_periods(self, database: Database, tmp_path: Path) -> None:
+        for setting in ("idle_session_timeout", "idle_in_transaction_session_timeout"):
+            database.query(f'ALTER DATABASE "{database.name}" SET {setting} = \'1s\'')
+        config = make_project(tmp_path, extra={"0006_idle": IDLE_IN_REVISION})
+        result = run_job(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config)))
         assert result.code == 0, result.stderr
         assert "lock_release_failed" not in result.names()
         assert database.revisions() == ["0006"]
+        assert database.applications()["0006"] == 1
+        assert database.advisory_locks() == 0

@@ -18,6 +18,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote
 
 import psycopg2
@@ -148,6 +149,17 @@ class PostgresServer:
         conn.autocommit = True
         return conn
 
+    def scalar(self, query: str, database: str = "postgres") -> Any:
+        """The first value of a query run directly on this server (never through a pooler)."""
+        conn = self.connect(database)
+        try:
+            with conn.cursor() as cur:
+                cur.execute(query)
+                row = cur.fetchone()
+        finally:
+            conn.close()
+        return None if row is None else row[0]
+
     def create_database(self, name: str) -> str:
         """Create a database and return its URL."""
         conn = self.connect()
@@ -223,14 +235,7 @@ class StandbyServer(PostgresServer):
         deadline = time.monotonic() + timeout
         while True:
             try:
-                conn = self.connect()
-                try:
-                    with conn.cursor() as cur:
-                        cur.execute("SELECT pg_is_in_recovery()")
-                        row = cur.fetchone()
-                finally:
-                    conn.close()
-                if row is not None and row[0] is True:
+                if self.scalar("SELECT pg_is_in_recovery()") is True:
                     return self
                 raise RuntimeError(f"{self.data} started, but not as a standby")
             except psycopg2.OperationalError:

@@ -67,3 +67,23 @@ def test_help_lists_every_command() -> None:
     assert result.code == 0
     for command in ("upgrade", "downgrade", "wait", "status", "check", "sql", "manifest"):
         assert command in result.stdout
+
+
+class TestConfigurationErrorReport:
+    """A configuration error is reported like every other failure: in the chosen format, and
+    in the termination message."""
+
+    def test_termination_message_written(self, tmp_path: Path) -> None:
+        message_file = tmp_path / "termination-log"
+        result = run_job(env=job_env(MIGRATE_TERMINATION_LOG=str(message_file),
+                                     DATABASE_URL="mysql://u:TopSecret@h/db"))
+        assert result.code == 2, result.stderr
+        written = message_file.read_text()
+        assert written.startswith("exit 2: configuration error:")
+        assert "TopSecret" not in written
+
+    def test_json_line_when_json_is_asked(self) -> None:
+        result = run_job(env=job_env(MIGRATE_LOG_FORMAT="json", MIGRATE_TARGET=" "))
+        assert result.code == 2
+        assert [e["event"] for e in result.events] == ["configuration_error"]
+        assert result.events[0]["exit_code"] == 2

@@ -1,0 +1,71 @@
+"""The revisions run on the very session that holds the migration lock.
+
+Were they to run on a connection of their own, the lock's session could end (a terminated
+backend, a pooler's recycled connection, a network cut) while a revision runs: another runner
+would take the lock and run the same revision at the same time. On one session, losing the
+lock ends the revision with it, and the server rolls it back.
+
+Alembic's env.py opens its connections through SQLAlchemy; a project's own env.py builds its
+own engine. SQLAlchemy's `do_connect` event lets the job answer every such connection to the
+job's database with the lock's session, so this holds for any env.py that uses psycopg2 and
+the URL the job gave it. Any other connection (another driver, other connect arguments) is
+left alone and guarded instead: each revision checks the lock before it commits (migrate.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg2
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
+from sqlalchemy import event
+from sqlalchemy.engine import Dialect, Engine, make_url
+
+from migration_job.database import Session
+
+# Connect arguments the job or env.py may add that do not change which database is reached.
+NEUTRAL_ARGUMENTS = ("application_name", "connect_timeout")
+
+
+def _target(cargs: Any, cparams: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+    neutral = {k: v for k, v in cparams.items() if k not in NEUTRAL_ARGUMENTS}
+    return list(cargs), neutral
+
+
+@contextmanager
+def lent_to_sqlalchemy(session: Session, url: str) -> Iterator[None]:
+    """Within the block, SQLAlchemy connections to `url` over psycopg2 get `session`."""
+
+    def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        # Lent again only while idle: env.py may ignore the connection the job handed it
+        # (config.attributes) and open its own, but never two transactions at once.
+        if (dialect.driver != "psycopg2" or session.closed
+                or session.info.transaction_status != TRANSACTION_STATUS_IDLE):
+            return None
+        if _target(cargs, cparams) != _target(*dialect.create_connect_args(make_url(url))):
+            return None
+        # SQLAlchemy manages transactions on a connection that is not in autocommit mode.
+        session.autocommit = False
+        return session
+
+    session.lendable = True
+    event.listen(Engine, "do_connect", borrow)
+    try:
+        yield
+    finally:
+        event.remove(Engine, "do_connect", borrow)
+        session.lendable = False
+        _take_back(session)
+
+
+def _take_back(session: Session) -> None:
+    """Back to the job's autocommit mode; a lost session stays as it is (it is gone)."""
+    if session.closed:
+        return
+    try:
+        session.rollback()
+        session.autocommit = True
+    except psycopg2.Error:
+        pass  # the session broke; whoever uses it next reports that

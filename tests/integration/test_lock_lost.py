@@ -1,0 +1,121 @@
+"""The lock's session lost mid-revision: the runner stops, and no two runners ever overlap."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from migration_job.locks import derive_lock_key
+from tests.integration.conftest import Database
+from tests.support.job import RunningJob, job_env, wait_until
+from tests.support.projects import make_project, revision
+
+# Each revision body proves it runs alone: it takes a second advisory lock (777) that a
+# concurrent run of the same revision could not get, and fails loudly if it cannot.
+ALONE = ("DO $$ BEGIN IF NOT pg_try_advisory_{kind}lock(777) THEN "
+         "RAISE EXCEPTION 'two runners at once'; END IF; END $$")
+SLEEP = ("SELECT pg_sleep(coalesce(nullif(current_setting('migration_test.sleep', true), ''), "
+         "'0')::float)")
+DATA_ONLY = revision("0006", "0005", f'''
+op.execute("{ALONE.format(kind="xact_")}")
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+op.execute("{SLEEP}")
+''')
+AUTOCOMMIT = revision("0006", "0005", f'''
+with op.get_context().autocommit_block():
+    op.execute("{ALONE.format(kind="")}")
+    op.execute("{SLEEP}")
+    op.execute("CREATE INDEX CONCURRENTLY IF NOT EXISTS ix_lock_lost ON migration_audit (revision)")
+    op.execute("SELECT pg_advisory_unlock(777)")
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+''')
+# Waits for advisory lock 555, which the test holds until it lets the revision go on.
+GATED = revision("0006", "0005", '''
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+op.execute("SELECT pg_advisory_xact_lock(555)")
+''')
+# An env.py the job cannot hand its session to: its engine has connect arguments of its own.
+OWN_CONNECTION_ENV = '''
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+config = context.config
+engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool,
+                       connect_args={"keepalives": 1})
+with engine.connect() as connection:
+    context.configure(connection=connection, transaction_per_migration=True)
+    with context.begin_transaction():
+        context.run_migrations()
+'''
+
+
+def lock_holder_pid(database: Database) -> int | None:
+    """The backend holding the migration lock (the default key), if any."""
+    key = derive_lock_key(database.name, "public", "alembic_version")
+    rows = database.query(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND objsubid = 1 "
+        "AND classid::bigint = (%s::bigint >> 32) & 4294967295 "
+        "AND objid::bigint = %s::bigint & 4294967295", key, key)
+    return int(rows[0][0]) if rows else None
+
+
+def start(database: Database, config: Path, sleep: int, **env: str) -> RunningJob:
+    """An upgrade whose revision 0006 sleeps `sleep` seconds."""
+    return RunningJob(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
+                                  PGOPTIONS=f"-c migration_test.sleep={sleep}", **env))
+
+
+@pytest.mark.parametrize("generic_env", [False, True], ids=["job-env", "generic-env"])
+@pytest.mark.parametrize("body", [DATA_ONLY, AUTOCOMMIT], ids=["data-only", "autocommit-block"])
+class TestLockSessionTerminated:
+    """pg_terminate_backend on the lock's session mid-revision: exit 3, rolled back, and the
+    runner waiting behind it takes over without ever running alongside it."""
+
+    def test_loser_stops_and_the_next_runner_completes(
+            self, database: Database, tmp_path: Path, generic_env: bool, body: str) -> None:
+        config = make_project(tmp_path, generic_env=generic_env, extra={"0006_body": body})
+        first = start(database, config, sleep=600)
+        first.wait_for_event("revision_started", revision="0006")
+        assert wait_until(lambda: database.running_statements("%pg_sleep%") == 1)
+        second = start(database, config, sleep=0, MIGRATE_LOCK_TIMEOUT="120")
+        second.wait_for_event("waiting_for_lock")
+
+        holder = lock_holder_pid(database)
+        assert holder is not None
+        database.query("SELECT pg_terminate_backend(%s)", holder)
+
+        lost = first.finish()
+        assert lost.code == 3, lost.stderr
+        assert lost.events[-1]["event"] == "lock_lost"
+        assert "lost the migration lock" in lost.events[-1]["message"]
+        took_over = second.finish()
+        assert took_over.code == 0, took_over.stderr
+        assert "two runners at once" not in took_over.stderr
+        assert database.revisions() == ["0006"]
+        assert database.applications()["0006"] == 1
+        assert database.advisory_locks() == 0
+
+
+class TestLockSessionLostUnderAForeignConnection:
+    """An env.py on a connection of its own: the revision checks the lock before it commits,
+    so losing the lock's session rolls the revision back and exits 3."""
+
+    def test_rolled_back_before_commit(self, database: Database, tmp_path: Path) -> None:
+        config = make_project(tmp_path, extra={"0006_gated": GATED})
+        (tmp_path / "migrations" / "env.py").write_text(OWN_CONNECTION_ENV)
+        gate = database.server.connect(database.name)
+        with gate.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(555)")
+        job = start(database, config, sleep=0)
+        job.wait_for_event("revision_started", revision="0006")
+        assert wait_until(lambda: database.running_statements("%555%") == 1)
+        holder = lock_holder_pid(database)
+        assert holder is not None
+        database.query("SELECT pg_terminate_backend(%s)", holder)
+        gate.close()  # the revision goes on, and reaches its check before commit
+        result = job.finish()
+        assert result.code == 3, result.stderr
+        assert result.events[-1]["event"] == "lock_lost"
+        assert database.revisions() == ["0005"]
+        assert "0006" not in database.applications()

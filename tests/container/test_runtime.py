@@ -109,7 +109,7 @@ def test_ten_containers_at_once_apply_each_revision_exactly_once(
     applied = [e["revision"] for r in results for e in r.events
                if e.get("event") == "revision_applied"]
     assert sorted(applied) == REVISIONS
-    wait_for("no advisory lock left", lambda: database.advisory_locks() == 0, timeout=10)
+    wait_for("no advisory lock left", lambda: database.advisory_locks() == 0)
 
 
 def test_docker_stop_mid_revision_rolls_back_unlocks_and_exits_143(
@@ -130,6 +130,6 @@ def test_docker_stop_mid_revision_rolls_back_unlocks_and_exits_143(
     assert database.query("SELECT to_regclass('slow_marker')") == ""
     assert SLOW not in database.applications()
     # The server saw the cancel: no statement left sleeping, no lock left (sessions end async).
-    wait_for("no advisory lock left", lambda: database.advisory_locks() == 0, timeout=10)
+    wait_for("no advisory lock left", lambda: database.advisory_locks() == 0)
     wait_for("pg_sleep to be gone from the server", lambda: "pg_sleep" not in database.query(
-        "SELECT string_agg(query, ' ') FROM pg_stat_activity"), timeout=10)
+        "SELECT string_agg(query, ' ') FROM pg_stat_activity"))

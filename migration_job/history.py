@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import os
+import re
+import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
 from alembic.config import Config
 from alembic.script import ScriptDirectory
+from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from migration_job.config import Settings
-from migration_job.errors import HistoryError
+from migration_job.errors import ConfigError, HistoryError
 from migration_job.manifest import write_manifest
+
+# Alembic's own pattern for a relative revision ([branch@][revision]+N or -N), used with
+# .match() as Alembic uses it, so that the job refuses exactly what Alembic would read so.
+RELATIVE_TARGET = re.compile(r"(?:(.+?)@)?(\w+)?((?:\+|-)\d+)")
+# Alembic's errors that a history (not a bug) causes.
+ALEMBIC_ERRORS = (CommandError, RevisionError)
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -31,18 +41,65 @@ def alembic_config(settings: Settings) -> Config:
 
 
 def load_scripts(config: Config) -> ScriptDirectory:
-    """The ScriptDirectory; a missing or unreadable versions folder is a history problem."""
+    """The ScriptDirectory, every revision file read: a file that cannot be, or a missing
+    versions folder, is a history problem."""
     try:
         scripts = ScriptDirectory.from_config(config)
-        scripts.get_heads()  # reads every revision file now, so errors surface before any change
-    except CommandError as error:
+    except ALEMBIC_ERRORS as error:
         raise HistoryError(f"cannot read the migration history: {error}") from None
-    locations = config.get_version_locations_list() or [os.path.join(scripts.dir, "versions")]
-    missing = [location for location in locations if not os.path.isdir(location)]
+    folders = version_folders(config, scripts)
+    missing = [folder for folder in folders if not os.path.isdir(folder)]
     if missing:
         raise HistoryError(f"the versions folder {missing[0]} is missing; "
                            "is ALEMBIC_CONFIG pointing at the right project?")
+    read_revision_files(scripts, folders)
     return scripts
+
+
+def version_folders(config: Config, scripts: ScriptDirectory) -> list[str]:
+    """The folders Alembic reads revision files from."""
+    return config.get_version_locations_list() or [os.path.join(scripts.dir, "versions")]
+
+
+def read_revision_files(scripts: ScriptDirectory, folders: Iterable[str]) -> None:
+    """Import every revision file now, so that a broken one stops the job before any change.
+
+    Raises HistoryError naming the file and line; an error raised elsewhere stays a bug.
+    """
+    try:
+        scripts.get_heads()
+    except ALEMBIC_ERRORS as error:
+        raise HistoryError(f"cannot read the migration history: {error}") from None
+    except Exception as error:
+        failure = _revision_file_failure(error, folders)
+        if failure is None:
+            raise
+        raise HistoryError(f"cannot load the revision file {failure}; fix the file "
+                           "(nothing was applied)") from None
+
+
+def _revision_file_failure(error: Exception, folders: Iterable[str]) -> str | None:
+    """'FILE, line N: Type: message' when importing a revision file raised; else None."""
+    roots = [os.path.realpath(folder) for folder in folders]
+
+    def in_versions(path: str) -> bool:
+        if path.startswith("<"):  # importlib's own frames: <frozen importlib._bootstrap>
+            return False
+        real = os.path.realpath(path)
+        return any(os.path.commonpath([real, root]) == root for root in roots)
+
+    places = [(frame.filename, frame.lineno) for frame in traceback.extract_tb(error.__traceback__)]
+    reason = str(error)
+    if isinstance(error, SyntaxError) and error.filename:
+        # The compiler ran no line of the file it rejects: the place is on the error itself.
+        places.append((error.filename, error.lineno))
+        reason = str(error.msg)
+    revision_file = next((place for place in places if in_versions(place[0])), None)
+    if revision_file is None:
+        return None
+    if places[-1] != revision_file:  # it failed in a module the revision file imports
+        reason += f" (in {places[-1][0]}, line {places[-1][1]})"
+    return f"{revision_file[0]}, line {revision_file[1]}: {type(error).__name__}: {reason}"
 
 
 class History(NamedTuple):
@@ -73,16 +130,18 @@ class Plan:
 
     @property
     def at_target(self) -> bool:
-        """Whether nothing is left to apply."""
-        return set(self.current) == set(self.target)
+        """Whether nothing is left to apply (`plan` refused a database past the target)."""
+        return not self.pending
 
 
 def plan(scripts: ScriptDirectory, current: tuple[str, ...], target: str) -> Plan:
     """Check the history against the database and list what an upgrade would apply.
 
-    Raises HistoryError for multiple heads (with target 'head'), a database revision the
-    project does not know (typically after rolling the image back), or an unknown target.
+    Raises ConfigError for a relative target, and HistoryError for multiple heads (with
+    target 'head'), a database revision the project does not know (typically after rolling
+    the image back), an unknown target, or a target the database is already past.
     """
+    refuse_relative(target)
     heads = tuple(sorted(scripts.get_heads()))
     if target == "head" and len(heads) > 1:
         raise HistoryError(f"the history has {len(heads)} heads ({', '.join(heads)}); "
@@ -93,21 +152,67 @@ def plan(scripts: ScriptDirectory, current: tuple[str, ...], target: str) -> Pla
                 f"the database is at revision {revision}, which this project does not know "
                 "(was the image rolled back to an older release?); "
                 "deploy a release that contains it")
-    try:
-        target_revisions = tuple(sorted(
-            r.revision for r in scripts.get_revisions(target) if r is not None))
-    except CommandError as error:
-        raise HistoryError(f"target revision {target!r} is not in the history: {error}") from None
-    if not target_revisions and target not in ("base",):
-        raise HistoryError(f"target revision {target!r} is not in the history")
-    try:
-        pending = tuple(
-            r.revision for r in reversed(list(
-                scripts.iterate_revisions(target, current or "base", implicit_base=True)))
-        )
-    except CommandError as error:
-        raise HistoryError(f"cannot go from {current or 'base'} to {target}: {error}") from None
+    target_revisions = resolve(scripts, target)
+    if set(current) == set(target_revisions):
+        # The usual run: skip walking the history (milliseconds for 1,000 revisions).
+        return Plan(current=current, heads=heads, target=target_revisions)
+    wanted = ancestry(scripts, target_revisions)
+    refuse_going_down(scripts, current, target, target_revisions, wanted)
+    applied = set(ancestry(scripts, current))
+    pending = tuple(revision for revision in wanted if revision not in applied)
     return Plan(current=current, heads=heads, target=target_revisions, pending=pending)
+
+
+def refuse_relative(target: str) -> None:
+    """A relative target ('-1', '+2', 'head-1') is a configuration error.
+
+    It moves with the database: every retry, and every replica that takes the lock after
+    another, would go one step further, so the run could never be repeated safely.
+    """
+    if RELATIVE_TARGET.match(target):
+        raise ConfigError(f"MIGRATE_TARGET={target!r} is a relative revision; upgrade, check "
+                          "and status need an absolute one (a revision id, head or heads), "
+                          "so that every run aims at the same revision")
+
+
+def resolve(scripts: ScriptDirectory, target: str) -> tuple[str, ...]:
+    """The revision ids a target names ('head', a branch label, a partial id...)."""
+    try:
+        revisions = tuple(sorted(
+            r.revision for r in scripts.get_revisions(target) if r is not None))
+    except ALEMBIC_ERRORS as error:
+        raise HistoryError(f"target revision {target!r} is not in the history: {error}") from None
+    if not revisions and target != "base":
+        raise HistoryError(f"target revision {target!r} is not in the history")
+    return revisions
+
+
+def ancestry(scripts: ScriptDirectory, revisions: tuple[str, ...]) -> list[str]:
+    """The revisions and all they depend on, in the order an upgrade applies them."""
+    try:
+        found = scripts.iterate_revisions(revisions, "base")
+        return [r.revision for r in reversed(list(found))]
+    except ALEMBIC_ERRORS as error:
+        raise HistoryError(f"cannot follow the history below {', '.join(revisions)}: "
+                           f"{error}") from None
+
+
+def refuse_going_down(scripts: ScriptDirectory, current: tuple[str, ...], target: str,
+                      target_revisions: tuple[str, ...], wanted: list[str]) -> None:
+    """Upgrade only adds revisions: a database past the target, or on a branch the target
+    does not contain, is a history problem, not something to 'upgrade' away."""
+    for revision in current:
+        if revision in wanted:
+            continue
+        below = ancestry(scripts, (revision,))
+        if all(r in below for r in target_revisions):
+            raise HistoryError(
+                f"the database is at {revision}, ahead of the target {target!r}; upgrade "
+                f"never goes down: to go back, run `downgrade {target}`, or set "
+                "MIGRATE_TARGET=head to stay")
+        raise HistoryError(
+            f"the database is at {revision}, on a branch the target {target!r} does not "
+            "contain; set MIGRATE_TARGET to a revision that contains it, or heads")
 
 
 def _lookup(scripts: ScriptDirectory, revision: str) -> object | None:
@@ -121,7 +226,7 @@ def record_manifest(history: History) -> Path:
     """Write the heads manifest for the fast path (see migration_job.manifest)."""
     config, scripts = history
     assert config.config_file_name is not None
-    folders = config.get_version_locations_list() or [os.path.join(scripts.dir, "versions")]
+    folders = version_folders(config, scripts)
     folders += [os.path.dirname(script.path) for script in scripts.walk_revisions()]
     recursive = bool(config.get_alembic_boolean_option("recursive_version_locations"))
     return write_manifest(Path(config.config_file_name), Path(scripts.dir), scripts.get_heads(),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.config import Settings
 from migration_job.database import read_revisions
@@ -19,6 +20,9 @@ from migration_job.runner import (
 )
 from migration_job.wait import first_line
 
+if TYPE_CHECKING:
+    from migration_job.history import Plan
+
 
 def wait(settings: Settings, interruption: Interruption) -> str:
     """Wait until the database accepts a connection and a query."""
@@ -34,29 +38,57 @@ def current_revisions(settings: Settings, interruption: Interruption,
         return read_revisions(connection, project)
 
 
+class Inspection(NamedTuple):
+    """The database against the history: status prints it, check judges it."""
+
+    current: tuple[str, ...]
+    heads: tuple[str, ...]
+    # None when the history and the database disagree: then `problem` says how.
+    plan: Plan | None
+    problem: str | None
+
+    @property
+    def pending(self) -> list[str]:
+        """What an upgrade would apply (nothing, when there is a problem)."""
+        return list(self.plan.pending) if self.plan else []
+
+    @property
+    def at_target(self) -> bool:
+        """Whether the database is at the target (never, when there is a problem)."""
+        return self.plan is not None and self.plan.at_target
+
+
+def inspect(settings: Settings, current: tuple[str, ...]) -> Inspection:
+    """Plan the target against the database's revision(s); a history problem is reported,
+    not raised (a relative target still raises: a configuration error, exit 2)."""
+    try:
+        history = load_history(settings)
+    except HistoryError as error:
+        return Inspection(current, (), None, str(error))
+    heads = tuple(sorted(history.scripts.get_heads()))
+    try:
+        return Inspection(current, heads, history.plan(current, settings.target), None)
+    except HistoryError as error:
+        return Inspection(current, heads, None, str(error))
+
+
 def status(settings: Settings, interruption: Interruption) -> str:
     """Print current revision(s), head(s) and pending revisions; exit 0 if reachable."""
-    current = current_revisions(settings, interruption)
-    history = load_history(settings)
-    try:
-        found = history.plan(current, settings.target)
-        pending, at_target_now, problem = list(found.pending), found.at_target, None
-    except HistoryError as error:
-        pending, at_target_now, problem = [], False, str(error)
-    heads = tuple(sorted(history.scripts.get_heads()))
+    found = inspect(settings, current_revisions(settings, interruption))
     if settings.json_output:
-        print(json.dumps({"current": list(current), "heads": list(heads), "pending": pending,
-                          "at_target": at_target_now, "target": settings.target,
-                          "problem": problem}))
+        print(json.dumps({"current": list(found.current), "heads": list(found.heads),
+                          "pending": found.pending, "at_target": found.at_target,
+                          "target": settings.target, "problem": found.problem}))
     else:
-        lines = [f"current: {describe(current)}", f"heads:   {describe(heads)}",
-                 f"pending: {', '.join(pending) or 'none'}"]
-        print("\n".join(lines + ([f"problem: {problem}"] if problem else [])))
-    return f"at {describe(current)}, {len(pending)} pending"
+        lines = [f"current: {describe(found.current)}", f"heads:   {describe(found.heads)}",
+                 f"pending: {', '.join(found.pending) or 'none'}"]
+        print("\n".join(lines + ([f"problem: {found.problem}"] if found.problem else [])))
+    return f"at {describe(found.current)}, {len(found.pending)} pending"
 
 
 def check(settings: Settings, interruption: Interruption) -> str:
-    """Exit 0 when the database is at the target, 8 when revisions are pending.
+    """Exit 0 when the database is at the target, 8 when revisions are pending, 7 when the
+    history and the database disagree: the verdict on what `status` shows.
 
     Readiness probes call this often: a fresh manifest answers "at head" without Alembic.
     """
@@ -64,11 +96,13 @@ def check(settings: Settings, interruption: Interruption) -> str:
     current = current_revisions(settings, interruption, project)
     if current == usable_manifest_heads(settings, project):
         return at_head_by_manifest(current, "database is at target")
-    found = load_history(settings).plan(current, settings.target)
+    found = inspect(settings, current)
+    if found.plan is None:
+        raise HistoryError(str(found.problem))
     if not found.at_target:
         raise PendingMigrations(f"{len(found.pending)} revision(s) pending: "
                                 f"{', '.join(found.pending)}; run the upgrade")
-    return at_target(found, "database is at target")
+    return at_target(found.plan, "database is at target")
 
 
 def sql(settings: Settings, interruption: Interruption) -> str:

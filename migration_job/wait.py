@@ -32,6 +32,18 @@ PERMANENT_MARKERS = (
     "invalid integer value",
     "invalid uri",
 )
+CHECK_CREDENTIALS = "check the user, password, database name and grants"
+# Permanent too, but the advice above would send the reader the wrong way.
+PERMANENT_WITH_ADVICE = {
+    "server does not support ssl":
+        "the server offers no SSL but sslmode requires it: enable SSL on the server, or set "
+        "sslmode=prefer (or disable) in DATABASE_URL if an unencrypted connection is acceptable",
+    # ALTER DATABASE ... ALLOW_CONNECTIONS false. Not the server-wide "the database system is
+    # not (yet) accepting connections" of a starting or recovering server: that is retried.
+    "is not currently accepting connections":
+        "the database refuses every connection (ALTER DATABASE ... ALLOW_CONNECTIONS false): "
+        "ask its owner to allow connections again",
+}
 # Everything else that stops a connection (refused, reset, timeout, a name that does not
 # resolve yet, "the database system is starting up", "too many clients") is retried.
 # Backoff: 0.25 s doubling up to 0.5 s, plus up to 0.4 s of random jitter. Never more than
@@ -47,10 +59,18 @@ ATTEMPT_TIMEOUT_S = 10.0
 Sleep = Callable[[float], None]
 
 
+def permanent_advice(error: BaseException) -> str | None:
+    """What to do about a connection error that waiting will not fix; None if it might."""
+    text = str(error).lower()
+    for marker, advice in PERMANENT_WITH_ADVICE.items():
+        if marker in text:
+            return advice
+    return CHECK_CREDENTIALS if any(marker in text for marker in PERMANENT_MARKERS) else None
+
+
 def is_permanent(error: BaseException) -> bool:
     """Whether a connection error will not go away by waiting."""
-    text = str(error).lower()
-    return any(marker in text for marker in PERMANENT_MARKERS)
+    return permanent_advice(error) is not None
 
 
 def is_transient(error: BaseException) -> bool:
@@ -132,10 +152,10 @@ def _log_waiting(attempt: int, error: BaseException, next_try_in_s: float) -> No
 
 
 def _final_error(error: psycopg2.Error, settings: Settings, attempts: int) -> JobError:
-    if is_permanent(error) or not isinstance(error, psycopg2.OperationalError):
-        return ConnectionRejected(
-            f"the database refused the connection: {first_line(error)}; "
-            "check the user, password, database name and grants")
+    advice = permanent_advice(error)
+    if advice is not None or not isinstance(error, psycopg2.OperationalError):
+        return ConnectionRejected(f"the database refused the connection: {first_line(error)}; "
+                                  f"{advice or CHECK_CREDENTIALS}")
     return DatabaseUnreachable(
         f"database not reachable after {settings.wait_timeout:g}s ({attempts} attempts): "
         f"{first_line(error)}; check the host and port, or raise MIGRATE_WAIT_TIMEOUT")

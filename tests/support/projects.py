@@ -37,6 +37,9 @@ op.execute("SELECT * FROM table_that_does_not_exist")
 ''')
 BRANCH_A = revision("0006a", "0005", 'op.execute("CREATE TABLE branch_a (id int)")')
 BRANCH_B = revision("0006b", "0005", 'op.execute("CREATE TABLE branch_b (id int)")')
+# Revision files that cannot be loaded: the history is broken before anything can run.
+SYNTAX_ERROR = revision("0006", "0005", 'op.execute("CREATE TABLE never_created (id int)"')
+NAME_ERROR_ON_IMPORT = revision("0006", "0005", "pass") + "\nTIMEOUT = UNDEFINED_SETTING\n"
 
 
 def make_project(root: Path, *, generic_env: bool = False, extra: dict[str, str] | None = None,

@@ -64,8 +64,16 @@ class Holder(NamedTuple):
 
 def derive_lock_key(database: str, schema: str, version_table: str) -> int:
     """A stable signed 64-bit key namespaced like golang-migrate's (database, schema, table)."""
-    digest = hashlib.sha256(f"migration-job\0{database}\0{schema}\0{version_table}".encode())
-    return int.from_bytes(digest.digest()[:8], "big", signed=True)
+    return _signed_64(f"migration-job\0{database}\0{schema}\0{version_table}")
+
+
+def revision_gate_key(lock_key: int) -> int:
+    """The key of the revision gate that goes with a migration lock key."""
+    return _signed_64(f"migration-job revision gate\0{lock_key}")
+
+
+def _signed_64(text: str) -> int:
+    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big", signed=True)
 
 
 class PostgresAdvisoryLock:
@@ -118,6 +126,16 @@ class PostgresAdvisoryLock:
                  f"{time.monotonic() - started:.2f}s", lock_key=self.key,
                  waited_ms=round((time.monotonic() - started) * 1000))
         return True
+
+    def revision_gate(self) -> tuple[str, dict[str, int]]:
+        """The statement each revision's transaction runs first, on its own connection.
+
+        A transaction-level lock: another runner's revision transaction waits until this one
+        ends, even one that runs on after its runner lost the session lock (an env.py on a
+        connection the job could not lend its session to), and which rolls back at its check.
+        """
+        return ("SELECT pg_advisory_xact_lock(%(gate)s::bigint)",
+                {"gate": revision_gate_key(self.key)})
 
     def verify(self) -> None:
         """Raise LockLost unless this session still holds the lock."""

@@ -97,6 +97,22 @@ class Progress:
         return ",".join(step.info.up_revision_ids)  # type: ignore[attr-defined]
 
 
+def gated(steps: Iterable[MigrationStep], context: MigrationContext,
+          lock: PostgresAdvisoryLock) -> Iterator[MigrationStep]:
+    """Steps whose body first passes the lock's revision gate, inside the step's transaction."""
+    statement, parameters = lock.revision_gate()
+    for step in steps:
+        body = step.migration_fn
+
+        def gated_body(*args: Any, _body: Any = body, **kwargs: Any) -> None:
+            assert context.connection is not None
+            context.connection.exec_driver_sql(statement, parameters)
+            _body(*args, **kwargs)
+
+        step.migration_fn = gated_body
+        yield step
+
+
 def _engine(settings: Settings) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(
         settings.database_url or f"{PSYCOPG2_SCHEME}://",
@@ -118,8 +134,10 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     # The same step lists alembic.command.upgrade/downgrade build, passed through Progress.
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
         if progress.verb == "upgrade":
-            return progress.track(scripts._upgrade_revs(destination, revision))
-        return progress.track(scripts._downgrade_revs(destination, revision))
+            planned = scripts._upgrade_revs(destination, revision)
+        else:
+            planned = scripts._downgrade_revs(destination, revision)
+        return progress.track(gated(planned, context, lock))
 
     engine = _engine(settings)
     url = settings.database_url or f"{PSYCOPG2_SCHEME}://"

@@ -31,7 +31,8 @@ with op.get_context().autocommit_block():
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 ''')
 # Waits for advisory lock 555, which the test holds until it lets the revision go on.
-GATED = revision("0006", "0005", '''
+GATED = revision("0006", "0005", f'''
+op.execute("{ALONE.format(kind="xact_")}")
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 op.execute("SELECT pg_advisory_xact_lock(555)")
 ''')
@@ -97,25 +98,41 @@ class TestLockSessionTerminated:
         assert database.advisory_locks() == 0
 
 
-class TestLockSessionLostUnderAForeignConnection:
-    """An env.py on a connection of its own: the revision checks the lock before it commits,
-    so losing the lock's session rolls the revision back and exits 3."""
+def waiting_for_a_lock(database: Database) -> int:
+    """Sessions of this database waiting for an advisory lock."""
+    return int(database.query(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted "
+        "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")[0][0])
 
-    def test_rolled_back_before_commit(self, database: Database, tmp_path: Path) -> None:
+
+class TestLockSessionLostUnderAForeignConnection:
+    """An env.py on a connection of its own runs on after the lock's session is lost: the next
+    runner's revision waits at the revision gate until it ends, and it rolls back at its check
+    before commit (exit 3)."""
+
+    def test_next_runner_waits_then_completes(self, database: Database, tmp_path: Path) -> None:
         config = make_project(tmp_path, extra={"0006_gated": GATED})
         (tmp_path / "migrations" / "env.py").write_text(OWN_CONNECTION_ENV)
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")
-        job = start(database, config, sleep=0)
-        job.wait_for_event("revision_started", revision="0006")
+        first = start(database, config, sleep=0)
+        first.wait_for_event("revision_started", revision="0006")
         assert wait_until(lambda: database.running_statements("%555%") == 1)
         holder = lock_holder_pid(database)
         assert holder is not None
         database.query("SELECT pg_terminate_backend(%s)", holder)
-        gate.close()  # the revision goes on, and reaches its check before commit
-        result = job.finish()
-        assert result.code == 3, result.stderr
-        assert result.events[-1]["event"] == "lock_lost"
-        assert database.revisions() == ["0005"]
-        assert "0006" not in database.applications()
+
+        second = start(database, config, sleep=0, MIGRATE_LOCK_TIMEOUT="120")
+        second.wait_for_event("revision_started", revision="0006")
+        # The second runner's revision waits for the first one's transaction to end.
+        assert wait_until(lambda: waiting_for_a_lock(database) == 2)
+        gate.close()  # the first revision goes on, and reaches its check before commit
+
+        lost = first.finish()
+        assert lost.code == 3, lost.stderr
+        assert lost.events[-1]["event"] == "lock_lost"
+        took_over = second.finish()
+        assert took_over.code == 0, took_over.stderr
+        assert database.revisions() == ["0006"]
+        assert database.applications()["0006"] == 1

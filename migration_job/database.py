@@ -103,9 +103,9 @@ def prepare_for_migrations(connection: Connection) -> None:
     settings = {"idle_in_transaction_session_timeout": "0"}
     if int(connection.server_version) >= 140000:
         settings.update({"idle_session_timeout": "0", "client_connection_check_interval": "2000"})
-    with connection.cursor() as cursor:
-        for name, value in settings.items():
-            cursor.execute("SELECT set_config(%s, %s, false)", (name, value))
+    calls = ", ".join("set_config(%s, %s, false)" for _ in settings)
+    with connection.cursor() as cursor:  # one round trip: no-op runs without a manifest pay it
+        cursor.execute(f"SELECT {calls}", [v for item in settings.items() for v in item])
 
 
 def read_only_reason(connection: Connection) -> str | None:

@@ -14,6 +14,7 @@ RUN python3 -m venv /opt/venv \
 COPY entrypoint.py alembic.ini /app/
 COPY migration_job /app/migration_job
 COPY migrations /app/migrations
+COPY app /app/app
 # The heads manifest lets a run that finds the database at head skip loading Alembic.
 RUN MIGRATE_TERMINATION_LOG='' /opt/venv/bin/python /app/entrypoint.py manifest
 # Bytecode now, so a read-only root filesystem costs nothing at start; files are readable

@@ -136,6 +136,8 @@ def write_history(repo: Path, root: Path, size: int) -> History:
     versions = project / "migrations" / "versions"
     versions.mkdir(parents=True)
     shutil.copy(repo / "alembic.ini", project / "alembic.ini")
+    # env.py imports the example's models from beside alembic.ini.
+    shutil.copytree(repo / "app", project / "app", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(repo / "migrations" / "env.py", project / "migrations" / "env.py")
     shutil.copy(repo / "migrations" / "script.py.mako", project / "migrations" / "script.py.mako")
     dbmate = root / "dbmate"

@@ -3,7 +3,9 @@
 Run by migration-job, it uses the connection the job hands over in
 config.attributes["connection"] (Alembic's cookbook pattern), so the job's lock, timeouts
 and cancellation cover it. Run by the plain `alembic` CLI, it builds its own engine from
-sqlalchemy.url or, when that is empty, from DATABASE_URL.
+sqlalchemy.url or, when that is empty, from DATABASE_URL. Either way target_metadata is
+the example's models (app/models.py, importable through alembic.ini's prepend_sys_path), so
+`alembic revision --autogenerate` and `alembic check` compare them with the database.
 """
 
 from __future__ import annotations
@@ -12,10 +14,30 @@ import os
 from logging.config import fileConfig
 
 from alembic import context
+from alembic.runtime.environment import NameFilterParentNames, NameFilterType
 from sqlalchemy import Connection, Engine, create_engine, pool
 
+from app.models import Base
+
 config = context.config
-target_metadata = None
+target_metadata = Base.metadata
+# Autogenerate looks only at the schemas the models live in: anything else in the database
+# (another application's schema, a custom version table's) is not the models' business.
+MODEL_SCHEMAS = {table.schema for table in target_metadata.tables.values()}
+# migration_audit is the example's bookkeeping, not application data: every revision writes a
+# row so the tests can prove it ran once. No model maps it, so autogenerate must not see it
+# (it would offer to drop it, and `alembic check` would always report drift).
+BOOKKEEPING_TABLES = {"migration_audit"}
+
+
+def include_name(name: str | None, type_: NameFilterType,
+                 parent_names: NameFilterParentNames) -> bool:
+    """Alembic's include_name hook: what autogenerate reflects from the database."""
+    if type_ == "schema":
+        return name in MODEL_SCHEMAS
+    if type_ == "table":
+        return name not in BOOKKEEPING_TABLES
+    return True
 
 
 def database_url() -> str:
@@ -32,7 +54,8 @@ def database_url() -> str:
 def run_on(connection: Connection) -> None:
     """Each revision in its own transaction: a failure rolls back only that revision."""
     context.configure(connection=connection, target_metadata=target_metadata,
-                      transaction_per_migration=True)
+                      include_schemas=True, include_name=include_name,
+                      compare_server_default=True, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()
 

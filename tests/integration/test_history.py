@@ -151,6 +151,7 @@ def alembic_config() -> PytestAlembicConfig:
 test_single_head_revision = alembic_tests.test_single_head_revision
 test_upgrade = alembic_tests.test_upgrade
 test_up_down_consistency = alembic_tests.test_up_down_consistency
+test_model_definitions_match_ddl = alembic_tests.test_model_definitions_match_ddl
 
 
 class TestCustomVersionTable:

@@ -44,9 +44,10 @@ NAME_ERROR_ON_IMPORT = revision("0006", "0005", "pass") + "\nTIMEOUT = UNDEFINED
 
 def make_project(root: Path, *, generic_env: bool = False, extra: dict[str, str] | None = None,
                  versions: bool = True) -> Path:
-    """Copy the example project under `root`; return its alembic.ini."""
+    """Copy the example project (its models too) under `root`; return its alembic.ini."""
     root.mkdir(parents=True, exist_ok=True)
     shutil.copy(REPO / "alembic.ini", root / "alembic.ini")
+    shutil.copytree(REPO / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
     migrations = root / "migrations"
     migrations.mkdir()
     shutil.copy(GENERIC_ENV if generic_env else REPO / "migrations" / "env.py",

@@ -1,0 +1,1 @@
+"""The example application whose tables the migrations in migrations/ create."""

@@ -3,10 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -98,37 +94,6 @@ class TestReadOnlyCommands:
         assert result.code == 0, result.stderr
         assert "ADD COLUMN active" in result.stdout
         assert "ix_employee_email" not in result.stdout
-
-
-@pytest.fixture
-def plain_alembic(database: Database, tmp_path: Path) -> dict[str, str]:
-    """Environment for the plain `alembic` CLI in a copy of the repo's project."""
-    shutil.copytree(REPO / "migrations", tmp_path / "migrations",
-                    ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(REPO / "alembic.ini", tmp_path / "alembic.ini")
-    return {**os.environ, "DATABASE_URL": database.url}
-
-
-class TestPlainAlembicCli:
-    """The shipped env.py also serves the plain alembic CLI with DATABASE_URL."""
-
-    def alembic(self, cwd: Path, env: dict[str, str], *args: str) -> str:
-        done = subprocess.run([sys.executable, "-m", "alembic", *args], cwd=cwd,
-                              env=env, text=True, capture_output=True, check=True)
-        return done.stdout + done.stderr
-
-    def test_upgrade_sql_downgrade_revision(self, database: Database, tmp_path: Path,
-                                            plain_alembic: dict[str, str]) -> None:
-        self.alembic(tmp_path, plain_alembic, "upgrade", "head")
-        assert database.revisions() == ["0005"]
-        sql = self.alembic(tmp_path, plain_alembic, "upgrade", "0003:head", "--sql")
-        assert "CREATE INDEX CONCURRENTLY" in sql
-        self.alembic(tmp_path, plain_alembic, "downgrade", "-1")
-        assert database.revisions() == ["0004"]
-        self.alembic(tmp_path, plain_alembic, "revision", "-m", "add something")
-        created = list((tmp_path / "migrations" / "versions").glob("*_add_something.py"))
-        assert len(created) == 1
-        assert "down_revision: str | Sequence[str] | None = '0005'" in created[0].read_text()
 
 
 @pytest.fixture

@@ -68,7 +68,7 @@ def test_dockerfile_builds_offline_and_runs_as_numeric_non_root() -> None:
 
 
 def test_yamllint_is_clean() -> None:
-    files = [str(p) for p in [*MANIFESTS, REPO / "docker-compose.yml"]]
+    files = [str(p) for p in [*MANIFESTS, REPO / "docker-compose.yml", REPO / "environment.yml"]]
     done = subprocess.run([tool("yamllint"), "-f", "parsable", "-d", YAMLLINT_CONFIG, *files],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

@@ -25,6 +25,9 @@ RUN_ID = uuid.uuid4().hex[:8]
 IMAGE = os.environ.get("MIGRATION_JOB_TEST_IMAGE", "migration-job:test")
 DB_USER = "mj"
 URL_MOUNT = "/run/secrets/database_url"
+# `docker run` options of a locked-down orchestrator: any UID in group 0, nothing writable.
+LOCKED_DOWN = ("--read-only", "--tmpfs=/tmp", "--user", "12345:0", "--cap-drop", "ALL",
+               "--security-opt", "no-new-privileges")
 # The example project's revisions, read from the repository the image is built from.
 _SCRIPTS = ScriptDirectory.from_config(Config(str(REPO / "alembic.ini")))
 REVISIONS = sorted(s.revision for s in _SCRIPTS.walk_revisions())

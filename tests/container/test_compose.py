@@ -18,8 +18,8 @@ pytestmark = pytest.mark.container
 class Compose:
     """`docker compose` on the repository's file, as a project of the test's own."""
 
-    def __init__(self, base_images: dict[str, str]) -> None:
-        self.project = f"mjtest-{RUN_ID}"
+    def __init__(self, base_images: dict[str, str], suffix: str = "") -> None:
+        self.project = f"mjtest-{RUN_ID}{suffix}"
         self.image = f"migration-job:compose-{RUN_ID}"
         self.env = {**os.environ, **base_images, "MIGRATION_JOB_IMAGE": self.image,
                     "MIGRATE_LOG_FORMAT": "json"}
@@ -56,6 +56,16 @@ def compose(base_images: dict[str, str]) -> Iterator[Compose]:
         docker("rmi", "-f", project.image, check=False)
 
 
+@pytest.fixture
+def fresh_compose(compose: Compose, base_images: dict[str, str]) -> Iterator[Compose]:
+    """Another project on the same image, so its database is new whatever ran before."""
+    project = Compose(base_images, "-fresh")
+    try:
+        yield project
+    finally:
+        project("down", "--volumes", "--remove-orphans", check=False)
+
+
 def names(result: Result) -> list[str]:
     return [e["event"] for e in result.events if e.get("event")]
 
@@ -82,3 +92,20 @@ def test_compose_up_migrate_migrates_once_then_is_a_no_op(compose: Compose) -> N
 def test_app_starts_after_the_migrations_completed(compose: Compose) -> None:
     app = compose.up("app")
     assert app.code == 0, app.stdout + app.stderr
+
+
+class TestComposeSql:
+    """`docker compose run --rm migrate sql` prints every pending revision's SQL, runs none."""
+
+    def test_prints_the_example_s_statements_and_changes_nothing(
+            self, fresh_compose: Compose) -> None:
+        done = fresh_compose("run", "--rm", "migrate", "sql", check=False)
+        result = job_result(done.returncode, done.stdout, done.stderr)
+        assert result.code == 0, result.stderr
+        for revision in REVISIONS:
+            assert f"-> {revision}\n" in result.stdout
+        for statement in ("CREATE TABLE alembic_version", "CREATE SCHEMA hr",
+                          "CREATE TABLE hr.employee", "CREATE TABLE migration_audit",
+                          "CREATE INDEX CONCURRENTLY ix_employee_email"):
+            assert statement in result.stdout
+        assert fresh_compose.psql("SELECT to_regclass('alembic_version')") == ""

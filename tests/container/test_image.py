@@ -8,13 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import REPO, Database
+from tests.container.conftest import LOCKED_DOWN, REPO, Database
 from tests.container.engine import docker
 
 pytestmark = pytest.mark.container
-
-LOCKED_DOWN = ("--read-only", "--tmpfs=/tmp", "--user", "12345:0", "--cap-drop", "ALL",
-               "--security-opt", "no-new-privileges")
 
 
 def test_image_runs_as_a_numeric_non_root_user_by_default(image: str) -> None:

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.container
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((REPO / "deploy" / "kubernetes").glob("*.yaml"))
+# The job's image, and the example of an application's image built on it.
+DOCKERFILES = [REPO / "Dockerfile", REPO / "examples" / "your-project" / "Dockerfile"]
 KUBERNETES_VERSION = "1.37.0"
 # The contract's exit codes: a retry cannot help / a retry may help.
 NON_RETRYABLE = [1, 2, 4, 6, 7]
@@ -49,8 +51,9 @@ def migrate_pods() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
     return found
 
 
-def test_hadolint_is_clean() -> None:
-    done = subprocess.run([tool("hadolint"), str(REPO / "Dockerfile")], capture_output=True,
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: str(p.relative_to(REPO)))
+def test_hadolint_is_clean(dockerfile: Path) -> None:
+    done = subprocess.run([tool("hadolint"), str(dockerfile)], capture_output=True,
                           text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout == ""
@@ -65,7 +68,7 @@ def test_dockerfile_builds_offline_and_runs_as_numeric_non_root() -> None:
 
 
 def test_yamllint_is_clean() -> None:
-    files = [str(p) for p in [*MANIFESTS, REPO / "docker-compose.yml"]]
+    files = [str(p) for p in [*MANIFESTS, REPO / "docker-compose.yml", REPO / "environment.yml"]]
     done = subprocess.run([tool("yamllint"), "-f", "parsable", "-d", YAMLLINT_CONFIG, *files],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr

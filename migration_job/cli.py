@@ -9,8 +9,8 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
+from migration_job.commands import COMMANDS, DEFAULT_COMMAND, commands_taking
 from migration_job.config import (
-    COMMANDS,
     LOG_FORMATS,
     Settings,
     UrlError,
@@ -24,15 +24,8 @@ from migration_job.report import write_termination_log
 if TYPE_CHECKING:
     from migration_job.interruption import Interruption
 
-COMMAND_HELP = {
-    "upgrade": "(default) wait for the database, lock, and upgrade to the target revision",
-    "downgrade": "wait, lock, and downgrade to TARGET (required)",
-    "wait": "wait until the database accepts connections, then exit",
-    "status": "print current revision(s), head(s) and pending revisions",
-    "check": "exit 0 at the target, 8 when migrations are pending",
-    "sql": "print the SQL that upgrade would run (offline mode)",
-    "manifest": "write the heads manifest that lets no-op runs skip loading Alembic",
-}
+# How the flags that only some commands take are spelled (the command table names their dests).
+FLAG_SPELLING = {"target": "--target", "json": "--json", "from_revision": "--from"}
 # After a signal, how long the worker gets to roll back and unlock before we exit anyway.
 SHUTDOWN_GRACE_S = 15.0
 
@@ -59,8 +52,8 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="migration-job", formatter_class=fixed_width_help,
         description="Wait for PostgreSQL, lock, and run Alembic migrations.\n\ncommands:\n"
-        + "\n".join(f"  {name:<10} {text}" for name, text in COMMAND_HELP.items()))
-    parser.add_argument("command", nargs="?", default="upgrade", choices=COMMANDS,
+        + "\n".join(f"  {c.name:<10} {c.help}" for c in COMMANDS.values()))
+    parser.add_argument("command", nargs="?", default=DEFAULT_COMMAND, choices=COMMANDS,
                         metavar="COMMAND", help="one of the commands above (default: upgrade)")
     parser.add_argument("revision", nargs="?", metavar="TARGET",
                         help="downgrade only: the revision to go down to (required)")
@@ -68,7 +61,7 @@ def build_parser() -> ArgumentParser:
                         "any user on the machine can read a password given here in the "
                         "process list: prefer DATABASE_URL_FILE")
     parser.add_argument("--config", help="alembic.ini (env ALEMBIC_CONFIG)")
-    parser.add_argument("--target", help="upgrade, check, status, sql: revision to reach, "
+    parser.add_argument("--target", help=f"{_takers('target')}: revision to reach, "
                         "default head (env MIGRATE_TARGET)")
     parser.add_argument("--wait-timeout", help="seconds to wait for the database "
                         "(env MIGRATE_WAIT_TIMEOUT)")
@@ -77,25 +70,24 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--lock-key", help="64-bit advisory lock key (env MIGRATE_LOCK_KEY)")
     parser.add_argument("--log-format", help="text or json (env MIGRATE_LOG_FORMAT)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env MIGRATE_LOG_LEVEL)")
-    parser.add_argument("--json", action="store_true", help="status, check: JSON output")
-    parser.add_argument("--from", dest="from_revision", help="sql: start from this revision "
-                        "instead of the database's")
+    parser.add_argument("--json", action="store_true", help=f"{_takers('json')}: JSON output")
+    parser.add_argument("--from", dest="from_revision", help=f"{_takers('from_revision')}: "
+                        "start from this revision instead of the database's")
     return parser
 
 
-# Flags that only some commands take.
-COMMAND_ONLY_FLAGS = {"json": ("status", "check"), "from_revision": ("sql",),
-                      "target": ("upgrade", "check", "status", "sql")}
+def _takers(flag: str) -> str:
+    """The commands that take a flag, for its help line."""
+    return ", ".join(commands_taking(flag))
 
 
 def parse_options(argv: Sequence[str]) -> dict[str, object]:
     """Flags as a dict; no command means `upgrade`; each flag checked against its command."""
     options = vars(build_parser().parse_args(list(argv)))
     command = str(options["command"])
-    flag_names = {"json": "--json", "from_revision": "--from", "target": "--target"}
-    for option, commands in COMMAND_ONLY_FLAGS.items():
-        if options.get(option) and command not in commands:
-            raise ConfigError(f"{flag_names[option]} does not apply to {command} (see --help)")
+    for option, spelling in FLAG_SPELLING.items():
+        if options.get(option) and option not in COMMANDS[command].flags:
+            raise ConfigError(f"{spelling} does not apply to {command} (see --help)")
     revision = options.pop("revision")
     if command == "downgrade":
         if not revision:
@@ -153,8 +145,8 @@ def run_in_worker(settings: Settings) -> tuple[int, str]:
     the threads finish in.
     """
     from migration_job.interruption import Interruption
-    from migration_job.runner import run
 
+    run = COMMANDS[settings.command].load()
     interruption = Interruption(settings)
     outcomes: list[Outcome] = []
 

@@ -11,11 +11,9 @@ from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit
 
+from migration_job.commands import COMMANDS, DEFAULT_COMMAND
 from migration_job.errors import ConfigError
 
-COMMANDS = ("upgrade", "downgrade", "wait", "status", "check", "sql", "manifest")
-# Commands that never connect, so need no database configured.
-OFFLINE_COMMANDS = ("manifest",)
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_ALEMBIC_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
@@ -275,9 +273,9 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
             return str(value)
         return env.get(variable) or default
 
-    command = str(options.get("command") or "upgrade")
+    command = _choice("command", str(options.get("command") or DEFAULT_COMMAND), tuple(COMMANDS))
     raw_url = _resolve_url(_optional_str(options.get("database_url")), env,
-                           required=command not in OFFLINE_COMMANDS)
+                           required=COMMANDS[command].needs_database)
     database_url, secrets = normalize_url(raw_url) if raw_url is not None else (None, ())
     if env.get("PGPASSWORD"):
         secrets = (*secrets, env["PGPASSWORD"])
@@ -290,7 +288,7 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         raise ConfigError("MIGRATE_TARGET is empty; use head or a revision id")
     lock_key_text = pick("lock_key", "MIGRATE_LOCK_KEY", "")
     return Settings(
-        command=_choice("command", command, COMMANDS),
+        command=command,
         database_url=database_url,
         alembic_config=alembic_config,
         target=target,

@@ -10,7 +10,7 @@ from migration_job.database import read_revisions
 from migration_job.errors import HistoryError, PendingMigrations
 from migration_job.interruption import Interruption
 from migration_job.project import Project, read_project
-from migration_job.runner import (
+from migration_job.steps import (
     at_head_by_manifest,
     at_target,
     connected,

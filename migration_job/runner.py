@@ -8,38 +8,32 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from contextlib import closing, contextmanager
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 import psycopg2
 
 from migration_job import database
 from migration_job.config import Settings
-from migration_job.database import Connection, is_connection_lost, read_revisions
-from migration_job.errors import DatabaseUnreachable, ReadOnlyDatabase
+from migration_job.database import Connection, read_revisions
+from migration_job.errors import ReadOnlyDatabase
 from migration_job.interruption import Interruption
 from migration_job.locks import PostgresAdvisoryLock, lock_key_for
 from migration_job.log import log
-from migration_job.manifest import fresh_heads
 from migration_job.pooling import refuse_shared_sessions
 from migration_job.project import Project, read_project
-from migration_job.wait import first_line, wait_for_database
+from migration_job.steps import (
+    at_head_by_manifest,
+    at_target,
+    connected,
+    describe,
+    load_history,
+    usable_manifest_heads,
+)
+from migration_job.wait import first_line
 
 if TYPE_CHECKING:
     from migration_job.history import History, Plan
-
-Command = Callable[[Settings, Interruption], str]
-
-
-def run(settings: Settings, interruption: Interruption) -> str:
-    """Run the configured command; return its summary line or raise a JobError."""
-    from migration_job import inspection
-
-    commands: dict[str, Command] = {
-        "upgrade": upgrade, "downgrade": downgrade, "wait": inspection.wait,
-        "status": inspection.status, "check": inspection.check, "sql": inspection.sql,
-        "manifest": inspection.manifest}
-    return commands[settings.command](settings, interruption)
 
 
 def upgrade(settings: Settings, interruption: Interruption) -> str:
@@ -118,23 +112,6 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
 
 
 @contextmanager
-def connected(settings: Settings, interruption: Interruption) -> Iterator[Connection]:
-    """A ready connection, after waiting for the database; a lost connection exits 3."""
-    connection = wait_for_database(settings, sleep=interruption.sleep)
-    with closing(connection):
-        log.info("database_ready", f"connected to {database.describe(connection)}",
-                 server_version=connection.server_version)
-        try:
-            yield connection
-        except psycopg2.OperationalError as error:
-            if not is_connection_lost(error):
-                raise
-            raise DatabaseUnreachable(
-                f"lost the connection to the database ({first_line(error)}) before any "
-                "revision ran; nothing was changed; run the job again") from None
-
-
-@contextmanager
 def migration_lock(connection: Connection, settings: Settings, project: Project,
                    interruption: Interruption, needless: Callable[[], bool] | None = None,
                    ) -> Iterator[PostgresAdvisoryLock | None]:
@@ -162,45 +139,3 @@ def migration_lock(connection: Connection, settings: Settings, project: Project,
         except psycopg2.Error as error:
             log.warning("lock_release_failed", f"could not release the lock cleanly "
                         f"({first_line(error)}); closing the session releases it")
-
-
-def load_history(settings: Settings) -> History:
-    """The project's Alembic history (the first import of Alembic and SQLAlchemy)."""
-    from migration_job.history import load_history as load
-
-    return load(settings)
-
-
-def usable_manifest_heads(settings: Settings, project: Project) -> tuple[str, ...] | None:
-    """The heads a fresh manifest records, when they can decide this run's target; else None.
-
-    None (never a guess) when the manifest is missing or stale, or the target is not head.
-    """
-    if settings.target not in ("head", "heads"):
-        return None
-    heads = fresh_heads(project.config_path, project.script_location)
-    if heads is None:
-        log.debug("manifest_not_used", "no fresh heads manifest: reading the full history")
-        return None
-    if settings.target == "head" and len(heads) != 1:
-        return None  # several heads: the full path explains the problem (exit 7)
-    return heads
-
-
-def at_head_by_manifest(current: tuple[str, ...], reason: str) -> str:
-    """Log and summarise a run that a fresh manifest showed to be at head."""
-    summary = f"database at {describe(current)}: already at head (manifest), {reason}"
-    log.info("already_at_target", summary, revision=describe(current), via="manifest")
-    return summary
-
-
-def at_target(found: Plan, reason: str) -> str:
-    """Log and summarise a run that had nothing to do."""
-    summary = f"database at {describe(found.target)}: {reason}"
-    log.info("already_at_target", summary, revision=describe(found.target))
-    return summary
-
-
-def describe(revisions: tuple[str, ...]) -> str:
-    """Revisions for humans: 'base' when there are none."""
-    return ", ".join(revisions) if revisions else "base"

@@ -1,0 +1,57 @@
+"""The command table: each command's name, help line, flags, database need and function."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from migration_job.config import Settings
+    from migration_job.interruption import Interruption
+
+CommandFunction = Callable[["Settings", "Interruption"], str]
+
+
+class Command(NamedTuple):
+    """One command of the job."""
+
+    name: str
+    # Its line in --help.
+    help: str
+    # The options (argparse dests) it takes beyond those every command takes.
+    flags: tuple[str, ...]
+    needs_database: bool
+    # "module:function", imported only when the command runs: --help, a configuration error
+    # and the manifest command then load none of the machinery they do not use.
+    function: str
+
+    def load(self) -> CommandFunction:
+        """The function that runs the command."""
+        module, name = self.function.split(":")
+        function: CommandFunction = getattr(importlib.import_module(module), name)
+        return function
+
+
+COMMANDS = {command.name: command for command in (
+    Command("upgrade", "(default) wait for the database, lock, and upgrade to the target revision",
+            ("target",), True, "migration_job.runner:upgrade"),
+    Command("downgrade", "wait, lock, and downgrade to TARGET (required)",
+            (), True, "migration_job.runner:downgrade"),
+    Command("wait", "wait until the database accepts connections, then exit",
+            (), True, "migration_job.inspection:wait"),
+    Command("status", "print current revision(s), head(s) and pending revisions",
+            ("target", "json"), True, "migration_job.inspection:status"),
+    Command("check", "exit 0 at the target, 8 when migrations are pending",
+            ("target", "json"), True, "migration_job.inspection:check"),
+    Command("sql", "print the SQL that upgrade would run (offline mode)",
+            ("target", "from_revision"), True, "migration_job.inspection:sql"),
+    Command("manifest", "write the heads manifest that lets no-op runs skip loading Alembic",
+            (), False, "migration_job.inspection:manifest"),
+)}
+DEFAULT_COMMAND = "upgrade"
+
+
+def commands_taking(flag: str) -> list[str]:
+    """The names of the commands that take a command-only flag."""
+    return [command.name for command in COMMANDS.values() if flag in command.flags]

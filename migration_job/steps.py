@@ -1,0 +1,81 @@
+"""Steps every command shares: connect after waiting, the manifest's verdict, the outcome lines."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from typing import TYPE_CHECKING
+
+import psycopg2
+
+from migration_job import database
+from migration_job.config import Settings
+from migration_job.database import Connection, is_connection_lost
+from migration_job.errors import DatabaseUnreachable
+from migration_job.interruption import Interruption
+from migration_job.log import log
+from migration_job.manifest import fresh_heads
+from migration_job.project import Project
+from migration_job.wait import first_line, wait_for_database
+
+if TYPE_CHECKING:
+    from migration_job.history import History, Plan
+
+
+@contextmanager
+def connected(settings: Settings, interruption: Interruption) -> Iterator[Connection]:
+    """A ready connection, after waiting for the database; a lost connection exits 3."""
+    connection = wait_for_database(settings, sleep=interruption.sleep)
+    with closing(connection):
+        log.info("database_ready", f"connected to {database.describe(connection)}",
+                 server_version=connection.server_version)
+        try:
+            yield connection
+        except psycopg2.OperationalError as error:
+            if not is_connection_lost(error):
+                raise
+            raise DatabaseUnreachable(
+                f"lost the connection to the database ({first_line(error)}) before any "
+                "revision ran; nothing was changed; run the job again") from None
+
+
+def load_history(settings: Settings) -> History:
+    """The project's Alembic history (the first import of Alembic and SQLAlchemy)."""
+    from migration_job.history import load_history as load
+
+    return load(settings)
+
+
+def usable_manifest_heads(settings: Settings, project: Project) -> tuple[str, ...] | None:
+    """The heads a fresh manifest records, when they can decide this run's target; else None.
+
+    None (never a guess) when the manifest is missing or stale, or the target is not head.
+    """
+    if settings.target not in ("head", "heads"):
+        return None
+    heads = fresh_heads(project.config_path, project.script_location)
+    if heads is None:
+        log.debug("manifest_not_used", "no fresh heads manifest: reading the full history")
+        return None
+    if settings.target == "head" and len(heads) != 1:
+        return None  # several heads: the full path explains the problem (exit 7)
+    return heads
+
+
+def at_head_by_manifest(current: tuple[str, ...], reason: str) -> str:
+    """Log and summarise a run that a fresh manifest showed to be at head."""
+    summary = f"database at {describe(current)}: already at head (manifest), {reason}"
+    log.info("already_at_target", summary, revision=describe(current), via="manifest")
+    return summary
+
+
+def at_target(found: Plan, reason: str) -> str:
+    """Log and summarise a run that had nothing to do."""
+    summary = f"database at {describe(found.target)}: {reason}"
+    log.info("already_at_target", summary, revision=describe(found.target))
+    return summary
+
+
+def describe(revisions: tuple[str, ...]) -> str:
+    """Revisions for humans: 'base' when there are none."""
+    return ", ".join(revisions) if revisions else "base"

@@ -1,0 +1,32 @@
+"""The command table: every entry resolves to the function that runs it."""
+
+from __future__ import annotations
+
+import pytest
+
+from migration_job import inspection, runner
+from migration_job.cli import parse_options
+from migration_job.commands import COMMANDS
+from migration_job.errors import ConfigError
+
+
+class TestCommandTable:
+    """The table names each command's function and decides which flags it takes."""
+
+    def test_each_command_loads_its_function(self) -> None:
+        functions = {name: command.load() for name, command in COMMANDS.items()}
+        assert functions == {"upgrade": runner.upgrade, "downgrade": runner.downgrade,
+                             "wait": inspection.wait, "status": inspection.status,
+                             "check": inspection.check, "sql": inspection.sql,
+                             "manifest": inspection.manifest}
+
+    @pytest.mark.parametrize(("command", "flag"), [
+        (name, flag) for name, command in COMMANDS.items() for flag in command.flags])
+    def test_a_command_takes_its_flags(self, command: str, flag: str) -> None:
+        spelled = {"target": ["--target", "x"], "json": ["--json"],
+                   "from_revision": ["--from", "x"]}[flag]
+        assert parse_options([command, *spelled])[flag]
+
+    def test_a_flag_of_another_command_is_refused(self) -> None:
+        with pytest.raises(ConfigError, match="--from does not apply to status"):
+            parse_options(["status", "--from", "0001"])

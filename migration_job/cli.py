@@ -101,9 +101,6 @@ def parse_options(argv: Sequence[str]) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; return the contract's exit code."""
-    from migration_job.database import APPLICATION_NAME
-
-    os.environ["PGAPPNAME"] = APPLICATION_NAME
     try:
         settings = load_settings(parse_options(sys.argv[1:] if argv is None else argv),
                                  os.environ)
@@ -117,6 +114,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return error.exit_code
     log.configure(log_format=settings.log_format, level=settings.log_level,
                   secrets=settings.secrets)
+    settings.engine.name_process()
     exit_code, summary = run_in_worker(settings)
     write_termination_log(settings.termination_log, exit_code, summary)
     return exit_code

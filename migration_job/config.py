@@ -8,11 +8,15 @@ import re
 import stat
 from collections.abc import Mapping
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import unquote, urlsplit
 
+from migration_job import engines
 from migration_job.commands import COMMANDS, DEFAULT_COMMAND
 from migration_job.errors import ConfigError
+
+if TYPE_CHECKING:
+    from migration_job.engines import Engine
 
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
@@ -20,7 +24,6 @@ DEFAULT_ALEMBIC_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
 # libpq variables that say where to connect when no URL is given.
 LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
-PSYCOPG2_SCHEME = "postgresql+psycopg2"
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # A URL is a few hundred bytes: anything much larger is the wrong file, not a secret.
 URL_FILE_LIMIT = 64 * 1024
@@ -58,7 +61,7 @@ class Settings(NamedTuple):
     """
 
     command: str
-    # SQLAlchemy URL with the psycopg2 driver spelled out; None means libpq's PG* variables.
+    # SQLAlchemy URL with the driver the job ships spelled out; None means libpq's PG* variables.
     database_url: str | None
     alembic_config: Path
     # Revision to upgrade (or downgrade) to.
@@ -79,11 +82,16 @@ class Settings(NamedTuple):
     secrets: tuple[str, ...] = ()
 
     @property
+    def engine(self) -> Engine:
+        """The database engine the URL names."""
+        return engines.engine_for(self.database_url)
+
+    @property
     def libpq_dsn(self) -> str:
         """The URL as libpq parses it (no SQLAlchemy driver suffix); '' means PG* variables."""
         if self.database_url is None:
             return ""
-        return "postgresql" + self.database_url.removeprefix(PSYCOPG2_SCHEME)
+        return "postgresql://" + self.database_url.split("://", 1)[1]
 
 
 def parse_duration(name: str, text: str) -> float:
@@ -109,20 +117,20 @@ def parse_lock_key(text: str) -> int:
 
 
 def normalize_url(url: str) -> tuple[str, tuple[str, ...]]:
-    """Check a PostgreSQL URL and return it with the psycopg2 driver, plus its secrets.
+    """Check a URL and return it with the driver the job ships spelled out, plus its secrets.
 
     Error messages never quote the URL: any part of it may be a piece of the password.
     """
     secrets = url_secrets(url)
     try:
-        _check_url(url)
+        scheme = _check_url(url)
     except ConfigError as error:
         raise UrlError(str(error), secrets) from None
-    return f"{PSYCOPG2_SCHEME}://{url.split('://', 1)[1]}", secrets
+    return f"{scheme}://{url.split('://', 1)[1]}", secrets
 
 
-def _check_url(url: str) -> None:
-    """Raise a ConfigError, quoting nothing but the scheme, if `url` is not usable."""
+def _check_url(url: str) -> str:
+    """The SQLAlchemy scheme for `url`; a ConfigError, quoting only the scheme, if unusable."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -130,18 +138,14 @@ def _check_url(url: str) -> None:
     scheme = parts.scheme.lower()
     if not scheme or "://" not in url:
         raise ConfigError(MALFORMED_URL)
-    if scheme.startswith("postgresql+") and scheme != PSYCOPG2_SCHEME:
-        raise ConfigError(f"DATABASE_URL driver {scheme!r} is not supported; "
-                          "use postgresql:// (psycopg2)")
-    if scheme not in ("postgres", "postgresql", PSYCOPG2_SCHEME):
-        raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported; "
-                          "migration-job runs on PostgreSQL (postgresql://...)")
+    sqlalchemy_scheme = engines.sqlalchemy_scheme(scheme)
     if _password_not_encoded(url.split("://", 1)[1]):
         raise ConfigError(UNENCODED_CHARACTERS)
     try:
         parts.port  # noqa: B018  (raises ValueError on a malformed port)
     except ValueError:
         raise ConfigError(f"{MALFORMED_URL} (the port is not a number up to 65535)") from None
+    return sqlalchemy_scheme
 
 
 def _authority_end(rest: str) -> int:

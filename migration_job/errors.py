@@ -1,4 +1,4 @@
-"""One error type per row of the contract's exit-code table."""
+"""One error type per row of the contract's exit-code table, and how errors read in one line."""
 
 
 class JobError(Exception):
@@ -89,3 +89,11 @@ class Interrupted(JobError):
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
         self.exit_code = exit_code
+
+
+def first_line(error: BaseException) -> str:
+    """The error's first non-empty line, for one-line messages."""
+    for line in str(error).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(error).__name__

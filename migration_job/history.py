@@ -16,6 +16,7 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from migration_job.config import Settings
+from migration_job.engines import sqlalchemy_url
 from migration_job.errors import ConfigError, HistoryError
 from migration_job.manifest import write_manifest
 
@@ -36,7 +37,7 @@ def alembic_config(settings: Settings) -> Config:
     if settings.database_url is not None:
         config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     elif not config.get_main_option("sqlalchemy.url"):
-        config.set_main_option("sqlalchemy.url", "postgresql+psycopg2://")
+        config.set_main_option("sqlalchemy.url", sqlalchemy_url(None))
     return config
 
 

@@ -5,28 +5,19 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, NamedTuple
 
-from migration_job.config import Settings
-from migration_job.database import read_revisions
-from migration_job.errors import HistoryError, PendingMigrations
-from migration_job.interruption import Interruption
+from migration_job import steps
+from migration_job.errors import HistoryError, PendingMigrations, first_line
 from migration_job.project import Project, read_project
-from migration_job.steps import (
-    at_head_by_manifest,
-    at_target,
-    connected,
-    describe,
-    load_history,
-    usable_manifest_heads,
-)
-from migration_job.wait import first_line
 
 if TYPE_CHECKING:
+    from migration_job.config import Settings
     from migration_job.history import Plan
+    from migration_job.interruption import Interruption
 
 
 def wait(settings: Settings, interruption: Interruption) -> str:
     """Wait until the database accepts a connection and a query."""
-    with connected(settings, interruption):
+    with steps.connected(settings, interruption):
         return "database reachable"
 
 
@@ -34,8 +25,8 @@ def current_revisions(settings: Settings, interruption: Interruption,
                       project: Project | None = None) -> tuple[str, ...]:
     """The database's revision(s), after waiting for it."""
     project = project or read_project(settings.alembic_config)
-    with connected(settings, interruption) as connection:
-        return read_revisions(connection, project)
+    with steps.connected(settings, interruption) as session:
+        return session.revisions(project)
 
 
 class Inspection(NamedTuple):
@@ -62,7 +53,7 @@ def inspect(settings: Settings, current: tuple[str, ...]) -> Inspection:
     """Plan the target against the database's revision(s); a history problem is reported,
     not raised (a relative target still raises: a configuration error, exit 2)."""
     try:
-        history = load_history(settings)
+        history = steps.load_history(settings)
     except HistoryError as error:
         return Inspection(current, (), None, str(error))
     heads = tuple(sorted(history.scripts.get_heads()))
@@ -80,10 +71,11 @@ def status(settings: Settings, interruption: Interruption) -> str:
                           "pending": found.pending, "at_target": found.at_target,
                           "target": settings.target, "problem": found.problem}))
     else:
-        lines = [f"current: {describe(found.current)}", f"heads:   {describe(found.heads)}",
+        lines = [f"current: {steps.describe(found.current)}",
+                 f"heads:   {steps.describe(found.heads)}",
                  f"pending: {', '.join(found.pending) or 'none'}"]
         print("\n".join(lines + ([f"problem: {found.problem}"] if found.problem else [])))
-    return f"at {describe(found.current)}, {len(found.pending)} pending"
+    return f"at {steps.describe(found.current)}, {len(found.pending)} pending"
 
 
 def check(settings: Settings, interruption: Interruption) -> str:
@@ -94,15 +86,15 @@ def check(settings: Settings, interruption: Interruption) -> str:
     """
     project = read_project(settings.alembic_config)
     current = current_revisions(settings, interruption, project)
-    if current == usable_manifest_heads(settings, project):
-        return at_head_by_manifest(current, "database is at target")
+    if current == steps.usable_manifest_heads(settings, project):
+        return steps.at_head_by_manifest(current, "database is at target")
     found = inspect(settings, current)
     if found.plan is None:
         raise HistoryError(str(found.problem))
     if not found.at_target:
         raise PendingMigrations(f"{len(found.pending)} revision(s) pending: "
                                 f"{', '.join(found.pending)}; run the upgrade")
-    return at_target(found.plan, "database is at target")
+    return steps.at_target(found.plan, "database is at target")
 
 
 def sql(settings: Settings, interruption: Interruption) -> str:
@@ -111,13 +103,13 @@ def sql(settings: Settings, interruption: Interruption) -> str:
 
     from migration_job.migrate import offline_sql
 
-    history = load_history(settings)
+    history = steps.load_history(settings)
     start = settings.from_revision
     if start is None:
         current = current_revisions(settings, interruption)
         found = history.plan(current, settings.target)
         if found.at_target:
-            print(f"-- already at {describe(found.target)}: nothing to run")
+            print(f"-- already at {steps.describe(found.target)}: nothing to run")
             return "nothing to run"
         if len(current) > 1:
             raise HistoryError("the database has several heads; pass --from REV")
@@ -133,6 +125,6 @@ def manifest(settings: Settings, interruption: Interruption) -> str:
     """Write the heads manifest that lets no-op runs skip loading Alembic (no database needed)."""
     from migration_job.history import record_manifest
 
-    path = record_manifest(load_history(settings))
+    path = record_manifest(steps.load_history(settings))
     print(path)
     return f"manifest written to {path}"

@@ -6,12 +6,13 @@ import signal
 import threading
 import time
 from types import FrameType
+from typing import TYPE_CHECKING
 
-from migration_job import database
-from migration_job.config import Settings
-from migration_job.errors import Interrupted
+from migration_job.errors import Interrupted, first_line
 from migration_job.log import log
-from migration_job.wait import first_line
+
+if TYPE_CHECKING:
+    from migration_job.config import Settings
 
 CANCEL_EVERY_S = 0.5
 CANCEL_FOR_S = 10.0
@@ -21,10 +22,10 @@ class Interruption:
     """Turns a signal into Interrupted at the job's next wait, and cancels its statements.
 
     The job runs in a worker thread because Python runs signal handlers only in the main
-    thread, between bytecodes: a main thread blocked inside libpq would not see SIGTERM
-    until its statement ended. PostgreSQL does not stop a statement when the client goes
-    away, so the handler cancels this process's statements (found by application_name),
-    and keeps doing so briefly in case the next statement started in between.
+    thread, between bytecodes: a main thread blocked inside the driver would not see SIGTERM
+    until its statement ended. A server does not stop a statement when the client goes
+    away, so the handler has the engine cancel this process's statements, and keeps doing
+    so briefly in case the next statement started in between.
     """
 
     def __init__(self, settings: Settings) -> None:
@@ -92,7 +93,7 @@ class Interruption:
 
     def _cancel_once(self) -> None:
         try:
-            cancelled = database.cancel_own_statements(self.settings)
+            cancelled = self.settings.engine.cancel_own_statements(self.settings)
         except Exception as error:  # noqa: BLE001  (best effort; the exit still happens)
             log.debug("cancel_failed", f"could not cancel statements: {first_line(error)}")
             return

@@ -8,7 +8,6 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
-import psycopg2
 import sqlalchemy
 from alembic.config import Config
 from alembic.runtime.environment import EnvironmentContext
@@ -18,28 +17,23 @@ from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
-from migration_job.config import PSYCOPG2_SCHEME, Settings
-from migration_job.database import APPLICATION_NAME, is_connection_lost
+from migration_job.config import Settings
+from migration_job.engines import Engine, MigrationLock, sqlalchemy_url
 from migration_job.errors import (
     HistoryError,
     JobError,
     LockLost,
     MigrationFailed,
     PermissionDenied,
+    first_line,
 )
-from migration_job.handover import lent_to_sqlalchemy
 from migration_job.history import History
 from migration_job.interruption import Interruption
-from migration_job.locks import PostgresAdvisoryLock
 from migration_job.log import log
-from migration_job.wait import first_line
-
-# SQLSTATE insufficient_privilege: no retry and no fix to the migration helps, a grant does.
-INSUFFICIENT_PRIVILEGE = "42501"
 
 
 def job_environment(config: Config, scripts: ScriptDirectory,
-                    lock: PostgresAdvisoryLock | None = None,
+                    lock: MigrationLock | None = None,
                     **options: Any) -> EnvironmentContext:
     """Alembic's EnvironmentContext with the contract's rules for any env.py: each revision
     runs in its own transaction, even if env.py did not ask for it, and (given the lock)
@@ -98,7 +92,7 @@ class Progress:
 
 
 def gated(steps: Iterable[MigrationStep], context: MigrationContext,
-          lock: PostgresAdvisoryLock) -> Iterator[MigrationStep]:
+          lock: MigrationLock) -> Iterator[MigrationStep]:
     """Steps whose body first passes the lock's revision gate, inside the step's transaction."""
     statement, parameters = lock.revision_gate()
     for step in steps:
@@ -115,19 +109,19 @@ def gated(steps: Iterable[MigrationStep], context: MigrationContext,
 
 def _engine(settings: Settings) -> sqlalchemy.Engine:
     return sqlalchemy.create_engine(
-        settings.database_url or f"{PSYCOPG2_SCHEME}://",
+        sqlalchemy_url(settings.database_url),
         poolclass=NullPool,
-        connect_args={"application_name": APPLICATION_NAME},
+        connect_args=settings.engine.sqlalchemy_connect_args(),
     )
 
 
 def apply(settings: Settings, history: History, destination: str, progress: Progress,
-          lock: PostgresAdvisoryLock) -> None:
+          lock: MigrationLock) -> None:
     """Upgrade (or downgrade, per progress.verb) to `destination` through the project's env.py.
 
     A connection is handed to env.py in config.attributes["connection"] (Alembic's cookbook
     pattern); an env.py that ignores it opens its own engine from sqlalchemy.url instead.
-    Either way it gets the lock's own session (handover.py).
+    Either way it gets the lock's own session (Session.lent_to_sqlalchemy).
     """
     config, scripts = history
 
@@ -140,9 +134,9 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
         return progress.track(gated(planned, context, lock))
 
     engine = _engine(settings)
-    url = settings.database_url or f"{PSYCOPG2_SCHEME}://"
     try:
-        with lent_to_sqlalchemy(lock.connection, url), engine.connect() as connection:
+        with (lock.session.lent_to_sqlalchemy(sqlalchemy_url(settings.database_url)),
+              engine.connect() as connection):
             config.attributes["connection"] = connection
             with job_environment(config, scripts, lock, fn=steps, destination_rev=destination):
                 scripts.run_env()
@@ -166,7 +160,7 @@ def offline_sql(history: History, starting_rev: str | None, destination: str,
 
 
 def run_alembic(settings: Settings, history: History, destination: str, progress: Progress,
-                interruption: Interruption, lock: PostgresAdvisoryLock) -> None:
+                interruption: Interruption, lock: MigrationLock) -> None:
     """Apply through Alembic (the lock is held), turning what it raises into contract errors."""
     try:
         apply(settings, history, destination, progress, lock)
@@ -176,12 +170,13 @@ def run_alembic(settings: Settings, history: History, destination: str, progress
         raise HistoryError(f"Alembic refused: {first_line(error)}") from None
     except Exception as error:
         interruption.check()
-        if progress.running is None and not isinstance(error, (DBAPIError, psycopg2.Error)):
+        engine = settings.engine
+        if progress.running is None and not isinstance(error, (DBAPIError, *engine.errors)):
             raise  # env.py itself is broken: a traceback helps more than a summary
-        raise _failure(error, progress) from None
+        raise _failure(engine, error, progress) from None
 
 
-def _database_error(error: BaseException) -> BaseException:
+def _database_error(engine: Engine, error: BaseException) -> BaseException:
     """The driver's error behind what SQLAlchemy or Alembic raised, preferring a lost session.
 
     A lost session can surface as a later complaint (SQLAlchemy's "Can't reconnect until
@@ -195,15 +190,15 @@ def _database_error(error: BaseException) -> BaseException:
         seen.append(link)
         chain.append(link.orig if isinstance(link, DBAPIError) and link.orig else link)
         link = link.__cause__ or link.__context__
-    return next((e for e in chain if is_connection_lost(e)), chain[0])
+    return next((e for e in chain if engine.is_connection_lost(e)), chain[0])
 
 
-def _failure(error: Exception, progress: Progress) -> JobError:
-    cause = _database_error(error)
+def _failure(engine: Engine, error: Exception, progress: Progress) -> JobError:
+    cause = _database_error(engine, error)
     revision = progress.revision_of(progress.running) if progress.running else None
     where = (f"revision {revision} ({progress.running.doc or 'no message'})"
              if progress.running else "env.py, before any revision")
-    if is_connection_lost(cause):
+    if engine.is_connection_lost(cause):
         # The revisions run on the session that holds the lock: losing one loses both.
         return LockLost(
             f"lost the migration lock: the database session holding it ended during {where} "
@@ -212,7 +207,7 @@ def _failure(error: Exception, progress: Progress) -> JobError:
               error=first_line(cause))
     rolled_back = (f"{where} failed: {first_line(cause)}; its transaction was rolled back "
                    f"({len(progress.applied)} earlier revision(s) stay applied)")
-    if getattr(cause, "pgcode", None) == INSUFFICIENT_PRIVILEGE:
+    if engine.is_permission_denied(cause):
         return PermissionDenied(f"{rolled_back}; grant the job's database role the privileges "
                                 "the migrations need, or run the job as the owner")
     return MigrationFailed(f"{rolled_back}; fix the migration and deploy again")

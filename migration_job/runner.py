@@ -11,16 +11,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-import psycopg2
-
-from migration_job import database
-from migration_job.config import Settings
-from migration_job.database import Connection, read_revisions
-from migration_job.errors import ReadOnlyDatabase
-from migration_job.interruption import Interruption
-from migration_job.locks import PostgresAdvisoryLock, lock_key_for
+from migration_job.errors import ReadOnlyDatabase, first_line
 from migration_job.log import log
-from migration_job.pooling import refuse_shared_sessions
 from migration_job.project import Project, read_project
 from migration_job.steps import (
     at_head_by_manifest,
@@ -30,21 +22,23 @@ from migration_job.steps import (
     load_history,
     usable_manifest_heads,
 )
-from migration_job.wait import first_line
 
 if TYPE_CHECKING:
+    from migration_job.config import Settings
+    from migration_job.engines import MigrationLock, Session
     from migration_job.history import History, Plan
+    from migration_job.interruption import Interruption
 
 
 def upgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait; exit at once if already at target (no lock); else lock, re-check and upgrade."""
     project = read_project(settings.alembic_config)
     manifest_heads = usable_manifest_heads(settings, project)
-    with connected(settings, interruption) as connection:
-        current = read_revisions(connection, project)
+    with connected(settings, interruption) as session:
+        current = session.revisions(project)
         if current == manifest_heads:
             return at_head_by_manifest(current, "no lock needed")
-        database.prepare_for_migrations(connection)
+        session.prepare_for_migrations()
         history = None
         if manifest_heads is None:
             # Without a manifest only the full history can tell whether work is pending.
@@ -56,11 +50,11 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
         # Alembic, watching the version table: in a fleet, all but one see the work done and
         # leave without taking the lock or loading Alembic.
         def done_by_another() -> bool:
-            return read_revisions(connection, project) == manifest_heads
+            return session.revisions(project) == manifest_heads
 
-        with migration_lock(connection, settings, project, interruption,
+        with migration_lock(session, settings, project, interruption,
                             needless=done_by_another if manifest_heads else None) as lock:
-            current = read_revisions(connection, project)
+            current = session.revisions(project)
             if lock is None or current == manifest_heads:
                 return at_head_by_manifest(current, "another runner finished the upgrade")
             history = history or load_history(settings)
@@ -71,7 +65,7 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
 
 
 def apply_plan(settings: Settings, history: History, now: Plan, interruption: Interruption,
-               lock: PostgresAdvisoryLock) -> str:
+               lock: MigrationLock) -> str:
     """Apply the pending revisions (the lock is held); log and return the summary."""
     from migration_job.migrate import Progress, run_alembic
 
@@ -94,16 +88,16 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
     from migration_job.migrate import Progress, run_alembic
 
     project = read_project(settings.alembic_config)
-    with connected(settings, interruption) as connection:
-        database.prepare_for_migrations(connection)
+    with connected(settings, interruption) as session:
+        session.prepare_for_migrations()
         history = load_history(settings)
-        with migration_lock(connection, settings, project, interruption) as lock:
+        with migration_lock(session, settings, project, interruption) as lock:
             assert lock is not None  # only a `needless` check lets go of it
-            current = read_revisions(connection, project)
+            current = session.revisions(project)
             history.plan(current, "heads")  # validates the database's revision
             progress = Progress("downgrade")
             run_alembic(settings, history, settings.target, progress, interruption, lock)
-            now = read_revisions(connection, project)
+            now = session.revisions(project)
             summary = (f"downgraded {describe(current)} -> {describe(now)}: "
                        f"{len(progress.applied)} revision(s)")
             log.info("downgrade_finished", summary, applied=[r for r, _ in progress.applied],
@@ -112,30 +106,27 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
 
 
 @contextmanager
-def migration_lock(connection: Connection, settings: Settings, project: Project,
+def migration_lock(session: Session, settings: Settings, project: Project,
                    interruption: Interruption, needless: Callable[[], bool] | None = None,
-                   ) -> Iterator[PostgresAdvisoryLock | None]:
-    """Hold the advisory lock for the block; released on every way out.
+                   ) -> Iterator[MigrationLock | None]:
+    """Hold the migration lock for the block; released on every way out.
 
     First refuses a database that cannot be migrated through this session: a read-only one,
     or one behind a pooler that shares server sessions. Yields None, without the lock, when
     `needless()` said while waiting that the lock is not needed.
     """
-    reason = database.read_only_reason(connection)
+    reason = session.read_only_reason()
     if reason:
-        raise ReadOnlyDatabase(f"cannot migrate {database.describe(connection)}: {reason}; "
+        raise ReadOnlyDatabase(f"cannot migrate {session.describe()}: {reason}; "
                                "point the job at the primary")
-    refuse_shared_sessions(connection, settings)
-    key = settings.lock_key
-    if key is None:
-        key = lock_key_for(connection, project.version_table, project.version_table_schema)
-    lock = PostgresAdvisoryLock(connection, key, sleep=interruption.sleep)
+    session.refuse_shared_sessions(settings)
+    lock = session.lock(settings.lock_key, project, sleep=interruption.sleep)
     held = lock.acquire(settings.lock_timeout, needless)
     try:
         yield lock if held else None
     finally:
         try:
             lock.release()
-        except psycopg2.Error as error:
+        except settings.engine.errors as error:
             log.warning("lock_release_failed", f"could not release the lock cleanly "
                         f"({first_line(error)}); closing the session releases it")

@@ -6,33 +6,31 @@ from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING
 
-import psycopg2
-
-from migration_job import database
-from migration_job.config import Settings
-from migration_job.database import Connection, is_connection_lost
-from migration_job.errors import DatabaseUnreachable
-from migration_job.interruption import Interruption
+from migration_job.errors import DatabaseUnreachable, first_line
 from migration_job.log import log
 from migration_job.manifest import fresh_heads
-from migration_job.project import Project
-from migration_job.wait import first_line, wait_for_database
+from migration_job.wait import wait_for_database
 
 if TYPE_CHECKING:
+    from migration_job.config import Settings
+    from migration_job.engines import Session
     from migration_job.history import History, Plan
+    from migration_job.interruption import Interruption
+    from migration_job.project import Project
 
 
 @contextmanager
-def connected(settings: Settings, interruption: Interruption) -> Iterator[Connection]:
-    """A ready connection, after waiting for the database; a lost connection exits 3."""
-    connection = wait_for_database(settings, sleep=interruption.sleep)
-    with closing(connection):
-        log.info("database_ready", f"connected to {database.describe(connection)}",
-                 server_version=connection.server_version)
+def connected(settings: Settings, interruption: Interruption) -> Iterator[Session]:
+    """A ready session, after waiting for the database; a lost session exits 3."""
+    engine = settings.engine
+    session = wait_for_database(settings, sleep=interruption.sleep)
+    with closing(session):
+        log.info("database_ready", f"connected to {session.describe()}",
+                 server_version=session.server_version)
         try:
-            yield connection
-        except psycopg2.OperationalError as error:
-            if not is_connection_lost(error):
+            yield session
+        except engine.errors as error:
+            if not engine.is_connection_lost(error):
                 raise
             raise DatabaseUnreachable(
                 f"lost the connection to the database ({first_line(error)}) before any "

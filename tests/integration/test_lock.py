@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from migration_job.locks import derive_lock_key
+from migration_job.engines.locking import derive_lock_key
 from tests.integration.conftest import Database
 from tests.support.job import RunningJob, job_env, run_job
 from tests.support.projects import make_project, revision

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_job.locks import derive_lock_key
+from migration_job.engines.locking import derive_lock_key
 from tests.integration.conftest import Database
 from tests.support.job import RunningJob, job_env, wait_until
 from tests.support.projects import make_project, revision

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_job.locks import derive_lock_key
+from migration_job.engines.locking import derive_lock_key
 from migration_job.log import EventLog
 from migration_job.report import TERMINATION_LOG_LIMIT, write_termination_log
 

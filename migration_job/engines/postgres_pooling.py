@@ -14,31 +14,30 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import Callable
 
 import psycopg2
+from psycopg2.extensions import connection
 
-from migration_job import database
-from migration_job.config import Settings
-from migration_job.database import Session
-from migration_job.errors import PoolerNotSupported
+from migration_job.errors import PoolerNotSupported, first_line
 from migration_job.log import log
-from migration_job.wait import first_line
 
 PROBE_CONNECT_TIMEOUT_S = 10.0
 PROBE_ROUNDS = 3
 
 
-def refuse_shared_sessions(session: Session, settings: Settings) -> None:
+def refuse_shared_sessions(session: connection, connect: Callable[[float], connection]) -> None:
     """Raise PoolerNotSupported if a pooler shares server sessions between this job's clients.
 
     Costs one query on a direct connection. When the server sees the job's connection come
     from another address than the job's socket (a proxy or pooler in between), a second
-    client session asks which server sessions its statements land on.
+    client session, opened with `connect(timeout)`, asks which server sessions its
+    statements land on.
     """
     if not _behind_proxy(session):
         return
     try:
-        probe = database.connect(settings, timeout=PROBE_CONNECT_TIMEOUT_S)
+        probe = connect(PROBE_CONNECT_TIMEOUT_S)
     except psycopg2.Error as error:
         log.warning("pooler_check_skipped", "could not open a second session to check for a "
                     f"pooler ({first_line(error)}); going on without that check")
@@ -55,7 +54,7 @@ def refuse_shared_sessions(session: Session, settings: Settings) -> None:
             "mode (PgBouncer: pool_mode = session for the job's database entry)")
 
 
-def _behind_proxy(session: Session) -> bool:
+def _behind_proxy(session: connection) -> bool:
     """Whether the server sees this session come from an address other than our socket's."""
     with socket.socket(fileno=os.dup(session.fileno())) as own:
         family, local = own.family, own.getsockname()
@@ -68,7 +67,7 @@ def _behind_proxy(session: Session) -> bool:
     return (row[0], row[1]) != (local[0], local[1])
 
 
-def _pooling_mode(session: Session, probe: Session) -> str | None:
+def _pooling_mode(session: connection, probe: connection) -> str | None:
     """'transaction' or 'statement' if the two sessions do not each keep one server session.
 
     Two client sessions of their own always have two server sessions, each the same every
@@ -92,7 +91,7 @@ def _pooling_mode(session: Session, probe: Session) -> str | None:
     return "transaction"
 
 
-def _backend_pid(session: Session) -> int:
+def _backend_pid(session: connection) -> int:
     with session.cursor() as cursor:
         cursor.execute("SELECT pg_backend_pid()")
         row = cursor.fetchone()

@@ -23,7 +23,7 @@ from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import event
 from sqlalchemy.engine import Dialect, Engine, make_url
 
-from migration_job.database import Session
+from migration_job.engines.postgres import LendableConnection
 
 # Connect arguments the job or env.py may add that do not change which database is reached.
 NEUTRAL_ARGUMENTS = ("application_name", "connect_timeout")
@@ -35,7 +35,7 @@ def _target(cargs: Any, cparams: Mapping[str, Any]) -> tuple[list[Any], dict[str
 
 
 @contextmanager
-def lent_to_sqlalchemy(session: Session, url: str) -> Iterator[None]:
+def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
     """Within the block, SQLAlchemy connections to `url` over psycopg2 get `session`."""
 
     def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
@@ -60,7 +60,7 @@ def lent_to_sqlalchemy(session: Session, url: str) -> Iterator[None]:
         _take_back(session)
 
 
-def _take_back(session: Session) -> None:
+def _take_back(session: LendableConnection) -> None:
     """Back to the job's autocommit mode; a lost session stays as it is (it is gone)."""
     if session.closed:
         return

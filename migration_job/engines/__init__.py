@@ -1,0 +1,235 @@
+"""The engine seam: what the job needs from a database engine, and which URL names which engine.
+
+The runner, the commands and the reporting talk only to these interfaces. Each engine lives in
+its own module and is imported only when a URL names it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from typing import TYPE_CHECKING, NamedTuple, Protocol
+
+from migration_job.engines.locking import Holder
+from migration_job.errors import ConfigError
+
+if TYPE_CHECKING:
+    from migration_job.config import Settings
+    from migration_job.project import Project
+
+__all__ = ["APPLICATION_NAME", "Engine", "Holder", "MigrationLock", "Session", "engine_for",
+           "sqlalchemy_scheme", "sqlalchemy_url"]
+
+# Unique per process, so that a signal can find and cancel this job's statements on the server,
+# those of a project's own env.py engine included.
+APPLICATION_NAME = f"migration-job:{os.uname().nodename[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
+class Scheme(NamedTuple):
+    """What a URL scheme means."""
+
+    # The module under migration_job.engines that implements the engine.
+    engine: str
+    # The SQLAlchemy dialect and driver the job connects with (the driver it ships).
+    sqlalchemy: str
+
+
+SCHEMES = {
+    "postgres": Scheme("postgres", "postgresql+psycopg2"),
+    "postgresql": Scheme("postgres", "postgresql+psycopg2"),
+    "postgresql+psycopg2": Scheme("postgres", "postgresql+psycopg2"),
+}
+# Without a URL, libpq's PG* variables say where to connect.
+DEFAULT_SCHEME = "postgresql+psycopg2"
+SUPPORTED = "migration-job runs on PostgreSQL (postgresql://...)"
+
+
+class Engine(Protocol):
+    """A database engine: how the job reaches it and what its errors mean.
+
+    Every method may be called from any thread; none keeps state between calls.
+
+    errors: the driver's exception classes. Everything the engine's sessions and locks raise
+    about the database is one of these; the job catches these and no others, so anything else
+    stays a bug (exit 1, with the traceback).
+
+    connect(settings, timeout) opens a new Session in autocommit mode (it never sits idle in a
+    transaction holding a snapshot), giving up after about `timeout` seconds (None: the
+    driver's default). It raises one of `errors` when the server cannot be reached or refuses.
+
+    is_transient(error): whether an error that connect raised may go away by waiting (refused,
+    reset, timed out, a host name not resolvable yet, a server starting up or out of connection
+    slots): the wait step retries it until the wait timeout (then exit 3). An error the engine
+    does not recognise counts as transient: a wrong guess costs a wait, never a failed deploy.
+
+    rejection_advice(error): for an error that is not transient (authentication failed, a
+    missing database or role, no permission, an invalid option), one line that says what to
+    do; the job fails at once with exit 4.
+
+    is_connection_lost(error): whether an error means the session is gone (the server ended it,
+    or the network broke), as opposed to a statement that failed. A lost session has lost its
+    lock: exit 3, never 6.
+
+    is_permission_denied(error): whether a failed statement lacked a privilege (exit 4: a grant
+    helps, a fix to the migration does not).
+
+    cancel_own_statements(settings): from a new connection, cancel every statement of this
+    process (APPLICATION_NAME) that runs on the server, env.py's own connections included;
+    return how many. Called from the signal handler's thread while the worker is blocked in a
+    statement: after it, the blocked call raises and the transaction rolls back.
+
+    name_process(): make every connection this process opens carry APPLICATION_NAME, those that
+    env.py opens itself included (where the driver can be told so from outside).
+
+    sqlalchemy_connect_args(): connect arguments for the SQLAlchemy engines the job creates.
+    """
+
+    errors: tuple[type[Exception], ...]
+
+    def connect(self, settings: Settings, timeout: float | None = None) -> Session: ...
+
+    def is_transient(self, error: BaseException) -> bool: ...
+
+    def rejection_advice(self, error: BaseException) -> str: ...
+
+    def is_connection_lost(self, error: BaseException) -> bool: ...
+
+    def is_permission_denied(self, error: BaseException) -> bool: ...
+
+    def cancel_own_statements(self, settings: Settings) -> int: ...
+
+    def name_process(self) -> None: ...
+
+    def sqlalchemy_connect_args(self) -> dict[str, object]: ...
+
+
+class Session(Protocol):
+    """One connection of the job's to the database, in autocommit mode.
+
+    server_version: the server's version, for the log.
+
+    ping() runs a trivial query: the wait step's proof that the server answers.
+
+    describe() is 'host:port/database as user', never a credential.
+
+    revisions(project) reads the project's version table: its revision ids, sorted; () when the
+    table does not exist yet. It never creates the table.
+
+    read_only_reason() says why this session cannot write (a standby, read-only transactions),
+    or None. The job refuses such a database before taking the lock (exit 4).
+
+    prepare_for_migrations() sets up a session that will hold the lock and run the revisions:
+    no idle timeout may end it while Alembic loads or between revisions, and where the server
+    can, it notices a dead client within seconds, so that a killed job's transaction ends.
+
+    refuse_shared_sessions(settings) raises PoolerNotSupported when this session reaches the
+    server through a pooler that shares server sessions between clients, where a session lock
+    cannot hold. It may open a second session to find out.
+
+    lock(key, project, sleep) is the migration lock on this session, not yet acquired. A key of
+    None derives it from the server's database and schema and the project's version table, so
+    that two projects on one server never share a lock. `sleep` is how the lock waits between
+    tries (a signal cuts it short).
+
+    lent_to_sqlalchemy(url) is a context manager: within it, every SQLAlchemy connection to
+    `url` through the engine's driver (the connection the job hands env.py, and an engine that
+    env.py builds itself) gets this very session, so that the revisions run on the session that
+    holds the lock and losing one loses both. Afterwards the session is back in autocommit mode.
+
+    close() ends the session; the server then releases its lock.
+    """
+
+    @property
+    def server_version(self) -> int: ...
+
+    def ping(self) -> None: ...
+
+    def describe(self) -> str: ...
+
+    def revisions(self, project: Project) -> tuple[str, ...]: ...
+
+    def read_only_reason(self) -> str | None: ...
+
+    def prepare_for_migrations(self) -> None: ...
+
+    def refuse_shared_sessions(self, settings: Settings) -> None: ...
+
+    def lock(self, key: int | None, project: Project,
+             sleep: Callable[[float], None]) -> MigrationLock: ...
+
+    def lent_to_sqlalchemy(self, url: str) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+class MigrationLock(Protocol):
+    """The lock that all runners against one database agree on, held by one session.
+
+    key: the signed 64-bit key that names the lock (MIGRATE_LOCK_KEY, or derived).
+
+    session: the session that holds it; the revisions run on it.
+
+    acquire(timeout, needless) polls until the lock is held (True), or returns False as soon as
+    `needless()` (asked before each try) says it is no longer needed, or raises LockTimeout
+    after `timeout` seconds, naming the holder. While waiting it logs `waiting_for_lock` with
+    the holder every few seconds. It never blocks inside the database for longer than one
+    poll, so a signal stops it at once. It raises PoolerNotSupported when the session already
+    holds the lock it never took (a pooler shares the server session).
+
+    verify() raises LockLost unless this session still holds the lock. Each revision calls it
+    inside its transaction, before it commits.
+
+    release() unlocks if held and logs `lock_released`, or warns `lock_release_failed` when
+    the session did not hold it any more; it is safe to call when not held, and does nothing
+    once the session has ended. The lock also goes when its session ends (process killed,
+    node lost).
+
+    holder() says who holds the lock, or None when nobody does.
+
+    revision_gate() is the statement and parameters each revision's transaction runs first:
+    a transaction-level lock that makes another runner's revision wait until this one ends,
+    even on a connection the job could not lend its session to.
+    """
+
+    key: int
+
+    @property
+    def session(self) -> Session: ...
+
+    def acquire(self, timeout: float, needless: Callable[[], bool] | None = None) -> bool: ...
+
+    def verify(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    def holder(self) -> Holder | None: ...
+
+    def revision_gate(self) -> tuple[str, dict[str, int]]: ...
+
+
+def sqlalchemy_scheme(scheme: str) -> str:
+    """The SQLAlchemy scheme the job connects with for a URL scheme; ConfigError if none."""
+    known = SCHEMES.get(scheme)
+    if known is not None:
+        return known.sqlalchemy
+    dialect = scheme.split("+", 1)[0]
+    if "+" in scheme and dialect in SCHEMES and SCHEMES[dialect].sqlalchemy.startswith(dialect):
+        driver = SCHEMES[dialect].sqlalchemy.split("+", 1)[1]
+        raise ConfigError(f"DATABASE_URL driver {scheme!r} is not supported; "
+                          f"use {dialect}:// ({driver})")
+    raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported; {SUPPORTED}")
+
+
+def sqlalchemy_url(url: str | None) -> str:
+    """The URL SQLAlchemy connects with: the job's, or the default engine's bare scheme."""
+    return url or f"{DEFAULT_SCHEME}://"
+
+
+def engine_for(url: str | None) -> Engine:
+    """The engine a (normalised) URL names; None means PostgreSQL through libpq's variables."""
+    scheme = sqlalchemy_url(url).split("://", 1)[0]
+    module = importlib.import_module(f"migration_job.engines.{SCHEMES[scheme].engine}")
+    engine: Engine = module.ENGINE
+    return engine

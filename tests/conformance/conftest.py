@@ -1,0 +1,66 @@
+"""Each engine under test: a started server, and the acts on it the engine interface lacks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import pytest
+
+from migration_job.config import Settings, load_settings
+from migration_job.engines import Engine, Session
+from migration_job.engines.postgres import PostgresSession
+from tests.support.pgserver import free_port, running_server
+
+
+@dataclass
+class Target:
+    """One engine's server as the suite sees it."""
+
+    settings: Settings
+    # Ends a session from the server's side, as an administrator or a crash would.
+    terminate: Callable[[Session], None]
+    # The server with a wrong password, and an address where nothing listens.
+    rejected_url: str
+    unreachable_url: str
+    opened: list[Session] = field(default_factory=list)
+
+    @property
+    def engine(self) -> Engine:
+        """The engine the URL names."""
+        return self.settings.engine
+
+    def session(self) -> Session:
+        """A new session, closed at the end of the test."""
+        session = self.engine.connect(self.settings, timeout=5)
+        self.opened.append(session)
+        return session
+
+
+def settings_for(url: str) -> Settings:
+    """Settings for a URL, loaded as the job loads them."""
+    return load_settings({}, {"DATABASE_URL": url, "MIGRATE_TERMINATION_LOG": ""})
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[Target]:
+    """PostgreSQL: an empty database on a throwaway server."""
+    with running_server() as server:
+        url = server.create_database("conformance")
+
+        def terminate(session: Session) -> None:
+            assert isinstance(session, PostgresSession)
+            server.scalar(f"SELECT pg_terminate_backend({session.connection.get_backend_pid()})")
+
+        yield Target(settings_for(url), terminate, server.url("conformance", password="wrong"),
+                     server.url("conformance", port=free_port()))
+
+
+@pytest.fixture(params=["postgres"])
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """Each engine in turn; the sessions a test opened are closed after it."""
+    under_test: Target = request.getfixturevalue(request.param)
+    yield under_test
+    for session in under_test.opened:
+        session.close()
+    under_test.opened.clear()

@@ -1,0 +1,97 @@
+"""The engine interface's contract, checked on every engine against a real server."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from migration_job.errors import LockLost, LockTimeout
+from migration_job.project import Project
+from tests.conformance.conftest import Target, settings_for
+from tests.support.job import REPO
+
+PROJECT = Project(REPO / "alembic.ini", REPO / "migrations")
+
+
+def no_sleep_longer_than(seconds: float) -> None:
+    """The lock's sleep between tries, kept short so that the suite stays fast."""
+    time.sleep(min(seconds, 0.05))
+
+
+class TestLock:
+    """One session at a time holds the migration lock; its session's end frees it."""
+
+    def test_acquired_when_free(self, target: Target) -> None:
+        lock = target.session().lock(None, PROJECT, no_sleep_longer_than)
+        assert lock.acquire(timeout=1)
+        lock.verify()
+        assert lock.holder() is not None
+
+    def test_second_session_waits_then_times_out_naming_the_holder(self, target: Target) -> None:
+        first = target.session().lock(None, PROJECT, no_sleep_longer_than)
+        assert first.acquire(timeout=1)
+        second = target.session().lock(None, PROJECT, no_sleep_longer_than)
+        started = time.monotonic()
+        with pytest.raises(LockTimeout) as timed_out:
+            second.acquire(timeout=0.5)
+        assert time.monotonic() - started >= 0.5
+        holder = second.holder()
+        assert holder is not None
+        assert f"held by pid {holder.pid} " in str(timed_out.value)
+
+    def test_release_frees_it(self, target: Target) -> None:
+        first = target.session().lock(None, PROJECT, no_sleep_longer_than)
+        assert first.acquire(timeout=1)
+        first.release()
+        second = target.session().lock(None, PROJECT, no_sleep_longer_than)
+        assert second.acquire(timeout=0)
+        assert first.holder() is not None
+
+    def test_holder_session_ending_frees_it(self, target: Target) -> None:
+        holding = target.session()
+        assert holding.lock(None, PROJECT, no_sleep_longer_than).acquire(timeout=1)
+        target.terminate(holding)
+        second = target.session().lock(None, PROJECT, no_sleep_longer_than)
+        assert second.acquire(timeout=5)
+
+    def test_verify_fails_once_the_session_is_gone(self, target: Target) -> None:
+        holding = target.session()
+        lock = holding.lock(None, PROJECT, no_sleep_longer_than)
+        assert lock.acquire(timeout=1)
+        target.terminate(holding)
+        with pytest.raises((LockLost, *target.engine.errors)) as failed:
+            lock.verify()
+        assert (isinstance(failed.value, LockLost)
+                or target.engine.is_connection_lost(failed.value))
+
+    def test_needless_returns_without_the_lock(self, target: Target) -> None:
+        holding = target.session().lock(None, PROJECT, no_sleep_longer_than)
+        assert holding.acquire(timeout=1)
+        waiting = target.session().lock(None, PROJECT, no_sleep_longer_than)
+        calls = iter([False, False, True])
+        assert waiting.acquire(timeout=5, needless=lambda: next(calls)) is False
+
+
+class TestConnectionErrors:
+    """Refusals for good fail at once (exit 4); a server not there yet is waited for."""
+
+    def test_wrong_password_is_permanent(self, target: Target) -> None:
+        engine = target.engine
+        with pytest.raises(engine.errors) as refused:
+            engine.connect(settings_for(target.rejected_url), timeout=5)
+        assert not engine.is_transient(refused.value)
+        assert engine.rejection_advice(refused.value)
+
+    def test_nothing_listening_is_transient(self, target: Target) -> None:
+        engine = target.engine
+        with pytest.raises(engine.errors) as refused:
+            engine.connect(settings_for(target.unreachable_url), timeout=2)
+        assert engine.is_transient(refused.value)
+
+
+class TestVersionTable:
+    """Revisions are read without creating anything."""
+
+    def test_empty_database_has_no_revisions(self, target: Target) -> None:
+        assert target.session().revisions(PROJECT) == ()

@@ -1,4 +1,4 @@
-"""A real PostgreSQL server for the session, and a fresh database for each test."""
+"""Session servers (PostgreSQL; MariaDB on first use) and a fresh PostgreSQL database per test."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.mariadbserver import MariaDBServer, running_mariadb
 from tests.support.pgserver import PostgresServer, running_server
 
 _numbers = itertools.count()
@@ -19,6 +20,13 @@ _numbers = itertools.count()
 def pg() -> Iterator[PostgresServer]:
     """The session's server (tests that stop or kill a server start their own)."""
     with running_server() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def mariadb() -> Iterator[MariaDBServer]:
+    """The session's MariaDB server (tests that stop or kill a server start their own)."""
+    with running_mariadb() as server:
         yield server
 
 

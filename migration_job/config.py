@@ -123,10 +123,11 @@ def normalize_url(url: str) -> tuple[str, tuple[str, ...]]:
     """
     secrets = url_secrets(url)
     try:
-        scheme = _check_url(url)
+        normalized = f"{_check_url(url)}://{url.split('://', 1)[1]}"
+        engines.engine_for(normalized).check_url(normalized)
     except ConfigError as error:
         raise UrlError(str(error), secrets) from None
-    return f"{scheme}://{url.split('://', 1)[1]}", secrets
+    return normalized, secrets
 
 
 def _check_url(url: str) -> str:

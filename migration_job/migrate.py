@@ -94,7 +94,11 @@ class Progress:
 def gated(steps: Iterable[MigrationStep], context: MigrationContext,
           lock: MigrationLock) -> Iterator[MigrationStep]:
     """Steps whose body first passes the lock's revision gate, inside the step's transaction."""
-    statement, parameters = lock.revision_gate()
+    gate = lock.revision_gate()
+    if gate is None:
+        yield from steps
+        return
+    statement, parameters = gate
     for step in steps:
         body = step.migration_fn
 
@@ -210,4 +214,5 @@ def _failure(engine: Engine, error: Exception, progress: Progress) -> JobError:
     if engine.is_permission_denied(cause):
         return PermissionDenied(f"{rolled_back}; grant the job's database role the privileges "
                                 "the migrations need, or run the job as the owner")
-    return MigrationFailed(f"{rolled_back}; fix the migration and deploy again")
+    advice = engine.failure_advice(cause) or "fix the migration and deploy again"
+    return MigrationFailed(f"{rolled_back}; {advice}")

@@ -40,10 +40,13 @@ SCHEMES = {
     "postgres": Scheme("postgres", "postgresql+psycopg2"),
     "postgresql": Scheme("postgres", "postgresql+psycopg2"),
     "postgresql+psycopg2": Scheme("postgres", "postgresql+psycopg2"),
+    "sqlite": Scheme("sqlite", "sqlite+pysqlite"),
+    "sqlite+pysqlite": Scheme("sqlite", "sqlite+pysqlite"),
 }
 # Without a URL, libpq's PG* variables say where to connect.
 DEFAULT_SCHEME = "postgresql+psycopg2"
-SUPPORTED = "migration-job runs on PostgreSQL (postgresql://...)"
+SUPPORTED = ("migration-job runs on PostgreSQL (postgresql://...) and SQLite (sqlite:///path); "
+             "MySQL and MariaDB are not supported yet")
 
 
 class Engine(Protocol):
@@ -84,6 +87,12 @@ class Engine(Protocol):
     env.py opens itself included (where the driver can be told so from outside).
 
     sqlalchemy_connect_args(): connect arguments for the SQLAlchemy engines the job creates.
+
+    check_url(url): raise ConfigError for a (normalised) URL this engine cannot migrate.
+
+    failure_advice(error): for a revision that failed for a reason of the database's rather
+    than the migration's (another writer held the database too long), what to do instead of
+    fixing the migration; else None.
     """
 
     errors: tuple[type[Exception], ...]
@@ -103,6 +112,10 @@ class Engine(Protocol):
     def name_process(self) -> None: ...
 
     def sqlalchemy_connect_args(self) -> dict[str, object]: ...
+
+    def check_url(self, url: str) -> None: ...
+
+    def failure_advice(self, error: BaseException) -> str | None: ...
 
 
 class Session(Protocol):
@@ -190,7 +203,8 @@ class MigrationLock(Protocol):
 
     revision_gate() is the statement and parameters each revision's transaction runs first:
     a transaction-level lock that makes another runner's revision wait until this one ends,
-    even on a connection the job could not lend its session to.
+    even on a connection the job could not lend its session to. None where the engine has
+    no transaction-level lock: then the lock's verify() before each commit is the guard.
     """
 
     key: int
@@ -206,7 +220,7 @@ class MigrationLock(Protocol):
 
     def holder(self) -> Holder | None: ...
 
-    def revision_gate(self) -> tuple[str, dict[str, int]]: ...
+    def revision_gate(self) -> tuple[str, dict[str, int]] | None: ...
 
 
 def sqlalchemy_scheme(scheme: str) -> str:

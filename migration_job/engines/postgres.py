@@ -191,5 +191,12 @@ class PostgresEngine:
         """psycopg2's connect arguments for the job's SQLAlchemy engines."""
         return {"application_name": APPLICATION_NAME}
 
+    def check_url(self, url: str) -> None:
+        """Every PostgreSQL URL that parses names a database the job can migrate."""
+
+    def failure_advice(self, error: BaseException) -> str | None:
+        """A failed revision on PostgreSQL is the migration's to fix."""
+        return None
+
 
 ENGINE = PostgresEngine()

@@ -20,9 +20,9 @@ from typing import Any
 
 import psycopg2
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-from sqlalchemy import event
-from sqlalchemy.engine import Dialect, Engine, make_url
+from sqlalchemy.engine import Dialect, make_url
 
+from migration_job.engines.lending import lent
 from migration_job.engines.postgres import LendableConnection
 
 # Connect arguments the job or env.py may add that do not change which database is reached.
@@ -50,14 +50,8 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
         session.autocommit = False
         return session
 
-    session.lendable = True
-    event.listen(Engine, "do_connect", borrow)
-    try:
+    with lent(session, {"do_connect": borrow}, lambda: _take_back(session)):
         yield
-    finally:
-        event.remove(Engine, "do_connect", borrow)
-        session.lendable = False
-        _take_back(session)
 
 
 def _take_back(session: LendableConnection) -> None:

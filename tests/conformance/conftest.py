@@ -1,4 +1,4 @@
-"""Each engine under test: a started server, and the acts on it the engine interface lacks."""
+"""Each engine under test: a server or a file, and the acts on it the engine interface lacks."""
 
 from __future__ import annotations
 
@@ -56,7 +56,17 @@ def postgres() -> Iterator[Target]:
                      server.url("conformance", port=free_port()))
 
 
-@pytest.fixture(params=["postgres"])
+@pytest.fixture(scope="session")
+def sqlite(tmp_path_factory: pytest.TempPathFactory) -> Target:
+    """SQLite: a file in a fresh directory; a session ends by closing it, as a dying job's does."""
+    root = tmp_path_factory.mktemp("sqlite-conformance")
+    (root / "a-directory").mkdir()
+    # A path that names a directory cannot be opened; a directory that is missing is waited for.
+    return Target(settings_for(f"sqlite:///{root}/conformance.db"), lambda s: s.close(),
+                  f"sqlite:///{root}/a-directory", f"sqlite:///{root}/not-mounted-yet/app.db")
+
+
+@pytest.fixture(params=["postgres", "sqlite"])
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """Each engine in turn; the sessions a test opened are closed after it."""
     under_test: Target = request.getfixturevalue(request.param)

@@ -59,3 +59,43 @@ def make_project(root: Path, *, generic_env: bool = False, extra: dict[str, str]
         for name, source in (extra or {}).items():
             (migrations / "versions" / f"{name}.py").write_text(source)
     return root / "alembic.ini"
+
+
+# A project that runs on SQLite: the example's revisions use PostgreSQL-only SQL. Each revision
+# writes an audit row, so a test can prove it ran exactly once; 0003 changes data only.
+SQLITE_REVISIONS = {
+    "0001_items": revision("0001", None, '''
+op.execute("CREATE TABLE migration_audit (revision text, direction text)")
+op.execute("CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL)")
+op.execute("INSERT INTO migration_audit VALUES ('0001', 'upgrade')")
+'''),
+    "0002_items_price": revision("0002", "0001", '''
+op.execute("ALTER TABLE items ADD COLUMN price integer NOT NULL DEFAULT 0")
+op.execute("INSERT INTO migration_audit VALUES ('0002', 'upgrade')")
+'''),
+    "0003_seed_items": revision("0003", "0002", '''
+op.execute("INSERT INTO items (name, price) VALUES ('widget', 3), ('gadget', 5)")
+op.execute("INSERT INTO migration_audit VALUES ('0003', 'upgrade')")
+'''),
+}
+# Counts to SLOW_COUNT (from the job's environment) in one long statement, after DDL and an
+# audit row that a rollback must undo: slow for the run a test interrupts, instant after it.
+SQLITE_SLOW = revision("0004", "0003", '''
+import os
+op.execute("CREATE TABLE slow_marker (id integer)")
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+op.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE x < "
+           + str(int(os.environ.get("SLOW_COUNT", "0"))) + ") SELECT count(*) FROM c")
+''')
+
+
+def make_sqlite_project(root: Path, *, extra: dict[str, str] | None = None) -> Path:
+    """A SQLite project under `root` with Alembic's generic env.py; return its alembic.ini."""
+    versions = root / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    shutil.copy(GENERIC_ENV, root / "migrations" / "env.py")
+    shutil.copy(REPO / "migrations" / "script.py.mako", root / "migrations" / "script.py.mako")
+    for name, source in {**SQLITE_REVISIONS, **(extra or {})}.items():
+        (versions / f"{name}.py").write_text(source)
+    shutil.copy(REPO / "alembic.ini", root / "alembic.ini")
+    return root / "alembic.ini"

@@ -1,0 +1,33 @@
+"""What every engine's handover shares: SQLAlchemy listeners on while a session is lent out."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
+
+class Lendable(Protocol):
+    """A driver connection whose close() does nothing while `lendable`."""
+
+    lendable: bool
+
+
+@contextmanager
+def lent(session: Lendable, listeners: Mapping[str, Callable[..., Any]],
+         take_back: Callable[[], None]) -> Iterator[None]:
+    """Within the block, `listeners` (SQLAlchemy Engine events by name) hand out `session`,
+    which SQLAlchemy cannot close; afterwards `take_back()` restores the job's mode."""
+    session.lendable = True
+    for name, listener in listeners.items():
+        event.listen(Engine, name, listener)
+    try:
+        yield
+    finally:
+        for name, listener in listeners.items():
+            event.remove(Engine, name, listener)
+        session.lendable = False
+        take_back()

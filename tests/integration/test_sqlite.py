@@ -1,0 +1,252 @@
+"""The job on SQLite: real database files in tmp_path, the real job as a subprocess."""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import signal
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing, contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.job import Result, RunningJob, job_env, run_job, wait_until
+from tests.support.projects import SQLITE_SLOW, make_sqlite_project
+
+HEAD = ["0003"]
+
+
+@dataclass
+class SqliteDatabase:
+    """A database file a test migrates, and the project that migrates it."""
+
+    path: Path
+    config: Path
+
+    @property
+    def url(self) -> str:
+        """sqlite:////absolute/path.db"""
+        return f"sqlite:///{self.path}"
+
+    @property
+    def lock_file(self) -> Path:
+        """Where the job's file lock lives."""
+        return Path(f"{self.path}.migration-lock")
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The job's environment for this database."""
+        return job_env(DATABASE_URL=self.url, ALEMBIC_CONFIG=str(self.config), **overrides)
+
+    def run(self, *args: str, **overrides: str) -> Result:
+        """Run the job to completion."""
+        return run_job(*args, env=self.env(**overrides))
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of a query, on a connection of the test's own."""
+        with closing(sqlite3.connect(self.path)) as connection:
+            return connection.execute(sql).fetchall()
+
+    def exists(self, table: str) -> bool:
+        """Whether a table exists."""
+        return bool(self.query(f"SELECT 1 FROM sqlite_master WHERE name = '{table}'"))
+
+    def revisions(self) -> list[str]:
+        """What alembic_version says (empty if it does not exist)."""
+        if not self.exists("alembic_version"):
+            return []
+        return sorted(r[0] for r in self.query("SELECT version_num FROM alembic_version"))
+
+    def applications(self) -> dict[str, int]:
+        """How often each revision was applied, from the audit table."""
+        rows = self.query("SELECT revision, count(*) FROM migration_audit GROUP BY revision")
+        return {r[0]: int(r[1]) for r in rows}
+
+    def lock_is_free(self) -> bool:
+        """Whether nobody holds the job's file lock."""
+        with held_lock_file(self.lock_file, blocking=False) as taken:
+            return taken
+
+
+@contextmanager
+def held_lock_file(path: Path, holder: dict[str, Any] | None = None,
+                   blocking: bool = True) -> Iterator[bool]:
+    """flock the lock file as another runner would, optionally writing its holder line."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if blocking else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        if holder is not None:
+            os.ftruncate(fd, 0)
+            os.write(fd, (json.dumps(holder) + "\n").encode())
+        yield True
+    finally:
+        os.close(fd)
+
+
+@pytest.fixture
+def db(tmp_path: Path) -> SqliteDatabase:
+    """A database file (not created yet) in an existing directory, and a SQLite project."""
+    (tmp_path / "data").mkdir()
+    return SqliteDatabase(tmp_path / "data" / "app.db", make_sqlite_project(tmp_path / "project"))
+
+
+class TestUpgrade:
+    """A fresh file is migrated to head once; reruns, status and check read it without Alembic."""
+
+    def test_fresh_upgrade_then_rerun_is_a_noop_without_the_lock(self, db: SqliteDatabase) -> None:
+        first = db.run()
+        assert first.code == 0, first.stderr
+        assert [e["revision"] for e in first.events if e["event"] == "revision_applied"] == \
+            ["0001", "0002", "0003"]
+        assert db.revisions() == HEAD
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+        assert db.query("SELECT name, price FROM items ORDER BY id") == [("widget", 3),
+                                                                         ("gadget", 5)]
+        again = db.run()
+        assert again.code == 0, again.stderr
+        assert "lock_acquired" not in again.names()
+        assert again.event("already_at_target")["revision"] == "0003"
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+
+    def test_manifest_fast_path(self, db: SqliteDatabase) -> None:
+        assert db.run("manifest").code == 0
+        assert db.run().code == 0
+        fast = db.run()
+        assert fast.code == 0, fast.stderr
+        assert fast.event("already_at_target")["via"] == "manifest"
+
+    def test_status_json_and_check(self, db: SqliteDatabase) -> None:
+        pending = db.run("status", "--json")
+        assert pending.code == 0, pending.stderr
+        assert json.loads(pending.stdout)["pending"] == ["0001", "0002", "0003"]
+        assert db.run("check").code == 8
+        assert db.run().code == 0
+        done = json.loads(db.run("status", "--json").stdout)
+        assert (done["current"], done["pending"], done["at_target"]) == (HEAD, [], True)
+        assert db.run("check").code == 0
+
+
+class TestConcurrentRunners:
+    """Ten runners started together apply each revision exactly once."""
+
+    def test_each_revision_applied_once(self, db: SqliteDatabase) -> None:
+        jobs = [RunningJob(env=db.env()) for _ in range(10)]
+        results = [job.finish() for job in jobs]
+        assert [r.code for r in results] == [0] * 10, [r.stderr for r in results if r.code]
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+        assert sum("upgrade_finished" in r.names() for r in results) == 1
+        assert db.lock_is_free()
+
+
+class TestLockHeldElsewhere:
+    """A lock file held by another process: exit 5, naming the holder from its line."""
+
+    def test_exit_5_names_the_holder(self, db: SqliteDatabase) -> None:
+        holder = {"pid": 4242, "host": "other-host", "application_name": "other-runner",
+                  "since": "2026-01-01T00:00:00+00:00"}
+        with held_lock_file(db.lock_file, holder):
+            result = db.run(MIGRATE_LOCK_TIMEOUT="1")
+        assert result.code == 5, result.stderr
+        assert "held by pid 4242 (other-runner) from other-host" in result.stderr
+        assert db.revisions() == []
+
+
+def start_slow_job(db: SqliteDatabase) -> RunningJob:
+    """Apply up to 0003, then start an upgrade whose revision 0004 counts to 10^9."""
+    assert db.run().code == 0
+    (db.config.parent / "migrations" / "versions" / "0004_slow.py").write_text(SQLITE_SLOW)
+    job = RunningJob(env=db.env(SLOW_COUNT=str(10**9)))
+    job.wait_for_event("revision_started", revision="0004")
+    # The revision's first write creates the rollback journal; its long count follows it.
+    assert wait_until(lambda: Path(f"{db.path}-journal").exists())
+    return job
+
+
+class TestSignals:
+    """SIGTERM interrupts the running statement and rolls back; SIGKILL leaves nothing behind."""
+
+    def test_sigterm_rolls_back_and_unlocks(self, db: SqliteDatabase) -> None:
+        job = start_slow_job(db)
+        job.process.send_signal(signal.SIGTERM)
+        result = job.finish(timeout=60)
+        assert result.code == 143, result.stderr
+        assert result.event("interrupted")
+        assert db.revisions() == HEAD
+        assert not db.exists("slow_marker")
+        assert "0004" not in db.applications()
+        assert db.lock_is_free()
+
+    def test_sigkill_then_rerun_completes(self, db: SqliteDatabase) -> None:
+        job = start_slow_job(db)
+        job.process.kill()
+        job.process.wait(timeout=30)
+        result = db.run()
+        assert result.code == 0, result.stderr
+        assert db.revisions() == ["0004"]
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1, "0004": 1}
+
+
+class TestWaiting:
+    """The database's directory is waited for; an unusable path or URL fails at once."""
+
+    def test_directory_appearing_is_waited_for(self, tmp_path: Path) -> None:
+        db = SqliteDatabase(tmp_path / "volume" / "app.db",
+                            make_sqlite_project(tmp_path / "project"))
+        job = RunningJob(env=db.env(MIGRATE_WAIT_TIMEOUT="120"))
+        job.wait_for_event("waiting_for_database")
+        db.path.parent.mkdir()
+        result = job.finish()
+        assert result.code == 0, result.stderr
+        assert db.revisions() == HEAD
+
+    def test_directory_never_appearing_is_exit_3(self, tmp_path: Path) -> None:
+        db = SqliteDatabase(tmp_path / "volume" / "app.db",
+                            make_sqlite_project(tmp_path / "project"))
+        result = db.run(MIGRATE_WAIT_TIMEOUT="0")
+        assert result.code == 3, result.stderr
+        assert "does not exist (yet)" in result.stderr
+
+    def test_path_that_cannot_be_opened_is_exit_4(self, db: SqliteDatabase) -> None:
+        db.path.mkdir()
+        result = db.run(MIGRATE_WAIT_TIMEOUT="60")
+        assert result.code == 4, result.stderr
+        assert "unable to open database file" in result.stderr
+
+    @pytest.mark.parametrize("url", ["sqlite://", "sqlite:///:memory:"])
+    def test_in_memory_database_is_exit_2(self, db: SqliteDatabase, url: str) -> None:
+        result = run_job(env=job_env(DATABASE_URL=url, ALEMBIC_CONFIG=str(db.config)))
+        assert result.code == 2, result.stderr
+        assert "in-memory SQLite database" in result.stderr
+
+    def test_mysql_is_not_supported_yet(self, db: SqliteDatabase) -> None:
+        result = run_job(env=job_env(DATABASE_URL="mysql://app:s3cret@localhost/app",
+                                     ALEMBIC_CONFIG=str(db.config)))
+        assert result.code == 2, result.stderr
+        assert "MySQL and MariaDB are not supported yet" in result.stderr
+
+
+class TestAnotherWriter:
+    """A revision that finds another connection writing fails with exit 6 and says so."""
+
+    def test_database_locked_during_a_revision_is_exit_6(self, db: SqliteDatabase) -> None:
+        assert db.run().code == 0
+        (db.config.parent / "migrations" / "versions" / "0004_slow.py").write_text(SQLITE_SLOW)
+        with closing(sqlite3.connect(db.path, isolation_level=None)) as writer:
+            writer.execute("BEGIN IMMEDIATE")
+            result = db.run(MIGRATE_LOCK_TIMEOUT="1")
+            writer.execute("ROLLBACK")
+        assert result.code == 6, result.stderr
+        assert "database is locked" in result.stderr
+        assert "another connection held the database's write lock" in result.stderr
+        assert db.revisions() == HEAD
+        rerun = db.run()
+        assert rerun.code == 0, rerun.stderr
+        assert db.applications()["0004"] == 1

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 from tests.integration.conftest import Database
-from tests.support.job import ENTRYPOINT, OUTPUTS, job_env, run_job
+from tests.support.job import imported_modules, job_env, run_job
 from tests.support.projects import SLOW, make_project
 
 
@@ -25,12 +23,8 @@ class TestManifestFastPath:
         manifest(config)
         env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
         assert run_job(env=env).code == 0
-        done = subprocess.run([sys.executable, "-X", "importtime", str(ENTRYPOINT)], env=env,
-                              text=True, capture_output=True, check=False)
-        OUTPUTS.append(done.stderr)
-        assert done.returncode == 0, done.stderr
-        imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
-                    if line.startswith("import time:")]
+        done, imported = imported_modules(env)
+        assert done.code == 0, done.stderr
         assert "psycopg2" in imported
         assert not [m for m in imported if m.split(".")[0] in ("alembic", "sqlalchemy")]
         assert '"via": "manifest"' in done.stderr

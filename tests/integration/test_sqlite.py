@@ -15,7 +15,14 @@ from typing import Any
 
 import pytest
 
-from tests.support.job import Result, RunningJob, job_env, run_job, wait_until
+from tests.support.job import (
+    Result,
+    RunningJob,
+    imported_modules,
+    job_env,
+    run_job,
+    wait_until,
+)
 from tests.support.projects import SQLITE_SLOW, make_sqlite_project
 
 HEAD = ["0003"]
@@ -116,12 +123,15 @@ class TestUpgrade:
         assert again.event("already_at_target")["revision"] == "0003"
         assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
 
-    def test_manifest_fast_path(self, db: SqliteDatabase) -> None:
+    def test_manifest_fast_path_imports_no_alembic(self, db: SqliteDatabase) -> None:
         assert db.run("manifest").code == 0
         assert db.run().code == 0
-        fast = db.run()
+        fast, imported = imported_modules(db.env())
         assert fast.code == 0, fast.stderr
         assert fast.event("already_at_target")["via"] == "manifest"
+        assert "sqlite3" in imported
+        assert not [m for m in imported
+                    if m.split(".")[0] in ("alembic", "sqlalchemy", "psycopg2")]
 
     def test_status_json_and_check(self, db: SqliteDatabase) -> None:
         pending = db.run("status", "--json")

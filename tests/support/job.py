@@ -126,6 +126,16 @@ class RunningJob:
         return Result(self.process.returncode, stdout, stderr, parse_events(stderr))
 
 
+def imported_modules(env: dict[str, str]) -> tuple[Result, list[str]]:
+    """Run the job with -X importtime: its result and every module it imported, in order."""
+    done = subprocess.run([sys.executable, "-X", "importtime", str(ENTRYPOINT)], env=env,
+                          text=True, capture_output=True, check=False)
+    OUTPUTS.append(done.stderr)
+    imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()
+                if line.startswith("import time:")]
+    return Result(done.returncode, done.stdout, done.stderr, parse_events(done.stderr)), imported
+
+
 def wait_until(predicate: Any, timeout: float = 30, interval: float = 0.1) -> bool:
     """Poll `predicate` until true or the timeout passes; returns the last result."""
     deadline = time.monotonic() + timeout

@@ -29,6 +29,7 @@ from pymysql.connections import Connection
 from pymysql.cursors import Cursor
 
 from tests.support.pgserver import PASSWORD, free_port
+from tests.support.queries import run_once
 
 USER = "root"
 SYSTEM_USER = "mysql"
@@ -238,23 +239,11 @@ class MariaDBServer:
 
     def scalar(self, query: str, *params: Any, database: str | None = None) -> Any:
         """The first value of a query run on this server."""
-        conn = self.connect(database)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query, params or None)
-                row = cur.fetchone()
-        finally:
-            conn.close()
-        return None if row is None else row[0]
+        return run_once(self.connect(database), query, params or None)
 
     def create_database(self, name: str) -> str:
         """Create a database and return its URL."""
-        conn = self.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f"CREATE DATABASE {_quote_name(name)}")
-        finally:
-            conn.close()
+        run_once(self.connect(), f"CREATE DATABASE {_quote_name(name)}")
         return self.url(name)
 
 

@@ -24,6 +24,8 @@ from urllib.parse import quote
 import psycopg2
 from psycopg2.extensions import connection
 
+from tests.support.queries import run_once
+
 # Every character that URL and Alembic-config handling tends to break on.
 PASSWORD = "p@ss:w%rd/#?&x"
 
@@ -151,23 +153,11 @@ class PostgresServer:
 
     def scalar(self, query: str, database: str = "postgres") -> Any:
         """The first value of a query run directly on this server (never through a pooler)."""
-        conn = self.connect(database)
-        try:
-            with conn.cursor() as cur:
-                cur.execute(query)
-                row = cur.fetchone()
-        finally:
-            conn.close()
-        return None if row is None else row[0]
+        return run_once(self.connect(database), query)
 
     def create_database(self, name: str) -> str:
         """Create a database and return its URL."""
-        conn = self.connect()
-        try:
-            with conn.cursor() as cur:
-                cur.execute(f'CREATE DATABASE "{name}"')
-        finally:
-            conn.close()
+        run_once(self.connect(), f'CREATE DATABASE "{name}"')
         return self.url(name)
 
 

@@ -52,11 +52,11 @@ def build_parser() -> ArgumentParser:
     parser = ArgumentParser(
         prog="migration-job", formatter_class=fixed_width_help,
         description="Wait for PostgreSQL, lock, and run Alembic migrations.\n\ncommands:\n"
-        + "\n".join(f"  {c.name:<10} {c.help}" for c in COMMANDS.values()))
+        + "\n".join(f"  {c.name:<13} {c.help}" for c in COMMANDS.values()))
     parser.add_argument("command", nargs="?", default=DEFAULT_COMMAND, choices=COMMANDS,
                         metavar="COMMAND", help="one of the commands above (default: upgrade)")
     parser.add_argument("revision", nargs="?", metavar="TARGET",
-                        help="downgrade only: the revision to go down to (required)")
+                        help="downgrade and mark-repaired only: the revision (required)")
     parser.add_argument("--database-url", help="SQLAlchemy/libpq URL (env DATABASE_URL); "
                         "any user on the machine can read a password given here in the "
                         "process list: prefer DATABASE_URL_FILE")
@@ -89,10 +89,10 @@ def parse_options(argv: Sequence[str]) -> dict[str, object]:
         if options.get(option) and option not in COMMANDS[command].flags:
             raise ConfigError(f"{spelling} does not apply to {command} (see --help)")
     revision = options.pop("revision")
-    if command == "downgrade":
+    if COMMANDS[command].takes_revision:
         if not revision:
-            raise ConfigError("downgrade needs an explicit target revision, e.g. "
-                              "`downgrade 0003` (there is no default)")
+            raise ConfigError(f"{command} needs an explicit target revision, e.g. "
+                              f"`{command} 0003` (there is no default)")
         options["target"] = revision
     elif revision is not None:
         raise ConfigError(f"unexpected argument {revision!r} after {command} (see --help)")

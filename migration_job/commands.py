@@ -25,6 +25,8 @@ class Command(NamedTuple):
     # "module:function", imported only when the command runs: --help, a configuration error
     # and the manifest command then load none of the machinery they do not use.
     function: str
+    # Whether a revision must follow the command word (`downgrade 0003`); it becomes the target.
+    takes_revision: bool = False
 
     def load(self) -> CommandFunction:
         """The function that runs the command."""
@@ -37,7 +39,7 @@ COMMANDS = {command.name: command for command in (
     Command("upgrade", "(default) wait for the database, lock, and upgrade to the target revision",
             ("target",), True, "migration_job.runner:upgrade"),
     Command("downgrade", "wait, lock, and downgrade to TARGET (required)",
-            (), True, "migration_job.runner:downgrade"),
+            (), True, "migration_job.runner:downgrade", takes_revision=True),
     Command("wait", "wait until the database accepts connections, then exit",
             (), True, "migration_job.inspection:wait"),
     Command("status", "print current revision(s), head(s) and pending revisions",
@@ -46,6 +48,9 @@ COMMANDS = {command.name: command for command in (
             ("target", "json"), True, "migration_job.inspection:check"),
     Command("sql", "print the SQL that upgrade would run (offline mode)",
             ("target", "from_revision"), True, "migration_job.inspection:sql"),
+    Command("mark-repaired", "MySQL/MariaDB: after repairing by hand a revision that did not "
+            "finish (exit 10), let the job go on (TARGET: that revision)",
+            (), True, "migration_job.repair:mark_repaired", takes_revision=True),
     Command("manifest", "write the heads manifest that lets no-op runs skip loading Alembic",
             (), False, "migration_job.inspection:manifest"),
 )}

@@ -81,6 +81,13 @@ class PendingMigrations(JobError):
     event = "migrations_pending"
 
 
+class UnfinishedRevision(JobError):
+    """A revision started and did not finish on an engine without transactional DDL."""
+
+    exit_code = 10
+    event = "revision_unfinished"
+
+
 class Interrupted(JobError):
     """SIGTERM or SIGINT stopped the job after it rolled back and released the lock."""
 

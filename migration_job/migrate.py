@@ -19,25 +19,30 @@ from sqlalchemy.pool import NullPool
 
 from migration_job.config import Settings
 from migration_job.engines import Engine, MigrationLock, sqlalchemy_url
+from migration_job.engines.unfinished import UnfinishedLog, repair_advice
 from migration_job.errors import (
     HistoryError,
     JobError,
     LockLost,
     MigrationFailed,
     PermissionDenied,
+    UnfinishedRevision,
     first_line,
 )
 from migration_job.history import History
 from migration_job.interruption import Interruption
 from migration_job.log import log
+from migration_job.project import read_project
 
 
 def job_environment(config: Config, scripts: ScriptDirectory,
                     lock: MigrationLock | None = None,
+                    interruption: Interruption | None = None,
                     **options: Any) -> EnvironmentContext:
     """Alembic's EnvironmentContext with the contract's rules for any env.py: each revision
     runs in its own transaction, even if env.py did not ask for it, and (given the lock)
-    checks inside that transaction, before it commits, that the lock is still held.
+    checks inside that transaction, before it commits, that no signal came and that the lock
+    is still held.
 
     The override sits on the instance because Alembic publishes the context to env.py
     (`from alembic import context`) per class: a subclass would not be published.
@@ -45,8 +50,10 @@ def job_environment(config: Config, scripts: ScriptDirectory,
     environment = EnvironmentContext(config, scripts, **options)
     configure = environment.configure
 
-    def verify_lock(**_: Any) -> None:
+    def before_commit(**_: Any) -> None:
         assert lock is not None
+        if interruption is not None:
+            interruption.check()  # a statement a signal could not cancel ran to its end
         lock.verify()
 
     def configure_per_migration(*args: Any, **kwargs: Any) -> None:
@@ -54,7 +61,7 @@ def job_environment(config: Config, scripts: ScriptDirectory,
         if lock is not None:
             own = kwargs.get("on_version_apply") or ()
             kwargs["on_version_apply"] = (*(own if isinstance(own, (list, tuple)) else (own,)),
-                                          verify_lock)
+                                          before_commit)
         configure(*args, **kwargs)
 
     environment.configure = configure_per_migration  # type: ignore[method-assign]
@@ -91,24 +98,34 @@ class Progress:
         return ",".join(step.info.up_revision_ids)  # type: ignore[attr-defined]
 
 
-def gated(steps: Iterable[MigrationStep], context: MigrationContext,
-          lock: MigrationLock) -> Iterator[MigrationStep]:
-    """Steps whose body first passes the lock's revision gate, inside the step's transaction."""
+def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: MigrationLock,
+            interruption: Interruption, unfinished: UnfinishedLog | None,
+            verb: str) -> Iterator[MigrationStep]:
+    """Steps that start only while no signal came, whose body first passes the lock's
+    revision gate inside the step's transaction, and which (on an engine without
+    transactional DDL) are recorded as unfinished until their transaction ended."""
     gate = lock.revision_gate()
-    if gate is None:
-        yield from steps
-        return
-    statement, parameters = gate
     for step in steps:
-        body = step.migration_fn
-
-        def gated_body(*args: Any, _body: Any = body, **kwargs: Any) -> None:
-            assert context.connection is not None
-            context.connection.exec_driver_sql(statement, parameters)
-            _body(*args, **kwargs)
-
-        step.migration_fn = gated_body
+        interruption.check()
+        revision = Progress.revision_of(step)
+        if unfinished is not None:
+            unfinished.started(revision, verb)
+        if gate is not None:
+            step.migration_fn = _gated_body(step.migration_fn, context, *gate)
         yield step
+        # Resumed only once Alembic finished the step: its transaction committed.
+        if unfinished is not None:
+            unfinished.finished(revision)
+
+
+def _gated_body(body: Any, context: MigrationContext, statement: str,
+                parameters: dict[str, int]) -> Any:
+    def gated_body(*args: Any, **kwargs: Any) -> None:
+        assert context.connection is not None
+        context.connection.exec_driver_sql(statement, parameters)
+        body(*args, **kwargs)
+
+    return gated_body
 
 
 def _engine(settings: Settings) -> sqlalchemy.Engine:
@@ -120,7 +137,7 @@ def _engine(settings: Settings) -> sqlalchemy.Engine:
 
 
 def apply(settings: Settings, history: History, destination: str, progress: Progress,
-          lock: MigrationLock) -> None:
+          interruption: Interruption, lock: MigrationLock) -> None:
     """Upgrade (or downgrade, per progress.verb) to `destination` through the project's env.py.
 
     A connection is handed to env.py in config.attributes["connection"] (Alembic's cookbook
@@ -128,6 +145,7 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     Either way it gets the lock's own session (Session.lent_to_sqlalchemy).
     """
     config, scripts = history
+    unfinished = lock.session.unfinished_log(read_project(settings.alembic_config))
 
     # The same step lists alembic.command.upgrade/downgrade build, passed through Progress.
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
@@ -135,14 +153,16 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
             planned = scripts._upgrade_revs(destination, revision)
         else:
             planned = scripts._downgrade_revs(destination, revision)
-        return progress.track(gated(planned, context, lock))
+        return progress.track(guarded(planned, context, lock, interruption, unfinished,
+                                      progress.verb))
 
     engine = _engine(settings)
     try:
         with (lock.session.lent_to_sqlalchemy(sqlalchemy_url(settings.database_url)),
               engine.connect() as connection):
             config.attributes["connection"] = connection
-            with job_environment(config, scripts, lock, fn=steps, destination_rev=destination):
+            with job_environment(config, scripts, lock, interruption, fn=steps,
+                                 destination_rev=destination):
                 scripts.run_env()
     finally:
         config.attributes.pop("connection", None)
@@ -167,14 +187,19 @@ def run_alembic(settings: Settings, history: History, destination: str, progress
                 interruption: Interruption, lock: MigrationLock) -> None:
     """Apply through Alembic (the lock is held), turning what it raises into contract errors."""
     try:
-        apply(settings, history, destination, progress, lock)
+        apply(settings, history, destination, progress, interruption, lock)
     except JobError:
         raise
     except CommandError as error:
         raise HistoryError(f"Alembic refused: {first_line(error)}") from None
     except Exception as error:
-        interruption.check()
         engine = settings.engine
+        if interruption.requested.is_set() and progress.running and not engine.transactional_ddl:
+            revision = progress.revision_of(progress.running)
+            log.error("revision_unfinished", f"revision {revision} was cut short by the signal; "
+                      f"this engine cannot roll back DDL, so part of it may be applied. "
+                      f"{repair_advice(revision)}", revision=revision)
+        interruption.check()
         if progress.running is None and not isinstance(error, (DBAPIError, *engine.errors)):
             raise  # env.py itself is broken: a traceback helps more than a summary
         raise _failure(engine, error, progress) from None
@@ -202,13 +227,17 @@ def _failure(engine: Engine, error: Exception, progress: Progress) -> JobError:
     revision = progress.revision_of(progress.running) if progress.running else None
     where = (f"revision {revision} ({progress.running.doc or 'no message'})"
              if progress.running else "env.py, before any revision")
-    if engine.is_connection_lost(cause):
+    if engine.is_connection_lost(cause) and engine.transactional_ddl:
         # The revisions run on the session that holds the lock: losing one loses both.
         return LockLost(
             f"lost the migration lock: the database session holding it ended during {where} "
             f"({first_line(cause)}); the server rolled that revision back; run the job again")
     log.error("revision_failed", f"{where} failed: {first_line(cause)}", revision=revision,
               error=first_line(cause))
+    if revision is not None and not engine.transactional_ddl:
+        return UnfinishedRevision(
+            f"{where} failed: {first_line(cause)}; this engine cannot roll back DDL, so part "
+            f"of it may be applied. {repair_advice(revision)}")
     rolled_back = (f"{where} failed: {first_line(cause)}; its transaction was rolled back "
                    f"({len(progress.applied)} earlier revision(s) stay applied)")
     if engine.is_permission_denied(cause):

@@ -17,9 +17,11 @@ from migration_job.project import Project, read_project
 from migration_job.steps import (
     at_head_by_manifest,
     at_target,
+    awaits_repair,
     connected,
     describe,
     load_history,
+    refuse_unfinished,
     usable_manifest_heads,
 )
 
@@ -36,11 +38,12 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
     manifest_heads = usable_manifest_heads(settings, project)
     with connected(settings, interruption) as session:
         current = session.revisions(project)
-        if current == manifest_heads:
+        fast = not awaits_repair(session, project)
+        if fast and current == manifest_heads:
             return at_head_by_manifest(current, "no lock needed")
         session.prepare_for_migrations()
         history = None
-        if manifest_heads is None:
+        if manifest_heads is None and fast:
             # Without a manifest only the full history can tell whether work is pending.
             history = load_history(settings)
             before = history.plan(current, settings.target)
@@ -55,7 +58,10 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
         with migration_lock(session, settings, project, interruption,
                             needless=done_by_another if manifest_heads else None) as lock:
             current = session.revisions(project)
-            if lock is None or current == manifest_heads:
+            if lock is None:
+                return at_head_by_manifest(current, "another runner finished the upgrade")
+            refuse_unfinished(session, project, current)
+            if current == manifest_heads:
                 return at_head_by_manifest(current, "another runner finished the upgrade")
             history = history or load_history(settings)
             now = history.plan(current, settings.target)
@@ -94,6 +100,7 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
         with migration_lock(session, settings, project, interruption) as lock:
             assert lock is not None  # only a `needless` check lets go of it
             current = session.revisions(project)
+            refuse_unfinished(session, project, current)
             history.plan(current, "heads")  # validates the database's revision
             progress = Progress("downgrade")
             run_alembic(settings, history, settings.target, progress, interruption, lock)

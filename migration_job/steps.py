@@ -37,6 +37,30 @@ def connected(settings: Settings, interruption: Interruption) -> Iterator[Sessio
                 "revision ran; nothing was changed; run the job again") from None
 
 
+def refuse_unfinished(session: Session, project: Project, current: tuple[str, ...]) -> None:
+    """With the lock held: exit 10 while a revision that did not finish awaits repair.
+
+    A record whose revision did finish (the version table moved on; only deleting the record
+    was lost) is cleared.
+    """
+    unfinished = session.unfinished_log(project)
+    found = unfinished.find() if unfinished is not None else None
+    if unfinished is None or found is None:
+        return
+    if not found.finished_after_all(current):
+        raise found.refusal()
+    unfinished.clear(found.revision)
+    log.info("unfinished_record_cleared", f"revision {found.revision} had finished after all "
+             "(the version table moved on): cleared its unfinished record",
+             revision=found.revision)
+
+
+def awaits_repair(session: Session, project: Project) -> bool:
+    """Whether a revision is recorded as unfinished (or running now): no fast path then."""
+    unfinished = session.unfinished_log(project)
+    return unfinished is not None and unfinished.find() is not None
+
+
 def load_history(settings: Settings) -> History:
     """The project's Alembic history (the first import of Alembic and SQLAlchemy)."""
     from migration_job.history import load_history as load

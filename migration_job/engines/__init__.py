@@ -17,6 +17,7 @@ from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
+    from migration_job.engines.unfinished import UnfinishedLog
     from migration_job.project import Project
 
 __all__ = ["APPLICATION_NAME", "Engine", "Holder", "MigrationLock", "Session", "engine_for",
@@ -40,13 +41,20 @@ SCHEMES = {
     "postgres": Scheme("postgres", "postgresql+psycopg2"),
     "postgresql": Scheme("postgres", "postgresql+psycopg2"),
     "postgresql+psycopg2": Scheme("postgres", "postgresql+psycopg2"),
+    "mysql": Scheme("mysql", "mysql+pymysql"),
+    "mysql+pymysql": Scheme("mysql", "mysql+pymysql"),
+    # The tutorial's driver (mysqlclient, a C extension): the job ships PyMySQL instead.
+    "mysql+mysqldb": Scheme("mysql", "mysql+pymysql"),
+    "mariadb": Scheme("mysql", "mariadb+pymysql"),
+    "mariadb+pymysql": Scheme("mysql", "mariadb+pymysql"),
+    "mariadb+mysqldb": Scheme("mysql", "mariadb+pymysql"),
     "sqlite": Scheme("sqlite", "sqlite+pysqlite"),
     "sqlite+pysqlite": Scheme("sqlite", "sqlite+pysqlite"),
 }
 # Without a URL, libpq's PG* variables say where to connect.
 DEFAULT_SCHEME = "postgresql+psycopg2"
-SUPPORTED = ("migration-job runs on PostgreSQL (postgresql://...) and SQLite (sqlite:///path); "
-             "MySQL and MariaDB are not supported yet")
+SUPPORTED = ("migration-job runs on PostgreSQL (postgresql://...), MySQL and MariaDB "
+             "(mysql://... or mariadb://...) and SQLite (sqlite:///path)")
 
 
 class Engine(Protocol):
@@ -93,9 +101,14 @@ class Engine(Protocol):
     failure_advice(error): for a revision that failed for a reason of the database's rather
     than the migration's (another writer held the database too long), what to do instead of
     fixing the migration; else None.
+
+    transactional_ddl: whether a revision's DDL rolls back with its transaction. Where it does
+    not (MySQL/MariaDB), a revision that failed or was cut short may be partly applied: the
+    job records revisions while they run (Session.unfinished_log) and exits 10.
     """
 
     errors: tuple[type[Exception], ...]
+    transactional_ddl: bool
 
     def connect(self, settings: Settings, timeout: float | None = None) -> Session: ...
 
@@ -151,6 +164,9 @@ class Session(Protocol):
     env.py builds itself) gets this very session, so that the revisions run on the session that
     holds the lock and losing one loses both. Afterwards the session is back in autocommit mode.
 
+    unfinished_log(project) is where revisions that started and did not finish are recorded
+    (engines.unfinished), on an engine without transactional DDL; None on the others.
+
     close() ends the session; the server then releases its lock.
     """
 
@@ -173,6 +189,8 @@ class Session(Protocol):
              sleep: Callable[[float], None]) -> MigrationLock: ...
 
     def lent_to_sqlalchemy(self, url: str) -> AbstractContextManager[None]: ...
+
+    def unfinished_log(self, project: Project) -> UnfinishedLog | None: ...
 
     def close(self) -> None: ...
 

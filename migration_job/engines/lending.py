@@ -7,7 +7,7 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Dialect, Engine, make_url
 
 
 class Lendable(Protocol):
@@ -31,3 +31,13 @@ def lent(session: Lendable, listeners: Mapping[str, Callable[..., Any]],
             event.remove(Engine, name, listener)
         session.lendable = False
         take_back()
+
+
+def reaches(url: str, dialect: Dialect, cargs: Any, cparams: Mapping[str, Any],
+            neutral: tuple[str, ...]) -> bool:
+    """Whether a connection SQLAlchemy is about to open reaches the database `url` names:
+    the same connect arguments, but for `neutral` ones that do not change the database."""
+    def target(args: Any, params: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
+        return list(args), {k: v for k, v in params.items() if k not in neutral}
+
+    return target(cargs, cparams) == target(*dialect.create_connect_args(make_url(url)))

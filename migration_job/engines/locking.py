@@ -28,8 +28,8 @@ class Holder(NamedTuple):
         """One human line."""
         where = self.client_addr or "local socket"
         name = self.application_name or "(no application_name)"
-        return (f"pid {self.pid} ({name}) from {where}, connected since {self.backend_start}, "
-                f"{self.state}")
+        since = f"connected since {self.backend_start}, " if self.backend_start else ""
+        return f"pid {self.pid} ({name}) from {where}, {since}{self.state}"
 
 
 def derive_lock_key(database: str, schema: str, version_table: str) -> int:

@@ -139,6 +139,9 @@ class PostgresSession:
         with lent_to_sqlalchemy(self.connection, url):
             yield
 
+    def unfinished_log(self, project: Project) -> None:
+        """DDL rolls back with its revision here: nothing is left unfinished."""
+
     def close(self) -> None:
         """Close the session (the server releases its locks)."""
         self.connection.close()
@@ -147,6 +150,7 @@ class PostgresSession:
 class PostgresEngine:
     """PostgreSQL through psycopg2 (see engines.Engine for the contract)."""
 
+    transactional_ddl = True
     errors: tuple[type[Exception], ...] = (psycopg2.Error,)
 
     def connect(self, settings: Settings, timeout: float | None = None) -> PostgresSession:

@@ -14,24 +14,19 @@ left alone and guarded instead: each revision checks the lock before it commits 
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import psycopg2
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
-from sqlalchemy.engine import Dialect, make_url
+from sqlalchemy.engine import Dialect
 
-from migration_job.engines.lending import lent
+from migration_job.engines.lending import lent, reaches
 from migration_job.engines.postgres import LendableConnection
 
 # Connect arguments the job or env.py may add that do not change which database is reached.
 NEUTRAL_ARGUMENTS = ("application_name", "connect_timeout")
-
-
-def _target(cargs: Any, cparams: Mapping[str, Any]) -> tuple[list[Any], dict[str, Any]]:
-    neutral = {k: v for k, v in cparams.items() if k not in NEUTRAL_ARGUMENTS}
-    return list(cargs), neutral
 
 
 @contextmanager
@@ -44,7 +39,7 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
         if (dialect.driver != "psycopg2" or session.closed
                 or session.info.transaction_status != TRANSACTION_STATUS_IDLE):
             return None
-        if _target(cargs, cparams) != _target(*dialect.create_connect_args(make_url(url))):
+        if not reaches(url, dialect, cargs, cparams, NEUTRAL_ARGUMENTS):
             return None
         # SQLAlchemy manages transactions on a connection that is not in autocommit mode.
         session.autocommit = False

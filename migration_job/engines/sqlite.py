@@ -149,6 +149,9 @@ class SqliteSession:
         with lent_to_sqlalchemy(self.connection, self.path):
             yield
 
+    def unfinished_log(self, project: Project) -> None:
+        """DDL rolls back with its revision here: nothing is left unfinished."""
+
     def close(self) -> None:
         """Close the connection and the lock file (the operating system releases the lock)."""
         if self.file_lock is not None:
@@ -168,6 +171,7 @@ def _advice(error: BaseException) -> str | None:
 class SqliteEngine:
     """SQLite through sqlite3 (see engines.Engine for the contract)."""
 
+    transactional_ddl = True
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def connect(self, settings: Settings, timeout: float | None = None) -> SqliteSession:

@@ -236,12 +236,6 @@ class TestWaiting:
         assert result.code == 2, result.stderr
         assert "in-memory SQLite database" in result.stderr
 
-    def test_mysql_is_not_supported_yet(self, db: SqliteDatabase) -> None:
-        result = run_job(env=job_env(DATABASE_URL="mysql://app:s3cret@localhost/app",
-                                     ALEMBIC_CONFIG=str(db.config)))
-        assert result.code == 2, result.stderr
-        assert "MySQL and MariaDB are not supported yet" in result.stderr
-
 
 class TestAnotherWriter:
     """A revision that finds another connection writing fails with exit 6 and says so."""

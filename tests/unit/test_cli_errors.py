@@ -21,7 +21,7 @@ def bad_inputs(tmp: Path) -> list[tuple[str, list[str], dict[str, str], str]]:
         ("no-url", [], {}, "no database configured"),
         ("malformed-url", [], {"DATABASE_URL": "not a url"}, "malformed"),
         ("bad-port", [], {"DATABASE_URL": "postgresql://u:TopSecret%21@h:99x/d"}, "malformed"),
-        ("other-database", [], {"DATABASE_URL": "mysql://u:TopSecret%21@h/d"}, "PostgreSQL"),
+        ("other-database", [], {"DATABASE_URL": "mssql://u:TopSecret%21@h/d"}, "PostgreSQL"),
         ("url-file-missing", [], {"DATABASE_URL_FILE": str(tmp / "nope")}, "cannot be read"),
         ("url-file-empty", [], {"DATABASE_URL_FILE": str(empty)}, "is empty"),
         ("url-and-file", [], {**GOOD, "DATABASE_URL_FILE": str(empty)}, "both set"),
@@ -76,7 +76,7 @@ class TestConfigurationErrorReport:
     def test_termination_message_written(self, tmp_path: Path) -> None:
         message_file = tmp_path / "termination-log"
         result = run_job(env=job_env(MIGRATE_TERMINATION_LOG=str(message_file),
-                                     DATABASE_URL="mysql://u:TopSecret@h/db"))
+                                     DATABASE_URL="mssql://u:TopSecret@h/db"))
         assert result.code == 2, result.stderr
         written = message_file.read_text()
         assert written.startswith("exit 2: configuration error:")

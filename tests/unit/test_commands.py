@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_job import inspection, runner
+from migration_job import inspection, repair, runner
 from migration_job.cli import parse_options
 from migration_job.commands import COMMANDS
 from migration_job.errors import ConfigError
@@ -18,7 +18,14 @@ class TestCommandTable:
         assert functions == {"upgrade": runner.upgrade, "downgrade": runner.downgrade,
                              "wait": inspection.wait, "status": inspection.status,
                              "check": inspection.check, "sql": inspection.sql,
+                             "mark-repaired": repair.mark_repaired,
                              "manifest": inspection.manifest}
+
+    @pytest.mark.parametrize("command", ["downgrade", "mark-repaired"])
+    def test_a_revision_command_needs_its_revision(self, command: str) -> None:
+        assert parse_options([command, "0003"])["target"] == "0003"
+        with pytest.raises(ConfigError, match=f"{command} needs an explicit target revision"):
+            parse_options([command])
 
     @pytest.mark.parametrize(("command", "flag"), [
         (name, flag) for name, command in COMMANDS.items() for flag in command.flags])

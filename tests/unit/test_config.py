@@ -63,9 +63,22 @@ class TestUrls:
         assert url == "postgresql+psycopg2://app:s%40cret@db/app"
         assert set(secrets) == {"s%40cret", "s@cret"}
 
+    @pytest.mark.parametrize(("scheme", "normalized"), [
+        ("mysql", "mysql+pymysql"), ("mysql+pymysql", "mysql+pymysql"),
+        ("mysql+mysqldb", "mysql+pymysql"), ("mariadb", "mariadb+pymysql"),
+        ("mariadb+pymysql", "mariadb+pymysql"), ("MySQL", "mysql+pymysql"),
+    ])
+    def test_mysql_schemes_use_the_driver_the_job_ships(self, scheme: str,
+                                                        normalized: str) -> None:
+        url, secrets = normalize_url(f"{scheme}://app:s%40cret@db:3307/app?charset=utf8mb4")
+        assert url == f"{normalized}://app:s%40cret@db:3307/app?charset=utf8mb4"
+        assert set(secrets) == {"s%40cret", "s@cret"}
+
     @pytest.mark.parametrize(("url", "complaint"), [
-        ("mysql://u:p@h/d", "scheme 'mysql'"),
+        ("mssql://u:p@h/d", "scheme 'mssql'"),
         ("postgresql+psycopg://u@h/d", "driver"),
+        ("mysql+mysqlconnector://u@h/d", "driver"),
+        ("mysql://u@h/d?ssl_mode=REQUIRED", "parameter 'ssl_mode'"),
         ("db.example.com:5432", "malformed"),
         ("postgresql://u@h:notaport/d", "malformed"),
     ])

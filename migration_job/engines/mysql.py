@@ -1,0 +1,268 @@
+"""MySQL 8 and MariaDB 10.6+ through PyMySQL (pure Python): the job's sessions and the engine.
+
+What differs from PostgreSQL: DDL is not transactional (each statement commits on its own),
+so each revision is recorded before it starts (mysql_unfinished.py) and a revision that did
+not finish stops the next run (exit 10); the lock is a named lock (mysql_lock.py); a signal
+stops a running statement with KILL QUERY from a second session.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+import pymysql
+from pymysql.connections import Connection
+from pymysql.constants import CLIENT
+
+from migration_job.engines import APPLICATION_NAME, mysql_errors
+from migration_job.engines.locking import derive_lock_key
+from migration_job.engines.mysql_lock import NamedLock
+from migration_job.engines.mysql_unfinished import MysqlUnfinishedLog
+from migration_job.errors import ConfigError
+
+if TYPE_CHECKING:
+    from migration_job.config import Settings
+    from migration_job.project import Project
+
+DEFAULT_PORT = 3306
+# URL query parameters the job passes on to PyMySQL (SQLAlchemy's pymysql dialect takes the
+# same ones), and how to read each.
+QUERY_PARAMETERS: dict[str, Callable[[str], object]] = {
+    "charset": str,
+    "unix_socket": str,
+    "ssl_ca": str,
+    "ssl_cert": str,
+    "ssl_key": str,
+    "ssl_verify_cert": lambda value: value.lower() in ("1", "true", "yes"),
+    "ssl_verify_identity": lambda value: value.lower() in ("1", "true", "yes"),
+}
+if TYPE_CHECKING:
+    PyMySQLConnection = Connection[Any]
+else:
+    PyMySQLConnection = Connection  # generic only in its type stubs
+# Every PyMySQL connection this process opened and has not closed: what a signal interrupts.
+OPEN: weakref.WeakSet[LendableConnection] = weakref.WeakSet()
+
+
+class LendableConnection(PyMySQLConnection):
+    """A PyMySQL session that SQLAlchemy may borrow without closing it (see postgres.py)."""
+
+    lendable = False
+
+    def close(self) -> None:
+        """Close, unless lent out to SQLAlchemy; closing a closed session does nothing."""
+        if self.lendable:
+            return
+        OPEN.discard(self)
+        if self.open:
+            super().close()
+
+
+def connect_arguments(url: str) -> dict[str, Any]:
+    """PyMySQL's arguments for a (normalised) mysql:// or mariadb:// URL."""
+    parts = urlsplit(url)
+    arguments: dict[str, Any] = {
+        "host": parts.hostname or "localhost",
+        "port": parts.port or DEFAULT_PORT,
+        "user": unquote(parts.username) if parts.username else None,
+        "password": unquote(parts.password) if parts.password else "",
+        "database": unquote(parts.path.lstrip("/")) or None,
+    }
+    for name, value in parse_qsl(parts.query, keep_blank_values=True):
+        arguments[name] = QUERY_PARAMETERS[name](value)
+    return arguments
+
+
+def connect(settings: Settings, *, timeout: float | None = None) -> LendableConnection:
+    """Open an autocommit session named after this process (where the server records it).
+
+    FOUND_ROWS as SQLAlchemy sets it: Alembic checks that its version-table UPDATE matched
+    one row.
+    """
+    assert settings.database_url is not None
+    session = LendableConnection(
+        **connect_arguments(settings.database_url), autocommit=True,
+        connect_timeout=max(1, int(timeout + 0.999)) if timeout is not None else 10,
+        program_name=APPLICATION_NAME, client_flag=CLIENT.FOUND_ROWS)
+    OPEN.add(session)
+    return session
+
+
+class MysqlSession:
+    """A PyMySQL session of the job's (see engines.Session for the contract)."""
+
+    def __init__(self, connection: LendableConnection) -> None:
+        self.connection = connection
+
+    def _row(self, query: str, *parameters: object) -> tuple[Any, ...]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(query, parameters or None)
+            row = cursor.fetchone()
+        return tuple(row) if row is not None else (None,)
+
+    def _one(self, query: str, *parameters: object) -> Any:
+        return self._row(query, *parameters)[0]
+
+    @property
+    def server_version(self) -> int:
+        """The server's version as a number (101106 for 10.11.6, 80036 for 8.0.36)."""
+        info = str(self.connection.get_server_info())  # type: ignore[no-untyped-call]
+        numbers = [*info.split("-")[0].split("."), "0", "0"]
+        major, minor, patch = (int("".join(c for c in n if c.isdigit()) or 0)
+                               for n in numbers[:3])
+        return major * 10_000 + minor * 100 + patch
+
+    def ping(self) -> None:
+        """Run a trivial query."""
+        self._one("SELECT 1")
+
+    def describe(self) -> str:
+        """host:port/database of the session, without credentials."""
+        c = self.connection
+        where = c.unix_socket or f"{c.host}:{c.port}"
+        database = c.db.decode() if isinstance(c.db, bytes) else c.db
+        user = c.user.decode() if isinstance(c.user, bytes) else c.user
+        return f"{where}/{database} as {user}"
+
+    def revisions(self, project: Project) -> tuple[str, ...]:
+        """The revisions recorded in the version table; empty when it does not exist yet."""
+        table = _quote(project.version_table)
+        if project.version_table_schema:
+            table = f"{_quote(project.version_table_schema)}.{table}"
+        try:
+            with self.connection.cursor() as cursor:
+                cursor.execute(f"SELECT version_num FROM {table}")
+                return tuple(sorted(str(r[0]) for r in cursor.fetchall()))
+        except pymysql.err.ProgrammingError as error:
+            if mysql_errors.code(error) == mysql_errors.NO_SUCH_TABLE:
+                return ()
+            raise
+
+    def read_only_reason(self) -> str | None:
+        """Why this session cannot write (a read-only server or replica), else None."""
+        try:
+            row = self._row("SELECT @@global.read_only, @@session.transaction_read_only")
+        except pymysql.err.OperationalError as error:
+            if mysql_errors.code(error) != mysql_errors.UNKNOWN_VARIABLE:
+                raise
+            # MariaDB before 11.1 knows the variable by its older name.
+            row = self._row("SELECT @@global.read_only, @@session.tx_read_only")
+        if row[0]:
+            return ("the server is read-only (read_only is on: a replica, or a primary in "
+                    "maintenance)")
+        if row[1]:
+            return "its transactions are read-only (transaction_read_only is on)"
+        return None
+
+    def prepare_for_migrations(self) -> None:
+        """No idle timeout may end the lock's session while Alembic loads or a revision
+        runs: wait_timeout (the server's idle limit, 8 hours by default) is raised to a week.
+        """
+        self._one("SET SESSION wait_timeout = 604800")
+
+    def refuse_shared_sessions(self, settings: Settings) -> None:
+        """The lock's own try notices a session a proxy shares (mysql_lock.py)."""
+
+    def lock(self, key: int | None, project: Project,
+             sleep: Callable[[float], None]) -> NamedLock:
+        """The named lock on this session; the key derived when not configured."""
+        if key is None:
+            database = self._one("SELECT DATABASE()") or ""
+            key = derive_lock_key(str(database), project.version_table_schema or "",
+                                  project.version_table)
+        return NamedLock(self, key, sleep=sleep)
+
+    def unfinished_log(self, project: Project) -> MysqlUnfinishedLog:
+        """DDL is not transactional here: revisions are recorded while they run."""
+        return MysqlUnfinishedLog(self, project)
+
+    @contextmanager
+    def lent_to_sqlalchemy(self, url: str) -> Iterator[None]:
+        """Within the block, SQLAlchemy connections to `url` over PyMySQL get this session."""
+        from migration_job.engines.mysql_handover import lent_to_sqlalchemy
+
+        with lent_to_sqlalchemy(self.connection, url):
+            yield
+
+    def close(self) -> None:
+        """Close the session (the server releases its named locks)."""
+        self.connection.close()
+
+
+def _thread_id(connection: LendableConnection) -> int:
+    """The server's id of a session (CONNECTION_ID() on it)."""
+    return int(connection.thread_id())  # type: ignore[no-untyped-call]
+
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class MysqlEngine:
+    """MySQL and MariaDB through PyMySQL (see engines.Engine for the contract)."""
+
+    errors: tuple[type[Exception], ...] = (pymysql.err.MySQLError,)
+    transactional_ddl = False
+
+    def connect(self, settings: Settings, timeout: float | None = None) -> MysqlSession:
+        """Open an autocommit session."""
+        return MysqlSession(connect(settings, timeout=timeout))
+
+    def is_transient(self, error: BaseException) -> bool:
+        """See mysql_errors.is_transient."""
+        return mysql_errors.is_transient(error)
+
+    def rejection_advice(self, error: BaseException) -> str:
+        """See mysql_errors.rejection_advice."""
+        return mysql_errors.rejection_advice(error)
+
+    def is_connection_lost(self, error: BaseException) -> bool:
+        """See mysql_errors.is_connection_lost."""
+        return mysql_errors.is_connection_lost(error)
+
+    def is_permission_denied(self, error: BaseException) -> bool:
+        """See mysql_errors.is_permission_denied."""
+        return mysql_errors.is_permission_denied(error)
+
+    def cancel_own_statements(self, settings: Settings) -> int:
+        """KILL QUERY, from a new session, every statement this process's sessions run."""
+        ids = sorted(_thread_id(c) for c in list(OPEN) if c.open)
+        if not ids:
+            return 0
+        session = connect(settings, timeout=3)
+        try:
+            with session.cursor() as cursor:
+                cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN %s "
+                               "AND COMMAND = 'Query' AND ID <> CONNECTION_ID()", (ids,))
+                running = [row[0] for row in cursor.fetchall()]
+                for thread in running:
+                    cursor.execute(f"KILL QUERY {int(thread)}")
+        finally:
+            session.close()
+        return len(running)
+
+    def name_process(self) -> None:
+        """The job's own sessions carry APPLICATION_NAME as their program_name attribute;
+        MySQL has no variable that names the connections env.py opens itself."""
+
+    def sqlalchemy_connect_args(self) -> dict[str, object]:
+        """PyMySQL's connect arguments for the job's SQLAlchemy engines."""
+        return {"program_name": APPLICATION_NAME}
+
+    def check_url(self, url: str) -> None:
+        """Only the query parameters the job knows how to pass on."""
+        for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True):
+            if name not in QUERY_PARAMETERS:
+                raise ConfigError(f"DATABASE_URL parameter {name!r} is not supported for "
+                                  f"MySQL/MariaDB; supported: {', '.join(QUERY_PARAMETERS)}")
+
+    def failure_advice(self, error: BaseException) -> str | None:
+        """See mysql_errors.failure_advice."""
+        return mysql_errors.failure_advice(error)
+
+
+ENGINE = MysqlEngine()

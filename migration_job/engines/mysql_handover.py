@@ -1,0 +1,50 @@
+"""The revisions run on the very session that holds the migration lock (MySQL/MariaDB).
+
+As on PostgreSQL (postgres_handover.py): SQLAlchemy's `do_connect` event answers every PyMySQL
+connection to the job's database with the lock's session. While lent, the session leaves
+autocommit mode, so that each revision's statements (those MySQL can roll back) form one
+transaction that SQLAlchemy commits or rolls back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pymysql
+from sqlalchemy.engine import Dialect
+
+from migration_job.engines.lending import lent, reaches
+from migration_job.engines.mysql import LendableConnection
+
+# Connect arguments the job or env.py may add that do not change which database is reached.
+NEUTRAL_ARGUMENTS = ("program_name", "connect_timeout", "client_flag", "charset")
+
+
+@contextmanager
+def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
+    """Within the block, SQLAlchemy connections to `url` over PyMySQL get `session`."""
+
+    def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        # Lent again only while not lent: never two transactions at once on one session.
+        if dialect.driver != "pymysql" or not session.open or not session.get_autocommit():
+            return None
+        if not reaches(url, dialect, cargs, cparams, NEUTRAL_ARGUMENTS):
+            return None
+        session.autocommit(False)
+        return session
+
+    with lent(session, {"do_connect": borrow}, lambda: _take_back(session)):
+        yield
+
+
+def _take_back(session: LendableConnection) -> None:
+    """Back to the job's autocommit mode; a lost session stays as it is (it is gone)."""
+    if not session.open:
+        return
+    try:
+        session.rollback()
+        session.autocommit(True)
+    except pymysql.err.MySQLError:
+        pass  # the session broke; whoever uses it next reports that

@@ -11,6 +11,7 @@ from migration_job.project import Project, read_project
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
+    from migration_job.engines.unfinished import Unfinished
     from migration_job.history import Plan
     from migration_job.interruption import Interruption
 
@@ -24,9 +25,26 @@ def wait(settings: Settings, interruption: Interruption) -> str:
 def current_revisions(settings: Settings, interruption: Interruption,
                       project: Project | None = None) -> tuple[str, ...]:
     """The database's revision(s), after waiting for it."""
+    return database_state(settings, interruption, project)[0]
+
+
+def database_state(settings: Settings, interruption: Interruption,
+                   project: Project | None = None) -> tuple[tuple[str, ...], Unfinished | None]:
+    """The database's revision(s), and a revision recorded as started and not finished (on
+    an engine without transactional DDL: cut short, or running right now)."""
     project = project or read_project(settings.alembic_config)
     with steps.connected(settings, interruption) as session:
-        return session.revisions(project)
+        current = session.revisions(project)
+        unfinished = session.unfinished_log(project)
+        found = unfinished.find() if unfinished is not None else None
+    return current, None if found is None or found.finished_after_all(current) else found
+
+
+def describe_unfinished(found: Unfinished) -> str:
+    """One line on a revision that started and did not finish."""
+    return (f"revision {found.revision} ({found.direction}) started at {found.started_at} on "
+            f"{found.runner} and has not finished: it is running now, or was cut short (then "
+            "an upgrade refuses with exit 10 until it is repaired and marked repaired)")
 
 
 class Inspection(NamedTuple):
@@ -65,16 +83,22 @@ def inspect(settings: Settings, current: tuple[str, ...]) -> Inspection:
 
 def status(settings: Settings, interruption: Interruption) -> str:
     """Print current revision(s), head(s) and pending revisions; exit 0 if reachable."""
-    found = inspect(settings, current_revisions(settings, interruption))
+    current, unfinished = database_state(settings, interruption)
+    found = inspect(settings, current)
     if settings.json_output:
         print(json.dumps({"current": list(found.current), "heads": list(found.heads),
                           "pending": found.pending, "at_target": found.at_target,
-                          "target": settings.target, "problem": found.problem}))
+                          "target": settings.target, "problem": found.problem,
+                          "unfinished": unfinished._asdict() if unfinished else None}))
     else:
         lines = [f"current: {steps.describe(found.current)}",
                  f"heads:   {steps.describe(found.heads)}",
                  f"pending: {', '.join(found.pending) or 'none'}"]
-        print("\n".join(lines + ([f"problem: {found.problem}"] if found.problem else [])))
+        if found.problem:
+            lines.append(f"problem: {found.problem}")
+        if unfinished:
+            lines.append(f"unfinished: {describe_unfinished(unfinished)}")
+        print("\n".join(lines))
     return f"at {steps.describe(found.current)}, {len(found.pending)} pending"
 
 
@@ -85,15 +109,16 @@ def check(settings: Settings, interruption: Interruption) -> str:
     Readiness probes call this often: a fresh manifest answers "at head" without Alembic.
     """
     project = read_project(settings.alembic_config)
-    current = current_revisions(settings, interruption, project)
-    if current == steps.usable_manifest_heads(settings, project):
+    current, unfinished = database_state(settings, interruption, project)
+    if current == steps.usable_manifest_heads(settings, project) and unfinished is None:
         return steps.at_head_by_manifest(current, "database is at target")
     found = inspect(settings, current)
     if found.plan is None:
         raise HistoryError(str(found.problem))
-    if not found.at_target:
+    if not found.at_target or unfinished:
+        also = f"; {describe_unfinished(unfinished)}" if unfinished else ""
         raise PendingMigrations(f"{len(found.pending)} revision(s) pending: "
-                                f"{', '.join(found.pending)}; run the upgrade")
+                                f"{', '.join(found.pending) or 'none'}{also}; run the upgrade")
     return steps.at_target(found.plan, "database is at target")
 
 

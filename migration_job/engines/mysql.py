@@ -111,7 +111,8 @@ class MysqlSession:
     def server_version(self) -> int:
         """The server's version as a number (101106 for 10.11.6, 80036 for 8.0.36)."""
         info = str(self.connection.get_server_info())  # type: ignore[no-untyped-call]
-        numbers = [*info.split("-")[0].split("."), "0", "0"]
+        # MariaDB 10 and 11 say "5.5.5-10.11.6-MariaDB" to old replication clients.
+        numbers = [*info.removeprefix("5.5.5-").split("-")[0].split("."), "0", "0"]
         major, minor, patch = (int("".join(c for c in n if c.isdigit()) or 0)
                                for n in numbers[:3])
         return major * 10_000 + minor * 100 + patch

@@ -13,6 +13,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import pymysql
+from pymysql.constants import SERVER_STATUS
 from sqlalchemy.engine import Dialect
 
 from migration_job.engines.lending import lent, reaches
@@ -22,17 +23,26 @@ from migration_job.engines.mysql import LendableConnection
 NEUTRAL_ARGUMENTS = ("program_name", "connect_timeout", "client_flag", "charset")
 
 
+def in_transaction(session: LendableConnection) -> bool:
+    """Whether the server said, with its last reply, that a transaction is open."""
+    status: int = session.server_status  # type: ignore[attr-defined]
+    return bool(status & SERVER_STATUS.SERVER_STATUS_IN_TRANS)
+
+
 @contextmanager
 def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
     """Within the block, SQLAlchemy connections to `url` over PyMySQL get `session`."""
 
     def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
-        # Lent again only while not lent: never two transactions at once on one session.
-        if dialect.driver != "pymysql" or not session.open or not session.get_autocommit():
+        # Lent again only while idle: env.py may ignore the connection the job handed it
+        # (config.attributes) and open its own, but never two transactions at once.
+        if dialect.driver != "pymysql" or not session.open or in_transaction(session):
             return None
         if not reaches(url, dialect, cargs, cparams, NEUTRAL_ARGUMENTS):
             return None
-        session.autocommit(False)
+        # SQLAlchemy manages transactions on a session that is not in autocommit mode.
+        if session.get_autocommit():
+            session.autocommit(False)
         return session
 
     with lent(session, {"do_connect": borrow}, lambda: _take_back(session)):

@@ -1,0 +1,101 @@
+"""The MySQL/MariaDB engine's URL reading, names and verdict on errors, without a server.
+
+The errors are PyMySQL's own exception types carrying the numbers the server sends; the
+integration tests (test_mariadb.py) see the same numbers come from a real server.
+"""
+
+from __future__ import annotations
+
+import pymysql
+import pytest
+
+from migration_job.engines.locking import derive_lock_key
+from migration_job.engines.mysql import ENGINE, connect_arguments
+from migration_job.engines.mysql_lock import lock_name
+from migration_job.engines.mysql_unfinished import table_name
+from migration_job.errors import ConfigError
+
+
+class TestUrls:
+    """The URL's parts become PyMySQL's arguments, decoded; unknown parameters are refused."""
+
+    def test_parts_are_decoded(self) -> None:
+        arguments = connect_arguments("mysql+pymysql://app:p%40ss%2Fw@db.internal/app%2Dx")
+        assert arguments == {"host": "db.internal", "port": 3306, "user": "app",
+                             "password": "p@ss/w", "database": "app-x"}
+
+    def test_parameters_pass_on_typed(self) -> None:
+        arguments = connect_arguments("mariadb+pymysql://app@h:3307/app?unix_socket=/run/m.sock"
+                                      "&ssl_ca=/ca.pem&ssl_verify_cert=true&charset=utf8mb4")
+        assert arguments["port"] == 3307
+        assert arguments["unix_socket"] == "/run/m.sock"
+        assert arguments["ssl_ca"] == "/ca.pem"
+        assert arguments["ssl_verify_cert"] is True
+        assert arguments["charset"] == "utf8mb4"
+
+    def test_unknown_parameter_is_a_configuration_error(self) -> None:
+        with pytest.raises(ConfigError, match="'local_infile' is not supported"):
+            ENGINE.check_url("mysql+pymysql://app@h/app?local_infile=1")
+
+
+class TestNames:
+    """MySQL limits lock and table names to 64 characters; distinct inputs stay distinct."""
+
+    @pytest.mark.parametrize("key", [-(2**63), 2**63 - 1, 0])
+    def test_lock_name_fits(self, key: int) -> None:
+        assert len(lock_name(key)) <= 64
+
+    def test_lock_names_differ_by_database_and_table(self) -> None:
+        names = {lock_name(derive_lock_key(database, "", table))
+                 for database in ("app", "billing") for table in ("alembic_version", "other")}
+        assert len(names) == 4
+
+    def test_unfinished_table_beside_the_version_table(self) -> None:
+        assert table_name("alembic_version") == "alembic_version_unfinished"
+
+    def test_long_version_tables_stay_within_64_and_distinct(self) -> None:
+        first, second = table_name("v" * 60 + "1"), table_name("v" * 60 + "2")
+        assert len(first) <= 64
+        assert len(second) <= 64
+        assert first != second
+
+
+def error(number: int, message: str = "") -> pymysql.err.OperationalError:
+    """The exception PyMySQL raises for a server error number."""
+    return pymysql.err.OperationalError(number, message)
+
+
+class TestErrors:
+    """Refusals fail at once with advice; the rest is waited for; lost sessions are told apart."""
+
+    @pytest.mark.parametrize(("number", "advice"), [
+        (1045, "user and password"), (1049, "create the database"), (1044, "grant"),
+        (1130, "from the job's host"),
+    ])
+    def test_refusals_are_permanent(self, number: int, advice: str) -> None:
+        assert not ENGINE.is_transient(error(number))
+        assert advice in ENGINE.rejection_advice(error(number))
+
+    @pytest.mark.parametrize("number", [2003, 2002, 2013, 1040, 1203])
+    def test_not_there_yet_is_transient(self, number: int) -> None:
+        assert ENGINE.is_transient(error(number))
+
+    @pytest.mark.parametrize("number", [2006, 2013, 1927, 1053])
+    def test_lost_sessions(self, number: int) -> None:
+        assert ENGINE.is_connection_lost(error(number))
+
+    def test_closed_connection_is_lost(self) -> None:
+        assert ENGINE.is_connection_lost(pymysql.err.InterfaceError(0, ""))
+
+    def test_failed_statement_is_not_lost(self) -> None:
+        failed = pymysql.err.ProgrammingError(1146, "Table 'app.nope' doesn't exist")
+        assert not ENGINE.is_connection_lost(failed)
+        assert ENGINE.failure_advice(failed) is None
+
+    def test_denied_statement(self) -> None:
+        assert ENGINE.is_permission_denied(error(1142, "CREATE command denied"))
+
+    def test_lock_wait_is_not_the_migrations_fault(self) -> None:
+        advice = ENGINE.failure_advice(error(1205, "Lock wait timeout exceeded"))
+        assert advice is not None
+        assert "another session" in advice

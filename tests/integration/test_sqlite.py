@@ -23,7 +23,7 @@ from tests.support.job import (
     run_job,
     wait_until,
 )
-from tests.support.projects import SQLITE_SLOW, make_sqlite_project
+from tests.support.projects import SQLITE_SLOW, make_sqlite_project, revision
 
 HEAD = ["0003"]
 
@@ -142,6 +142,45 @@ class TestUpgrade:
         done = json.loads(db.run("status", "--json").stdout)
         assert (done["current"], done["pending"], done["at_target"]) == (HEAD, [], True)
         assert db.run("check").code == 0
+
+
+class TestHistoryProblems:
+    """Several heads and a database at a revision the project does not know: exit 7, and
+    nothing changes."""
+
+    def test_multiple_heads_is_exit_7(self, tmp_path: Path) -> None:
+        (tmp_path / "data").mkdir()
+        branch = revision("0004", "0002", 'op.execute("CREATE TABLE branch (id integer)")')
+        db = SqliteDatabase(tmp_path / "data" / "app.db",
+                            make_sqlite_project(tmp_path / "project", extra={"0004": branch}))
+        result = db.run()
+        assert result.code == 7, result.stderr
+        assert "2 heads (0003, 0004)" in result.events[-1]["message"]
+        assert not db.exists("items")
+
+    def test_unknown_database_revision_is_exit_7(self, db: SqliteDatabase) -> None:
+        assert db.run().code == 0
+        with closing(sqlite3.connect(db.path)) as connection, connection:
+            connection.execute("UPDATE alembic_version SET version_num = 'f00dcafe'")
+        result = db.run()
+        assert result.code == 7, result.stderr
+        assert "f00dcafe" in result.events[-1]["message"]
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+
+
+class TestOfflineSql:
+    """`sql` prints what upgrade would run, from the database's revision or --from."""
+
+    def test_sql_from_the_database_and_from_a_revision(self, db: SqliteDatabase) -> None:
+        everything = db.run("sql")
+        assert everything.code == 0, everything.stderr
+        assert "CREATE TABLE items" in everything.stdout
+        assert "ALTER TABLE items ADD COLUMN price" in everything.stdout
+        assert not db.exists("items")
+        later = db.run("sql", "--from", "0002")
+        assert later.code == 0, later.stderr
+        assert "CREATE TABLE items" not in later.stdout
+        assert "INSERT INTO items" in later.stdout
 
 
 class TestConcurrentRunners:

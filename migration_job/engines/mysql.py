@@ -84,10 +84,18 @@ def connect(settings: Settings, *, timeout: float | None = None) -> LendableConn
     one row.
     """
     assert settings.database_url is not None
-    session = LendableConnection(
-        **connect_arguments(settings.database_url), autocommit=True,
-        connect_timeout=max(1, int(timeout + 0.999)) if timeout is not None else 10,
-        program_name=APPLICATION_NAME, client_flag=CLIENT.FOUND_ROWS)
+    try:
+        session = LendableConnection(
+            **connect_arguments(settings.database_url), autocommit=True,
+            connect_timeout=max(1, int(timeout + 0.999)) if timeout is not None else 10,
+            program_name=APPLICATION_NAME, client_flag=CLIENT.FOUND_ROWS)
+    except RuntimeError as error:
+        if "cryptography" not in str(error):
+            raise
+        raise pymysql.err.OperationalError(
+            mysql_errors.NEEDS_RSA, "the server asks for sha256_password or "
+            "caching_sha2_password authentication over a connection without TLS, which needs "
+            "the 'cryptography' package that the image leaves out") from None
     OPEN.add(session)
     return session
 

@@ -9,6 +9,8 @@ import pymysql
 
 NO_SUCH_TABLE = 1146
 UNKNOWN_VARIABLE = 1193
+# Not the server's: PyMySQL cannot do MySQL 8's RSA password exchange without `cryptography`.
+NEEDS_RSA = 2061
 # Refusals that waiting will not fix, and what to do about each (exit 4).
 PERMANENT = {
     1044: "grant the job's user access to the database (or fix the database name in the URL)",
@@ -19,6 +21,8 @@ PERMANENT = {
     1130: "the server does not let this user connect from the job's host; grant it access",
     1251: "the server asks for an authentication method the job's driver does not support",
     2059: "the server asks for an authentication plugin the job's driver cannot load",
+    NEEDS_RSA: "connect over TLS (add ssl_ca=... to DATABASE_URL), give the job's user "
+               "mysql_native_password, or add PyMySQL[rsa] (cryptography) to a derived image",
     3159: "the server requires TLS: add ssl_ca=... (and ssl_verify_cert=true) to DATABASE_URL",
 }
 # The session is gone: gone away, lost mid-query, killed, server shutting down.

@@ -51,8 +51,9 @@ def engine() -> None:
 
 @pytest.fixture(scope="session")
 def base_images(engine: None) -> dict[str, str]:
-    """PYTHON_IMAGE and POSTGRES_IMAGE: from the environment, else scripts/base-images."""
-    names = ("PYTHON_IMAGE", "POSTGRES_IMAGE")
+    """PYTHON_IMAGE, POSTGRES_IMAGE and MARIADB_IMAGE: from the environment, else
+    scripts/base-images."""
+    names = ("PYTHON_IMAGE", "POSTGRES_IMAGE", "MARIADB_IMAGE")
     if all(os.environ.get(n) for n in names):
         return {n: os.environ[n] for n in names}
     done = subprocess.run([str(REPO / "scripts" / "base-images")], capture_output=True,

@@ -16,8 +16,11 @@ pytestmark = pytest.mark.container
 
 REPO = Path(__file__).resolve().parents[2]
 MANIFESTS = sorted((REPO / "deploy" / "kubernetes").glob("*.yaml"))
-# The job's image, and the example of an application's image built on it.
-DOCKERFILES = [REPO / "Dockerfile", REPO / "examples" / "your-project" / "Dockerfile"]
+# The job's image, the example of an application's image built on it, and the stand-in base
+# images of machines without a registry.
+DOCKERFILES = [REPO / "Dockerfile", REPO / "examples" / "your-project" / "Dockerfile",
+               *sorted((REPO / "tests" / "container" / "standin").glob("*.Dockerfile"))]
+COMPOSE_FILES = [REPO / "docker-compose.yml", REPO / "docker-compose.mariadb.yml"]
 KUBERNETES_VERSION = "1.37.0"
 # The contract's exit codes: a retry cannot help / a retry may help.
 NON_RETRYABLE = [1, 2, 4, 6, 7]
@@ -33,9 +36,26 @@ def tool(name: str) -> str:
     return found
 
 
+class ComposeLoader(yaml.SafeLoader):
+    """YAML as Compose reads it: `!override` and `!reset` mark how a file merges."""
+
+
+def _merge_tag(loader: ComposeLoader, suffix: str, node: yaml.Node) -> Any:
+    if isinstance(node, yaml.MappingNode):
+        return loader.construct_mapping(node, deep=True)
+    if isinstance(node, yaml.SequenceNode):
+        return loader.construct_sequence(node, deep=True)
+    assert isinstance(node, yaml.ScalarNode)
+    return loader.construct_scalar(node)
+
+
+for _tag in ("!override", "!reset"):
+    ComposeLoader.add_multi_constructor(_tag, _merge_tag)
+
+
 def documents(path: Path) -> list[dict[str, Any]]:
     """The YAML documents of a file."""
-    return [d for d in yaml.safe_load_all(path.read_text()) if d]
+    return [d for d in yaml.load_all(path.read_text(), ComposeLoader) if d]
 
 
 def migrate_pods() -> list[tuple[str, dict[str, Any], dict[str, Any]]]:
@@ -68,7 +88,7 @@ def test_dockerfile_builds_offline_and_runs_as_numeric_non_root() -> None:
 
 
 def test_yamllint_is_clean() -> None:
-    files = [str(p) for p in [*MANIFESTS, REPO / "docker-compose.yml", REPO / "environment.yml"]]
+    files = [str(p) for p in [*MANIFESTS, *COMPOSE_FILES, REPO / "environment.yml"]]
     done = subprocess.run([tool("yamllint"), "-f", "parsable", "-d", YAMLLINT_CONFIG, *files],
                           capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stdout + done.stderr
@@ -83,6 +103,18 @@ def test_compose_keeps_the_password_out_of_the_job_environment() -> None:
     assert services["migrate"]["depends_on"]["db"]["condition"] == "service_healthy"
     assert services["app"]["depends_on"]["migrate"]["condition"] == (
         "service_completed_successfully")
+
+
+def test_compose_mariadb_variant_adds_no_password_and_weakens_nothing() -> None:
+    """The override only points the job at its project (read-only) and gives the db its
+    passwords as files; everything else (hardening, the URL secret) comes from the main file."""
+    services = documents(REPO / "docker-compose.mariadb.yml")[0]["services"]
+    for name in ("migrate", "app"):
+        assert sorted(services[name]) == ["environment", "volumes"], name
+        assert services[name]["environment"] == {"ALEMBIC_CONFIG": "/project/alembic.ini"}
+        assert all(v.endswith(":ro") for v in services[name]["volumes"]), name
+    db_env = services["db"]["environment"]
+    assert not [k for k in db_env if "PASSWORD" in k and not k.endswith("_FILE")]
 
 
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)

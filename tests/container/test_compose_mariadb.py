@@ -97,9 +97,9 @@ def test_compose_up_migrate_migrates_once_then_is_a_no_op(compose: MariaDBCompos
                   if e.get("event") == "revision_applied") == REVISIONS
     assert "upgrade_finished" in names(first)
     assert compose.sql("SELECT version_num FROM alembic_version") == HEAD
-    assert compose.sql("SELECT table_name FROM information_schema.tables "
-                       "WHERE table_schema = 'app' ORDER BY table_name").split() == [
-        "account", "alembic_version", "note"]
+    # The example's tables (beside them: alembic_version and the job's own bookkeeping).
+    assert {"account", "note"} <= set(compose.sql(
+        "SELECT table_name FROM information_schema.tables WHERE table_schema = 'app'").split())
     assert compose.sql("SELECT non_unique FROM information_schema.statistics "
                        "WHERE table_schema = 'app' AND table_name = 'account' "
                        "AND index_name = 'uq_account_email'") == "0"

@@ -116,6 +116,8 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
         # Resumed only once Alembic finished the step: its transaction committed.
         if unfinished is not None:
             unfinished.finished(revision)
+    if unfinished is not None:
+        unfinished.all_finished()
 
 
 def _gated_body(body: Any, context: MigrationContext, statement: str,

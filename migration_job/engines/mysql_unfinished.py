@@ -1,7 +1,9 @@
 """The unfinished-revision records on MySQL/MariaDB: a table beside the version table.
 
 `<version_table>_unfinished` holds at most one row per revision that started and has not
-finished. Each write commits at once, on the lock's session, between revisions.
+finished. Each write commits at once, on the lock's session, between revisions. The table is
+created when a run starts its first revision and dropped when the run's revisions all
+finished: it exists only while a revision runs or awaits repair.
 """
 
 from __future__ import annotations
@@ -91,17 +93,34 @@ class MysqlUnfinishedLog:
 
     def finished(self, revision: str) -> None:
         """The revision's transaction ended: delete its record."""
-        self.clear(revision)
+        self._delete(revision)
+
+    def all_finished(self) -> None:
+        """Every revision of the run finished: drop the table, so that it exists only while
+        a revision runs or awaits repair (Alembic's autogenerate would otherwise see it)."""
+        self._drop_if_empty()
 
     def clear(self, revision: str) -> bool:
-        """Delete the record of a revision; whether there was one."""
+        """Delete the record of a revision (and the table, if that was the last); whether
+        there was one."""
         try:
-            with self.connection.cursor() as cursor:
-                deleted = cursor.execute(f"DELETE FROM {self.table} WHERE revision = %s",
-                                         (revision,))
-            self.connection.commit()
+            deleted = self._delete(revision)
         except pymysql.err.ProgrammingError as error:
             if error.args and error.args[0] == NO_SUCH_TABLE:
                 return False
             raise
+        self._drop_if_empty()
+        return deleted
+
+    def _delete(self, revision: str) -> bool:
+        with self.connection.cursor() as cursor:
+            deleted = cursor.execute(f"DELETE FROM {self.table} WHERE revision = %s",
+                                     (revision,))
+        self.connection.commit()
         return bool(deleted)
+
+    def _drop_if_empty(self) -> None:
+        row = self._run(f"SELECT COUNT(*) FROM {self.table}")
+        if row is not None and row[0] == 0:
+            self._run(f"DROP TABLE IF EXISTS {self.table}")
+            self.created = False

@@ -53,8 +53,9 @@ class UnfinishedLog(Protocol):
 
     find() returns the record, or None. started(revision, direction) writes and commits one,
     with the version table's revisions, before the revision's transaction begins;
-    finished(revision) deletes it once that transaction ended; clear(revision) deletes it
-    for an operator and says whether there was one. All of them run on the session that
+    finished(revision) deletes it once that transaction ended; all_finished() tidies up
+    after the run's last revision; clear(revision) deletes it for an operator and says
+    whether there was one. All of them run on the session that
     holds the migration lock.
     """
 
@@ -63,5 +64,7 @@ class UnfinishedLog(Protocol):
     def started(self, revision: str, direction: str) -> None: ...
 
     def finished(self, revision: str) -> None: ...
+
+    def all_finished(self) -> None: ...
 
     def clear(self, revision: str) -> bool: ...

@@ -61,6 +61,11 @@ def build_parser() -> ArgumentParser:
                         "any user on the machine can read a password given here in the "
                         "process list: prefer DATABASE_URL_FILE")
     parser.add_argument("--config", help="alembic.ini (env ALEMBIC_CONFIG)")
+    parser.add_argument("-n", "--name", help="the alembic.ini section of the project, as "
+                        "alembic -n (env MIGRATE_INI_SECTION; default alembic)")
+    parser.add_argument("-x", action="append", metavar="KEY=VALUE",
+                        help="an argument for env.py's context.get_x_argument(), as alembic "
+                        "-x; repeatable (env MIGRATE_X_ARGS: space-separated)")
     parser.add_argument("--target", help=f"{_takers('target')}: revision to reach, "
                         "default head (env MIGRATE_TARGET)")
     parser.add_argument("--wait-timeout", help="seconds to wait for the database "

@@ -80,6 +80,10 @@ class Settings(NamedTuple):
     from_revision: str | None = None
     # Strings never to print (the password, raw and URL-encoded).
     secrets: tuple[str, ...] = ()
+    # Alembic's -x KEY=VALUE arguments, for env.py's context.get_x_argument().
+    x_arguments: tuple[str, ...] = ()
+    # Alembic's -n/--name: the alembic.ini section that holds the project.
+    ini_section: str = "alembic"
 
     @property
     def engine(self) -> Engine:
@@ -288,6 +292,9 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
     if not alembic_config.is_file():
         raise ConfigError(f"ALEMBIC_CONFIG={alembic_config} is not a file; "
                           "point it at your project's alembic.ini")
+    ini_section = pick("name", "MIGRATE_INI_SECTION", "alembic").strip()
+    if not ini_section:
+        raise ConfigError("MIGRATE_INI_SECTION is empty; name the alembic.ini section")
     target = pick("target", "MIGRATE_TARGET", "head").strip()
     if not target:
         raise ConfigError("MIGRATE_TARGET is empty; use head or a revision id")
@@ -312,7 +319,18 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         json_output=bool(options.get("json")),
         from_revision=_optional_str(options.get("from_revision")),
         secrets=secrets,
+        x_arguments=_x_arguments(options.get("x"), env.get("MIGRATE_X_ARGS", "")),
+        ini_section=ini_section,
     )
+
+
+def _x_arguments(flags: object, variable: str) -> tuple[str, ...]:
+    """-x flags win over MIGRATE_X_ARGS (space-separated KEY=VALUE pairs), as the URL does."""
+    values = [str(v) for v in flags] if isinstance(flags, list) and flags else variable.split()
+    empty = [v for v in values if not v.strip() or v.startswith("=")]
+    if empty:
+        raise ConfigError(f"-x {empty[0]!r} is not KEY=VALUE or a word (MIGRATE_X_ARGS)")
+    return tuple(values)
 
 
 def _optional_str(value: object) -> str | None:

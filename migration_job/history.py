@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import traceback
+from argparse import Namespace
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -33,7 +34,8 @@ def alembic_config(settings: Settings) -> Config:
     The URL goes through ConfigParser interpolation, so a '%' in it (an URL-encoded password)
     is doubled; otherwise '%40' in a password would be read as an interpolation and fail.
     """
-    config = Config(str(settings.alembic_config))
+    config = Config(str(settings.alembic_config), ini_section=settings.ini_section,
+                    cmd_opts=Namespace(x=list(settings.x_arguments)))
     if settings.database_url is not None:
         config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     elif not config.get_main_option("sqlalchemy.url"):

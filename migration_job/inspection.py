@@ -32,12 +32,19 @@ def database_state(settings: Settings, interruption: Interruption,
                    project: Project | None = None) -> tuple[tuple[str, ...], Unfinished | None]:
     """The database's revision(s), and a revision recorded as started and not finished (on
     an engine without transactional DDL: cut short, or running right now)."""
-    project = project or read_project(settings.alembic_config)
+    project = project or read_project(settings.alembic_config, settings.ini_section)
     with steps.connected(settings, interruption) as session:
         current = session.revisions(project)
         unfinished = session.unfinished_log(project)
         found = unfinished.find() if unfinished is not None else None
-    return current, None if found is None or found.finished_after_all(current) else found
+    if found is not None and found.finished_after_all(current):
+        found = None
+    if settings.x_arguments:
+        from migration_job.migrate import current_through_env
+
+        # env.py may choose the version table from -x arguments: ask it, as `alembic current`.
+        current = current_through_env(settings, steps.load_history(settings))
+    return current, found
 
 
 def describe_unfinished(found: Unfinished) -> str:
@@ -108,9 +115,10 @@ def check(settings: Settings, interruption: Interruption) -> str:
 
     Readiness probes call this often: a fresh manifest answers "at head" without Alembic.
     """
-    project = read_project(settings.alembic_config)
+    project = read_project(settings.alembic_config, settings.ini_section)
     current, unfinished = database_state(settings, interruption, project)
-    if current == steps.usable_manifest_heads(settings, project) and unfinished is None:
+    fast = unfinished is None and not settings.x_arguments
+    if fast and current == steps.usable_manifest_heads(settings, project):
         return steps.at_head_by_manifest(current, "database is at target")
     found = inspect(settings, current)
     if found.plan is None:

@@ -147,7 +147,8 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     Either way it gets the lock's own session (Session.lent_to_sqlalchemy).
     """
     config, scripts = history
-    unfinished = lock.session.unfinished_log(read_project(settings.alembic_config))
+    project = read_project(settings.alembic_config, settings.ini_section)
+    unfinished = lock.session.unfinished_log(project)
 
     # The same step lists alembic.command.upgrade/downgrade build, passed through Progress.
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
@@ -169,6 +170,33 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     finally:
         config.attributes.pop("connection", None)
         engine.dispose()
+
+
+def current_through_env(settings: Settings, history: History) -> tuple[str, ...]:
+    """The database's revisions as the project's env.py sees them (as `alembic current`).
+
+    With -x arguments env.py may choose the version table itself (a tenant's schema, say),
+    which the job's own reading of alembic.ini cannot know.
+    """
+    config, scripts = history
+    found: list[str] = []
+
+    def capture(revision: Any, context: MigrationContext) -> list[MigrationStep]:
+        found.extend(context.get_current_heads())
+        return []
+
+    engine = _engine(settings)
+    try:
+        with engine.connect() as connection:
+            config.attributes["connection"] = connection
+            with job_environment(config, scripts, fn=capture, dont_mutate=True):
+                scripts.run_env()
+    except CommandError as error:
+        raise HistoryError(f"Alembic refused: {first_line(error)}") from None
+    finally:
+        config.attributes.pop("connection", None)
+        engine.dispose()
+    return tuple(sorted(found))
 
 
 def offline_sql(history: History, starting_rev: str | None, destination: str,

@@ -23,21 +23,28 @@ class Project(NamedTuple):
     version_table_schema: str | None = None
 
 
-def read_project(config_path: Path) -> Project:
-    """Parse alembic.ini's [alembic] section the way Alembic does (with %(here)s)."""
+def read_project(config_path: Path, section_name: str = "alembic") -> Project:
+    """Parse alembic.ini's [alembic] section (or the one MIGRATE_INI_SECTION names) the way
+    Alembic does (with %(here)s)."""
     here = str(config_path.resolve().parent)
     parser = configparser.ConfigParser(defaults={"here": here})
     try:
         parser.read(config_path, encoding="utf-8")
-        section = parser["alembic"]
+        section = parser[section_name]
         location = section.get("script_location", "").strip()
         table = section.get(VERSION_TABLE_OPTION, "alembic_version").strip()
         schema = section.get(VERSION_SCHEMA_OPTION, "").strip() or None
-    except (configparser.Error, KeyError, UnicodeDecodeError) as error:
+    except KeyError:
+        raise ConfigError(f"ALEMBIC_CONFIG={config_path} is not a usable alembic.ini: it has "
+                          f"no [{section_name}] section"
+                          + ("" if section_name == "alembic" else " (MIGRATE_INI_SECTION)")
+                          ) from None
+    except (configparser.Error, UnicodeDecodeError) as error:
         raise ConfigError(f"ALEMBIC_CONFIG={config_path} is not a usable alembic.ini: "
                           f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
     if not location:
-        raise ConfigError(f"ALEMBIC_CONFIG={config_path} has no script_location in [alembic]")
+        raise ConfigError(f"ALEMBIC_CONFIG={config_path} has no script_location in "
+                          f"[{section_name}]")
     script_location = Path(location)
     if ":" in location and not script_location.is_absolute() and not location.startswith("."):
         # package:resource locations are resolved by Alembic itself; keep the text.

@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def mark_repaired(settings: Settings, interruption: Interruption) -> str:
     """Clear the unfinished record of settings.target; exit 2 if it names another or none."""
-    project = read_project(settings.alembic_config)
+    project = read_project(settings.alembic_config, settings.ini_section)
     revision = settings.target
     with connected(settings, interruption) as session:
         unfinished = session.unfinished_log(project)

@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 
 def upgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait; exit at once if already at target (no lock); else lock, re-check and upgrade."""
-    project = read_project(settings.alembic_config)
+    if settings.x_arguments:
+        return upgrade_through_env(settings, interruption)
+    project = read_project(settings.alembic_config, settings.ini_section)
     manifest_heads = usable_manifest_heads(settings, project)
     with connected(settings, interruption) as session:
         current = session.revisions(project)
@@ -70,6 +72,25 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
             return apply_plan(settings, history, now, interruption, lock)
 
 
+def upgrade_through_env(settings: Settings, interruption: Interruption) -> str:
+    """With -x arguments: env.py may choose the version table from them, so only env.py can
+    say where the database is. No fast path: under the lock, Alembic reads it through env.py.
+    """
+    from migration_job.migrate import current_through_env
+
+    project = read_project(settings.alembic_config, settings.ini_section)
+    with connected(settings, interruption) as session:
+        session.prepare_for_migrations()
+        history = load_history(settings)
+        with migration_lock(session, settings, project, interruption) as lock:
+            assert lock is not None  # only a `needless` check lets go of it
+            refuse_unfinished(session, project, session.revisions(project))
+            now = history.plan(current_through_env(settings, history), settings.target)
+            if now.at_target:
+                return at_target(now, "already at target (read through env.py: -x arguments)")
+            return apply_plan(settings, history, now, interruption, lock)
+
+
 def apply_plan(settings: Settings, history: History, now: Plan, interruption: Interruption,
                lock: MigrationLock) -> str:
     """Apply the pending revisions (the lock is held); log and return the summary."""
@@ -93,7 +114,7 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait, lock and downgrade to the explicit target revision."""
     from migration_job.migrate import Progress, run_alembic
 
-    project = read_project(settings.alembic_config)
+    project = read_project(settings.alembic_config, settings.ini_section)
     with connected(settings, interruption) as session:
         session.prepare_for_migrations()
         history = load_history(settings)

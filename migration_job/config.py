@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 LOG_FORMATS = ("text", "json")
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_ALEMBIC_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
+PYPROJECT = "pyproject.toml"
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
 # libpq variables that say where to connect when no URL is given.
 LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
@@ -84,6 +85,14 @@ class Settings(NamedTuple):
     x_arguments: tuple[str, ...] = ()
     # Alembic's -n/--name: the alembic.ini section that holds the project.
     ini_section: str = "alembic"
+    # The pyproject.toml whose [tool.alembic] holds (part of) the project, if any; it is
+    # alembic_config itself when ALEMBIC_CONFIG names it.
+    toml_config: Path | None = None
+
+    @property
+    def ini_config(self) -> Path | None:
+        """The alembic.ini, if the project has one."""
+        return None if self.alembic_config == self.toml_config else self.alembic_config
 
     @property
     def engine(self) -> Engine:
@@ -288,10 +297,7 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
     database_url, secrets = normalize_url(raw_url) if raw_url is not None else (None, ())
     if env.get("PGPASSWORD"):
         secrets = (*secrets, env["PGPASSWORD"])
-    alembic_config = Path(pick("config", "ALEMBIC_CONFIG", str(DEFAULT_ALEMBIC_CONFIG)))
-    if not alembic_config.is_file():
-        raise ConfigError(f"ALEMBIC_CONFIG={alembic_config} is not a file; "
-                          "point it at your project's alembic.ini")
+    alembic_config, toml_config = locate_project(pick("config", "ALEMBIC_CONFIG", ""))
     ini_section = pick("name", "MIGRATE_INI_SECTION", "alembic").strip()
     if not ini_section:
         raise ConfigError("MIGRATE_INI_SECTION is empty; name the alembic.ini section")
@@ -321,7 +327,45 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         secrets=secrets,
         x_arguments=_x_arguments(options.get("x"), env.get("MIGRATE_X_ARGS", "")),
         ini_section=ini_section,
+        toml_config=toml_config,
     )
+
+
+def locate_project(named: str) -> tuple[Path, Path | None]:
+    """The project's configuration file, and the pyproject.toml that holds [tool.alembic].
+
+    ALEMBIC_CONFIG may name an alembic.ini (a pyproject.toml beside it with [tool.alembic]
+    counts too) or a pyproject.toml (an alembic.ini beside it counts too). Unset, the job
+    looks where Alembic's own command does (./alembic.ini and ./pyproject.toml), then at the
+    example project beside the job.
+    """
+    if not named:
+        here_ini, here_toml = Path("alembic.ini"), _alembic_toml(Path("pyproject.toml"))
+        if here_ini.is_file():
+            return here_ini.resolve(), here_toml
+        if here_toml is not None:
+            return here_toml, here_toml
+        return DEFAULT_ALEMBIC_CONFIG, _alembic_toml(DEFAULT_ALEMBIC_CONFIG.with_name(PYPROJECT))
+    path = Path(named)
+    if not path.is_file():
+        raise ConfigError(f"ALEMBIC_CONFIG={path} is not a file; point it at your project's "
+                          f"alembic.ini or {PYPROJECT}")
+    if path.name == PYPROJECT:
+        if _alembic_toml(path) is None:
+            raise ConfigError(f"ALEMBIC_CONFIG={path} has no [tool.alembic] table")
+        ini = path.with_name("alembic.ini")
+        return (ini.resolve(), path.resolve()) if ini.is_file() else (path.resolve(),) * 2
+    return path, _alembic_toml(path.with_name(PYPROJECT))
+
+
+def _alembic_toml(path: Path) -> Path | None:
+    """The file, if it is a pyproject.toml with a [tool.alembic] table (a cheap text test:
+    this runs on every start; the project reader parses it)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return path.resolve() if re.search(r"^\s*\[tool\.alembic", text, re.MULTILINE) else None
 
 
 def _x_arguments(flags: object, variable: str) -> tuple[str, ...]:

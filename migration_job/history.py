@@ -34,7 +34,8 @@ def alembic_config(settings: Settings) -> Config:
     The URL goes through ConfigParser interpolation, so a '%' in it (an URL-encoded password)
     is doubled; otherwise '%40' in a password would be read as an interpolation and fail.
     """
-    config = Config(str(settings.alembic_config), ini_section=settings.ini_section,
+    config = Config(settings.ini_config, toml_file=settings.toml_config,
+                    ini_section=settings.ini_section,
                     cmd_opts=Namespace(x=list(settings.x_arguments)))
     if settings.database_url is not None:
         config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
@@ -228,9 +229,9 @@ def _lookup(scripts: ScriptDirectory, revision: str) -> object | None:
 def record_manifest(history: History) -> Path:
     """Write the heads manifest for the fast path (see migration_job.manifest)."""
     config, scripts = history
-    assert config.config_file_name is not None
+    files = tuple(Path(name) for name in (config.config_file_name, config.toml_file_name)
+                  if name is not None)
     folders = version_folders(config, scripts)
     folders += [os.path.dirname(script.path) for script in scripts.walk_revisions()]
     recursive = bool(config.get_alembic_boolean_option("recursive_version_locations"))
-    return write_manifest(Path(config.config_file_name), Path(scripts.dir), scripts.get_heads(),
-                          folders, recursive)
+    return write_manifest(files, Path(scripts.dir), scripts.get_heads(), folders, recursive)

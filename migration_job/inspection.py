@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job import steps
 from migration_job.errors import HistoryError, PendingMigrations, first_line
-from migration_job.project import Project, read_project
+from migration_job.project import Project, project_for
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
@@ -32,7 +32,7 @@ def database_state(settings: Settings, interruption: Interruption,
                    project: Project | None = None) -> tuple[tuple[str, ...], Unfinished | None]:
     """The database's revision(s), and a revision recorded as started and not finished (on
     an engine without transactional DDL: cut short, or running right now)."""
-    project = project or read_project(settings.alembic_config, settings.ini_section)
+    project = project or project_for(settings)
     with steps.connected(settings, interruption) as session:
         current = session.revisions(project)
         unfinished = session.unfinished_log(project)
@@ -115,7 +115,7 @@ def check(settings: Settings, interruption: Interruption) -> str:
 
     Readiness probes call this often: a fresh manifest answers "at head" without Alembic.
     """
-    project = read_project(settings.alembic_config, settings.ini_section)
+    project = project_for(settings)
     current, unfinished = database_state(settings, interruption, project)
     fast = unfinished is None and not settings.x_arguments
     if fast and current == steps.usable_manifest_heads(settings, project):

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 MANIFEST_NAME = "heads.manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 
 
 class Manifest(NamedTuple):
@@ -51,24 +51,27 @@ def _revision_files(root: str, folders: Iterable[str], recursive: bool) -> list[
     return sorted(files)
 
 
-def fingerprint(config_path: Path, folders: Iterable[str], recursive: bool) -> str:
-    """sha256 over alembic.ini and every revision file's path and content."""
-    root = os.path.dirname(os.path.abspath(config_path))
-    digest = hashlib.sha256(config_path.read_bytes())
+def fingerprint(config_files: tuple[Path, ...], folders: Iterable[str], recursive: bool) -> str:
+    """sha256 over the configuration (alembic.ini, pyproject.toml) and every revision file's
+    path and content; paths are relative to the first configuration file's folder."""
+    root = os.path.dirname(os.path.abspath(config_files[0]))
+    digest = hashlib.sha256()
+    for config_file in config_files:
+        digest.update(config_file.read_bytes() + b"\0")
     for relative in _revision_files(root, folders, recursive):
         with open(os.path.join(root, relative), "rb") as revision:
             digest.update(b"\0" + relative.encode() + b"\0" + revision.read())
     return digest.hexdigest()
 
 
-def write_manifest(config_path: Path, script_location: Path, heads: Iterable[str],
+def write_manifest(config_files: tuple[Path, ...], script_location: Path, heads: Iterable[str],
                    folders: Iterable[str], recursive: bool) -> Path:
     """Record the heads, the folders and the fingerprint; returns the file written."""
-    root = config_path.resolve().parent
+    root = config_files[0].resolve().parent
     relative = sorted({os.path.relpath(Path(f).resolve(), root) for f in folders})
     document = {"format": FORMAT_VERSION, "heads": sorted(heads), "folders": relative,
                 "recursive": recursive,
-                "fingerprint": fingerprint(config_path, relative, recursive)}
+                "fingerprint": fingerprint(config_files, relative, recursive)}
     path = manifest_path(script_location)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return path
@@ -88,13 +91,14 @@ def read_manifest(script_location: Path) -> Manifest | None:
         return None
 
 
-def fresh_heads(config_path: Path, script_location: Path) -> tuple[str, ...] | None:
+def fresh_heads(config_files: tuple[Path, ...],
+                script_location: Path) -> tuple[str, ...] | None:
     """The recorded heads if the manifest still matches the project, else None."""
     manifest = read_manifest(script_location)
     if manifest is None:
         return None
     try:
-        current = fingerprint(config_path, manifest.folders, manifest.recursive)
+        current = fingerprint(config_files, manifest.folders, manifest.recursive)
     except OSError:
         return None
     return manifest.heads if current == manifest.fingerprint else None

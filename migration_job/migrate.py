@@ -32,7 +32,7 @@ from migration_job.errors import (
 from migration_job.history import History
 from migration_job.interruption import Interruption
 from migration_job.log import log
-from migration_job.project import read_project
+from migration_job.project import project_for
 
 
 def job_environment(config: Config, scripts: ScriptDirectory,
@@ -147,7 +147,7 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     Either way it gets the lock's own session (Session.lent_to_sqlalchemy).
     """
     config, scripts = history
-    project = read_project(settings.alembic_config, settings.ini_section)
+    project = project_for(settings)
     unfinished = lock.session.unfinished_log(project)
 
     # The same step lists alembic.command.upgrade/downgrade build, passed through Progress.

@@ -1,17 +1,25 @@
-"""The Alembic project as `alembic.ini` describes it, read without importing Alembic."""
+"""The Alembic project as its configuration describes it, read without importing Alembic.
+
+The configuration is an alembic.ini section ([alembic], or the one -n names), a pyproject.toml
+[tool.alembic] table, or both: as in Alembic, the ini's options win over the table's.
+"""
 
 from __future__ import annotations
 
 import configparser
 from pathlib import Path
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.errors import ConfigError
 
+if TYPE_CHECKING:
+    from migration_job.config import Settings
+
 # Alembic reads these from env.py's configure(); a project that changes them states them in
-# alembic.ini too, so the job's fast path and lock key look at the same table.
+# its configuration too, so the job's fast path and lock key look at the same table.
 VERSION_TABLE_OPTION = "version_table"
 VERSION_SCHEMA_OPTION = "version_table_schema"
+OPTIONS = ("script_location", VERSION_TABLE_OPTION, VERSION_SCHEMA_OPTION)
 
 
 class Project(NamedTuple):
@@ -21,34 +29,74 @@ class Project(NamedTuple):
     script_location: Path
     version_table: str = "alembic_version"
     version_table_schema: str | None = None
+    # The pyproject.toml that holds part of the configuration, if it is not config_path.
+    toml_path: Path | None = None
+
+    @property
+    def config_files(self) -> tuple[Path, ...]:
+        """Every file the configuration comes from (the manifest's fingerprint covers them)."""
+        return (self.config_path,) if self.toml_path is None else (self.config_path,
+                                                                   self.toml_path)
 
 
-def read_project(config_path: Path, section_name: str = "alembic") -> Project:
-    """Parse alembic.ini's [alembic] section (or the one MIGRATE_INI_SECTION names) the way
-    Alembic does (with %(here)s)."""
-    here = str(config_path.resolve().parent)
-    parser = configparser.ConfigParser(defaults={"here": here})
-    try:
-        parser.read(config_path, encoding="utf-8")
-        section = parser[section_name]
-        location = section.get("script_location", "").strip()
-        table = section.get(VERSION_TABLE_OPTION, "alembic_version").strip()
-        schema = section.get(VERSION_SCHEMA_OPTION, "").strip() or None
-    except KeyError:
-        raise ConfigError(f"ALEMBIC_CONFIG={config_path} is not a usable alembic.ini: it has "
-                          f"no [{section_name}] section"
-                          + ("" if section_name == "alembic" else " (MIGRATE_INI_SECTION)")
-                          ) from None
-    except (configparser.Error, UnicodeDecodeError) as error:
-        raise ConfigError(f"ALEMBIC_CONFIG={config_path} is not a usable alembic.ini: "
-                          f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+def project_for(settings: Settings) -> Project:
+    """The project the settings point at."""
+    return read_project(settings.ini_config, settings.toml_config, settings.ini_section)
+
+
+def read_project(ini: Path | None, toml: Path | None = None,
+                 section_name: str = "alembic") -> Project:
+    """Read the options as Alembic does (with %(here)s: the folder of the file that says it)."""
+    named = ini or toml
+    assert named is not None
+    options, here = _toml_options(toml) if toml is not None else ({}, named.resolve().parent)
+    if ini is not None:
+        ini_options = _ini_options(ini, section_name, required=toml is None)
+        if ini_options.get("script_location"):
+            here = ini.resolve().parent
+        options.update(ini_options)
+    location = options.get("script_location", "")
     if not location:
-        raise ConfigError(f"ALEMBIC_CONFIG={config_path} has no script_location in "
-                          f"[{section_name}]")
+        where = f"[{section_name}]" if toml is None else f"[{section_name}] or [tool.alembic]"
+        raise ConfigError(f"ALEMBIC_CONFIG={named} has no script_location in {where}")
+    table = options.get(VERSION_TABLE_OPTION) or "alembic_version"
+    schema = options.get(VERSION_SCHEMA_OPTION) or None
+    extra = toml if ini is not None and toml is not None else None
     script_location = Path(location)
     if ":" in location and not script_location.is_absolute() and not location.startswith("."):
         # package:resource locations are resolved by Alembic itself; keep the text.
-        return Project(config_path, script_location, table, schema)
+        return Project(named, script_location, table, schema, extra)
     if not script_location.is_absolute():
-        script_location = Path(here) / script_location
-    return Project(config_path, script_location, table or "alembic_version", schema)
+        script_location = here / script_location
+    return Project(named, script_location, table, schema, extra)
+
+
+def _ini_options(path: Path, section_name: str, required: bool) -> dict[str, str]:
+    parser = configparser.ConfigParser(defaults={"here": str(path.resolve().parent)})
+    try:
+        parser.read(path, encoding="utf-8")
+        if not parser.has_section(section_name):
+            if not required:
+                return {}
+            hint = "" if section_name == "alembic" else " (MIGRATE_INI_SECTION)"
+            raise ConfigError(f"ALEMBIC_CONFIG={path} is not a usable alembic.ini: it has no "
+                              f"[{section_name}] section{hint}")
+        section = parser[section_name]
+        return {name: section[name].strip() for name in OPTIONS if name in section}
+    except (configparser.Error, UnicodeDecodeError) as error:
+        raise ConfigError(f"ALEMBIC_CONFIG={path} is not a usable alembic.ini: "
+                          f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
+
+
+def _toml_options(path: Path) -> tuple[dict[str, str], Path]:
+    import tomllib
+
+    here = path.resolve().parent
+    try:
+        with open(path, "rb") as file:
+            table = tomllib.load(file).get("tool", {}).get("alembic", {})
+    except (OSError, tomllib.TOMLDecodeError) as error:
+        raise ConfigError(f"{path} is not a usable pyproject.toml: {error}") from None
+    options = {name: str(table[name]).replace("%(here)s", str(here)).strip()
+               for name in OPTIONS if isinstance(table.get(name), str)}
+    return options, here

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from migration_job.errors import ConfigError
 from migration_job.log import log
-from migration_job.project import read_project
+from migration_job.project import project_for
 from migration_job.runner import migration_lock
 from migration_job.steps import connected
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 
 def mark_repaired(settings: Settings, interruption: Interruption) -> str:
     """Clear the unfinished record of settings.target; exit 2 if it names another or none."""
-    project = read_project(settings.alembic_config, settings.ini_section)
+    project = project_for(settings)
     revision = settings.target
     with connected(settings, interruption) as session:
         unfinished = session.unfinished_log(project)

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from migration_job.errors import ReadOnlyDatabase, first_line
 from migration_job.log import log
-from migration_job.project import Project, read_project
+from migration_job.project import Project, project_for
 from migration_job.steps import (
     at_head_by_manifest,
     at_target,
@@ -36,7 +36,7 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait; exit at once if already at target (no lock); else lock, re-check and upgrade."""
     if settings.x_arguments:
         return upgrade_through_env(settings, interruption)
-    project = read_project(settings.alembic_config, settings.ini_section)
+    project = project_for(settings)
     manifest_heads = usable_manifest_heads(settings, project)
     with connected(settings, interruption) as session:
         current = session.revisions(project)
@@ -78,7 +78,7 @@ def upgrade_through_env(settings: Settings, interruption: Interruption) -> str:
     """
     from migration_job.migrate import current_through_env
 
-    project = read_project(settings.alembic_config, settings.ini_section)
+    project = project_for(settings)
     with connected(settings, interruption) as session:
         session.prepare_for_migrations()
         history = load_history(settings)
@@ -114,7 +114,7 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait, lock and downgrade to the explicit target revision."""
     from migration_job.migrate import Progress, run_alembic
 
-    project = read_project(settings.alembic_config, settings.ini_section)
+    project = project_for(settings)
     with connected(settings, interruption) as session:
         session.prepare_for_migrations()
         history = load_history(settings)

@@ -75,7 +75,7 @@ def usable_manifest_heads(settings: Settings, project: Project) -> tuple[str, ..
     """
     if settings.target not in ("head", "heads"):
         return None
-    heads = fresh_heads(project.config_path, project.script_location)
+    heads = fresh_heads(project.config_files, project.script_location)
     if heads is None:
         log.debug("manifest_not_used", "no fresh heads manifest: reading the full history")
         return None

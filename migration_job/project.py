@@ -19,7 +19,14 @@ if TYPE_CHECKING:
 # its configuration too, so the job's fast path and lock key look at the same table.
 VERSION_TABLE_OPTION = "version_table"
 VERSION_SCHEMA_OPTION = "version_table_schema"
-OPTIONS = ("script_location", VERSION_TABLE_OPTION, VERSION_SCHEMA_OPTION)
+# Alembic's multidb template lists its databases here.
+DATABASES_OPTION = "databases"
+OPTIONS = ("script_location", VERSION_TABLE_OPTION, VERSION_SCHEMA_OPTION, DATABASES_OPTION)
+MULTIPLE_DATABASES = ("is a multi-database project (`databases = {}`, Alembic's multidb "
+                      "template): each of its revisions changes every database at once, "
+                      "which one DATABASE_URL, one lock and one version table cannot cover; "
+                      "migrate it with plain `alembic upgrade`, or split it into one project "
+                      "per database")
 
 
 class Project(NamedTuple):
@@ -55,6 +62,9 @@ def read_project(ini: Path | None, toml: Path | None = None,
         if ini_options.get("script_location"):
             here = ini.resolve().parent
         options.update(ini_options)
+    if options.get(DATABASES_OPTION):
+        raise ConfigError(f"ALEMBIC_CONFIG={named} "
+                          + MULTIPLE_DATABASES.format(options[DATABASES_OPTION]))
     location = options.get("script_location", "")
     if not location:
         where = f"[{section_name}]" if toml is None else f"[{section_name}] or [tool.alembic]"

@@ -121,3 +121,15 @@ class TestGeneric:
         result = db.run(cwd=project)
         assert result.code == 0, result.stderr
         assert db.revisions() == ["0002"]
+
+
+class TestMultiDatabase:
+    """`alembic init -t multidb`: refused at once (exit 2), nothing touched."""
+
+    def test_refused_with_one_line(self, tmp_path: Path, db: Database) -> None:
+        project = make(tmp_path, "multidb")
+        result = db.run(ALEMBIC_CONFIG=str(project / "alembic.ini"))
+        assert result.code == 2, result.stderr
+        assert "is a multi-database project (`databases = engine1, engine2`" in result.stderr
+        assert len([e for e in result.events if e["event"]]) == 1
+        assert not db.path.exists()

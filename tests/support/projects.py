@@ -99,3 +99,69 @@ def make_sqlite_project(root: Path, *, extra: dict[str, str] | None = None) -> P
         (versions / f"{name}.py").write_text(source)
     shutil.copy(REPO / "alembic.ini", root / "alembic.ini")
     return root / "alembic.ini"
+
+
+# A project that runs on MySQL and MariaDB: InnoDB tables, MySQL's SQL. As on SQLite, each
+# revision writes an audit row (so a test can prove it ran exactly once) and 0003 changes data
+# only. MySQL commits every DDL statement at once: a revision's audit row, written after its
+# DDL, is the part a failure or a cancel rolls back.
+MYSQL_REVISIONS = {
+    "0001_items": revision("0001", None, '''
+op.execute("CREATE TABLE migration_audit (revision varchar(32) NOT NULL, "
+           "direction varchar(16) NOT NULL) ENGINE=InnoDB")
+op.execute("CREATE TABLE items (id integer AUTO_INCREMENT PRIMARY KEY, "
+           "name varchar(100) NOT NULL) ENGINE=InnoDB")
+op.execute("INSERT INTO migration_audit VALUES ('0001', 'upgrade')")
+'''),
+    "0002_items_price": revision("0002", "0001", '''
+op.execute("ALTER TABLE items ADD COLUMN price integer NOT NULL DEFAULT 0")
+op.execute("INSERT INTO migration_audit VALUES ('0002', 'upgrade')")
+'''),
+    "0003_seed_items": revision("0003", "0002", '''
+op.execute("INSERT INTO items (name, price) VALUES ('widget', 3), ('gadget', 5)")
+op.execute("INSERT INTO migration_audit VALUES ('0003', 'upgrade')")
+'''),
+}
+# Sleeps SLOW_SECONDS (from the job's environment) in one statement, after DDL (committed at
+# once on MySQL) and an audit row (rolled back by a cancel): slow for the run a test
+# interrupts, instant for the run after it.
+MYSQL_SLOW = revision("0004", "0003", '''
+import os
+op.execute("CREATE TABLE slow_marker (id integer) ENGINE=InnoDB")
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+op.execute("SELECT SLEEP(" + str(float(os.environ.get("SLOW_SECONDS", "0"))) + ")")
+''')
+# Fails after its DDL: the table stays (MySQL committed it), the audit row does not.
+MYSQL_FAILING = revision("0004", "0003", '''
+op.execute("CREATE TABLE half_done (id integer) ENGINE=InnoDB")
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+op.execute("SELECT * FROM table_that_does_not_exist")
+''')
+# What MYSQL_FAILING becomes once fixed.
+MYSQL_FIXED = revision("0004", "0003", '''
+op.execute("CREATE TABLE half_done (id integer) ENGINE=InnoDB")
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+''')
+# Waits until the test lets go of the named lock MYSQL_GATE (which it holds): the test decides
+# when the revision ends, with no timing involved.
+MYSQL_GATE = "migration-test-gate"
+MYSQL_GATED = revision("0004", "0003", f'''
+op.execute("SELECT GET_LOCK('{MYSQL_GATE}', 600)")
+op.execute("SELECT RELEASE_LOCK('{MYSQL_GATE}')")
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+''')
+MYSQL_AFTER_0004 = revision("0005", "0004", '''
+op.execute("INSERT INTO migration_audit VALUES ('0005', 'upgrade')")
+''')
+
+
+def make_mysql_project(root: Path, *, extra: dict[str, str] | None = None) -> Path:
+    """A MySQL/MariaDB project under `root` with Alembic's generic env.py; its alembic.ini."""
+    versions = root / "migrations" / "versions"
+    versions.mkdir(parents=True)
+    shutil.copy(GENERIC_ENV, root / "migrations" / "env.py")
+    shutil.copy(REPO / "migrations" / "script.py.mako", root / "migrations" / "script.py.mako")
+    for name, source in {**MYSQL_REVISIONS, **(extra or {})}.items():
+        (versions / f"{name}.py").write_text(source)
+    shutil.copy(REPO / "alembic.ini", root / "alembic.ini")
+    return root / "alembic.ini"

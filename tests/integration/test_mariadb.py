@@ -1,0 +1,584 @@
+"""The job on MariaDB (the MySQL/MariaDB engine): a fresh database per test on the session's
+server, the real job as a subprocess, its JSON events read as it prints them.
+
+MySQL commits DDL at once, so the job records each revision as started before running it (in
+`<version_table>_unfinished`) and refuses to go on past one that did not finish (exit 10) until
+it is repaired and marked so. The named lock (GET_LOCK) is seen from the server's side through
+the metadata_lock_info plugin, which the tests install on the session's server: its
+METADATA_LOCK_INFO table lists every user lock by name and holding connection, so the tests
+need not know how the job derives the lock's name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+import signal
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import pytest
+
+from tests.support.job import Result, RunningJob, job_env, run_job, wait_until
+from tests.support.mariadbserver import MariaDBServer
+from tests.support.pgserver import PASSWORD, free_port
+from tests.support.projects import (
+    MYSQL_AFTER_0004,
+    MYSQL_FAILING,
+    MYSQL_FIXED,
+    MYSQL_GATE,
+    MYSQL_GATED,
+    MYSQL_SLOW,
+    make_mysql_project,
+    revision,
+)
+
+HEAD = ["0003"]
+UNFINISHED = "alembic_version_unfinished"
+LOCK_NAME = re.compile(r"migration-job:[0-9a-f]+")
+_numbers = itertools.count()
+
+
+@dataclass
+class MariaDatabase:
+    """A database a test migrates on a MariaDB server, and the project that migrates it."""
+
+    server: MariaDBServer
+    name: str
+    config: Path
+    scheme: str = "mysql+pymysql"
+    # Jobs started in the background, killed after the test if one is still running.
+    started: list[RunningJob] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The job's URL, its password URL-encoded."""
+        return self.server.url(self.name, self.scheme)
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The job's environment for this database."""
+        return job_env(DATABASE_URL=self.url, ALEMBIC_CONFIG=str(self.config), **overrides)
+
+    def run(self, *args: str, **overrides: str) -> Result:
+        """Run the job to completion."""
+        return run_job(*args, env=self.env(**overrides))
+
+    def start(self, *args: str, **overrides: str) -> RunningJob:
+        """Start the job in the background."""
+        job = RunningJob(*args, env=self.env(**overrides))
+        self.started.append(job)
+        return job
+
+    def add_revision(self, name: str, source: str) -> None:
+        """Add (or replace) a revision file in the project."""
+        (self.config.parent / "migrations" / "versions" / f"{name}.py").write_text(source)
+
+    def query(self, sql: str, *params: Any) -> list[tuple[Any, ...]]:
+        """Rows of a statement, on an autocommit connection of the test's own."""
+        connection = self.server.connect(self.name)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params or None)
+                return list(cursor.fetchall()) if cursor.description else []
+        finally:
+            connection.close()
+
+    def exists(self, table: str) -> bool:
+        """Whether a table exists in this database."""
+        return bool(self.query("SELECT 1 FROM information_schema.TABLES "
+                               "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", self.name, table))
+
+    def tables(self) -> list[str]:
+        """Every table of this database."""
+        return sorted(r[0] for r in self.query(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = %s",
+            self.name))
+
+    def revisions(self) -> list[str]:
+        """What alembic_version says (empty if it does not exist)."""
+        if not self.exists("alembic_version"):
+            return []
+        return sorted(r[0] for r in self.query("SELECT version_num FROM alembic_version"))
+
+    def applications(self) -> dict[str, int]:
+        """How often each revision was applied, from the audit table."""
+        rows = self.query("SELECT revision, count(*) FROM migration_audit "
+                          "WHERE direction = 'upgrade' GROUP BY revision")
+        return {r[0]: int(r[1]) for r in rows}
+
+    def unfinished(self) -> list[str]:
+        """The revisions the job recorded as started and not finished."""
+        if not self.exists(UNFINISHED):
+            return []
+        return sorted(r[0] for r in self.query(f"SELECT revision FROM {UNFINISHED}"))
+
+    def running_statements(self, like: str = "%SLEEP(%") -> list[int]:
+        """Connection ids of other sessions in this database running a matching statement."""
+        return [int(r[0]) for r in self.query(
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = %s "
+            "AND COMMAND = 'Query' AND INFO LIKE %s AND ID <> CONNECTION_ID()",
+            self.name, like)]
+
+    def migration_locks(self) -> dict[str, int]:
+        """The job's named locks held by sessions in this database: name -> connection id."""
+        rows = self.query(
+            "SELECT l.TABLE_SCHEMA, l.THREAD_ID FROM information_schema.METADATA_LOCK_INFO l "
+            "JOIN information_schema.PROCESSLIST p ON p.ID = l.THREAD_ID "
+            "WHERE l.LOCK_TYPE = 'User lock' AND l.TABLE_SCHEMA LIKE 'migration-job:%%' "
+            "AND p.DB = %s", self.name)
+        return {r[0]: int(r[1]) for r in rows}
+
+    def lock_is_free(self, name: str) -> bool:
+        """Whether nobody on the server holds the named lock."""
+        return bool(self.query("SELECT IS_FREE_LOCK(%s)", name)[0][0] == 1)
+
+    def lock_user(self, name: str) -> int | None:
+        """The connection id holding the named lock, as the server says (IS_USED_LOCK)."""
+        value = self.query("SELECT IS_USED_LOCK(%s)", name)[0][0]
+        return None if value is None else int(value)
+
+
+@pytest.fixture(scope="module")
+def server(mariadb: MariaDBServer) -> MariaDBServer:
+    """The session's server, with the plugin that lists named locks and their holders."""
+    if not mariadb.scalar("SELECT count(*) FROM information_schema.PLUGINS "
+                          "WHERE PLUGIN_NAME = 'METADATA_LOCK_INFO' AND PLUGIN_STATUS = 'ACTIVE'"):
+        mariadb.scalar("INSTALL SONAME 'metadata_lock_info'")
+    return mariadb
+
+
+def new_database(server: MariaDBServer, request: pytest.FixtureRequest, config: Path,
+                 scheme: str = "mysql+pymysql") -> MariaDatabase:
+    """A new, empty database named after the test."""
+    stem = re.sub(r"[^a-z0-9]+", "_", request.node.name.lower())[:40]
+    name = f"m{next(_numbers)}_{stem}"
+    server.create_database(name)
+    return MariaDatabase(server, name, config, scheme)
+
+
+@pytest.fixture
+def db(server: MariaDBServer, request: pytest.FixtureRequest,
+       tmp_path: Path) -> Iterator[MariaDatabase]:
+    """A fresh database and a MySQL project; a job the test left running is killed after it."""
+    database = new_database(server, request, make_mysql_project(tmp_path / "project"))
+    yield database
+    stop_leftovers(database)
+
+
+def stop_leftovers(database: MariaDatabase) -> None:
+    """Kill the background jobs of a test that ended before they did."""
+    for job in database.started:
+        if job.process.poll() is None:
+            job.process.kill()
+            job.process.wait(30)
+
+
+def assert_failed_cleanly(result: Result, code: int, *fragments: str) -> str:
+    """Exit `code`, no traceback, every line a JSON event, the last naming `fragments`."""
+    assert result.code == code, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert result.events, result.stderr
+    assert all(e["event"] is not None for e in result.events), result.stderr
+    message = str(result.events[-1]["message"])
+    for fragment in fragments:
+        assert fragment in message, message
+    return message
+
+
+def assert_no_password(result: Result) -> None:
+    """The password, plain or URL-encoded, appears nowhere in what the job printed."""
+    printed = result.stdout + result.stderr
+    assert PASSWORD not in printed
+    assert quote(PASSWORD, safe="") not in printed
+
+
+def applied(result: Result) -> list[str]:
+    """The revisions a run applied, in order."""
+    return [e["revision"] for e in result.events if e["event"] == "revision_applied"]
+
+
+class TestUpgrade:
+    """A fresh database is migrated to head once; a rerun is a no-op that takes no lock."""
+
+    def test_fresh_upgrade_then_rerun_is_a_noop_without_the_lock(self, db: MariaDatabase) -> None:
+        first = db.run()
+        assert first.code == 0, first.stderr
+        assert applied(first) == ["0001", "0002", "0003"]
+        assert "lock_acquired" in first.names()
+        assert db.revisions() == HEAD
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+        assert db.query("SELECT name, price FROM items ORDER BY id") == [("widget", 3),
+                                                                         ("gadget", 5)]
+        # Each record of a started revision is gone once the revision finished.
+        assert db.unfinished() == []
+        again = db.run()
+        assert again.code == 0, again.stderr
+        assert "lock_acquired" not in again.names()
+        assert again.event("already_at_target")["revision"] == "0003"
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+
+    @pytest.mark.parametrize("scheme", ["mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql",
+                                        "mysql+mysqldb"])
+    def test_url_schemes_all_mean_pymysql(self, server: MariaDBServer,
+                                          request: pytest.FixtureRequest, tmp_path: Path,
+                                          scheme: str) -> None:
+        database = new_database(server, request, make_mysql_project(tmp_path / "project"),
+                                scheme)
+        assert database.url.startswith(f"{scheme}://")
+        result = database.run()
+        assert result.code == 0, result.stderr
+        assert database.revisions() == HEAD
+        assert database.applications() == {"0001": 1, "0002": 1, "0003": 1}
+        assert_no_password(result)
+
+    @pytest.mark.parametrize("scheme", ["mysql+mysqlconnector", "mariadb+mariadbconnector"])
+    def test_other_drivers_are_exit_2_in_one_line(self, db: MariaDatabase, scheme: str) -> None:
+        db.scheme = scheme
+        result = db.run(MIGRATE_WAIT_TIMEOUT="60")
+        assert_failed_cleanly(result, 2, scheme.split("+")[1])
+        assert len(result.stderr.splitlines()) == 1, result.stderr
+        assert result.events[-1]["event"] == "configuration_error"
+        assert db.tables() == []
+        assert_no_password(result)
+
+    def test_status_json_and_check(self, db: MariaDatabase) -> None:
+        pending = db.run("status", "--json")
+        assert pending.code == 0, pending.stderr
+        assert json.loads(pending.stdout)["pending"] == ["0001", "0002", "0003"]
+        assert_failed_cleanly(db.run("check"), 8, "0001, 0002, 0003")
+        assert db.run().code == 0
+        status = db.run("status", "--json")
+        assert status.code == 0, status.stderr
+        done = json.loads(status.stdout)
+        assert (done["current"], done["pending"], done["at_target"], done["problem"]) == \
+            (HEAD, [], True, None)
+        assert db.run("check").code == 0
+        assert_no_password(status)
+
+    def test_sql_prints_the_pending_sql_and_runs_none(self, db: MariaDatabase) -> None:
+        fresh = db.run("sql")
+        assert fresh.code == 0, fresh.stderr
+        for statement in ("CREATE TABLE migration_audit", "CREATE TABLE items",
+                          "ALTER TABLE items ADD COLUMN price", "INSERT INTO alembic_version"):
+            assert statement in fresh.stdout, fresh.stdout
+        assert db.tables() == []
+        assert db.run().code == 0
+        db.add_revision("0004_slow", MYSQL_SLOW)
+        # From the database's revision: only 0004, and its sleep is printed, never run.
+        pending = db.run("sql", SLOW_SECONDS="600")
+        assert pending.code == 0, pending.stderr
+        assert "CREATE TABLE slow_marker" in pending.stdout
+        assert "SLEEP(600.0)" in pending.stdout
+        assert "CREATE TABLE items" not in pending.stdout
+        assert not db.exists("slow_marker")
+        assert db.revisions() == HEAD
+        assert db.unfinished() == []
+
+
+class TestConcurrentRunners:
+    """Twenty runners started together on a fresh database apply each revision exactly once."""
+
+    def test_each_revision_applied_once(self, db: MariaDatabase) -> None:
+        jobs = [db.start() for _ in range(20)]
+        results = [job.finish() for job in jobs]
+        assert [r.code for r in results] == [0] * 20, [r.stderr for r in results if r.code]
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+        assert sum(applied(r) != [] for r in results) == 1
+        assert sorted(itertools.chain.from_iterable(applied(r) for r in results)) == \
+            ["0001", "0002", "0003"]
+        assert sum("upgrade_finished" in r.names() for r in results) == 1
+        assert db.revisions() == HEAD
+        assert db.unfinished() == []
+        assert db.migration_locks() == {}
+
+
+@dataclass
+class SlowJob:
+    """A job sleeping inside revision 0004, and what the server says about it."""
+
+    job: RunningJob
+    # The connection the revision's statement runs on: it holds the lock.
+    connection_id: int
+    lock_name: str
+
+
+def start_slow_job(db: MariaDatabase, **overrides: str) -> SlowJob:
+    """Apply up to 0003, then start an upgrade whose revision 0004 sleeps on the server."""
+    assert db.run().code == 0
+    db.add_revision("0004_slow", MYSQL_SLOW)
+    job = db.start(SLOW_SECONDS="600", **overrides)
+    job.wait_for_event("revision_started", revision="0004")
+    assert wait_until(lambda: len(db.running_statements()) == 1), \
+        "the slow statement never showed up on the server"
+    [connection_id] = db.running_statements()
+    locks = db.migration_locks()
+    assert len(locks) == 1, locks
+    [(name, holder)] = locks.items()
+    # The revisions run on the session that holds the lock.
+    assert holder == connection_id
+    return SlowJob(job, connection_id, name)
+
+
+class TestLock:
+    """A named lock on the session that runs the revisions, named per database."""
+
+    def test_lock_name_and_holder(self, db: MariaDatabase) -> None:
+        slow = start_slow_job(db)
+        assert LOCK_NAME.fullmatch(slow.lock_name), slow.lock_name
+        assert len(slow.lock_name) <= 64
+        assert db.lock_user(slow.lock_name) == slow.connection_id
+        assert not db.lock_is_free(slow.lock_name)
+        slow.job.process.send_signal(signal.SIGTERM)
+        assert slow.job.finish(timeout=60).code == 143
+
+    def test_exit_5_names_the_holder(self, db: MariaDatabase) -> None:
+        slow = start_slow_job(db)
+        result = db.run(MIGRATE_LOCK_TIMEOUT="1")
+        message = assert_failed_cleanly(result, 5, f"held by pid {slow.connection_id} (",
+                                        " from 127.0.0.1")
+        assert result.events[-1]["event"] == "lock_timeout", message
+        waiting = result.event("waiting_for_lock")
+        assert waiting["holder"]["pid"] == slow.connection_id
+        assert f"held by pid {slow.connection_id} (" in waiting["message"]
+        assert "lock_acquired" not in result.names()
+        assert_no_password(result)
+        slow.job.process.send_signal(signal.SIGTERM)
+        assert slow.job.finish(timeout=60).code == 143
+
+    def test_databases_on_one_server_do_not_share_a_lock(
+            self, db: MariaDatabase, server: MariaDBServer, request: pytest.FixtureRequest,
+            tmp_path: Path) -> None:
+        slow = start_slow_job(db)
+        other = new_database(server, request, make_mysql_project(tmp_path / "other"))
+        result = other.run(MIGRATE_LOCK_TIMEOUT="1")
+        assert result.code == 0, result.stderr
+        assert "waiting_for_lock" not in result.names()
+        assert other.revisions() == HEAD
+        assert not db.lock_is_free(slow.lock_name)
+        slow.job.process.send_signal(signal.SIGTERM)
+        assert slow.job.finish(timeout=60).code == 143
+
+
+class TestSignals:
+    """SIGTERM kills the running statement and releases the lock; the revision stays unfinished
+    (its DDL was committed) until repaired. SIGKILL: the server frees the lock."""
+
+    def test_sigterm_kills_the_statement_and_releases_the_lock(self, db: MariaDatabase) -> None:
+        slow = start_slow_job(db)
+        slow.job.process.send_signal(signal.SIGTERM)
+        # Only a hang fails here: exit 143 rather than a kill shows the job stopped by itself.
+        result = slow.job.finish(timeout=60)
+        assert result.code == 143, result.stderr
+        assert result.events[-1]["event"] == "interrupted", result.stderr
+        assert "statement_cancelled" in result.names()
+        assert "lock_released" in result.names()
+        assert db.running_statements() == []
+        assert db.lock_is_free(slow.lock_name)
+        assert db.revisions() == HEAD
+        # MySQL committed the CREATE TABLE; the audit row after it was rolled back.
+        assert db.exists("slow_marker")
+        assert "0004" not in db.applications()
+        assert db.unfinished() == ["0004"]
+
+    def test_unfinished_revision_refused_until_marked_repaired(self, db: MariaDatabase) -> None:
+        slow = start_slow_job(db)
+        slow.job.process.send_signal(signal.SIGTERM)
+        assert slow.job.finish(timeout=60).code == 143
+        refused = db.run()
+        message = assert_failed_cleanly(refused, 10, "0004", "mark-repaired")
+        assert refused.events[-1]["event"] == "revision_unfinished", message
+        assert refused.event("revision_unfinished")["revision"] == "0004"
+        assert "revision_started" not in refused.names()
+        assert db.revisions() == HEAD
+        assert db.unfinished() == ["0004"]
+        # The operator repairs what 0004 left (its table), then says so.
+        db.query("DROP TABLE slow_marker")
+        marked = db.run("mark-repaired", "0004")
+        assert marked.code == 0, marked.stderr
+        assert marked.event("revision_marked_repaired")["revision"] == "0004"
+        assert db.unfinished() == []
+        assert db.revisions() == HEAD
+        rerun = db.run()
+        assert rerun.code == 0, rerun.stderr
+        assert applied(rerun) == ["0004"]
+        assert db.revisions() == ["0004"]
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1, "0004": 1}
+        assert db.unfinished() == []
+
+    def test_sigkill_frees_the_lock_and_the_rerun_refuses(self, db: MariaDatabase) -> None:
+        slow = start_slow_job(db)
+        slow.job.process.send_signal(signal.SIGKILL)
+        assert slow.job.finish(timeout=10).code == -signal.SIGKILL
+        # The server notices the dead client within seconds (polled, never a fixed sleep).
+        assert wait_until(lambda: db.lock_is_free(slow.lock_name), timeout=60)
+        assert wait_until(lambda: db.running_statements() == [], timeout=60)
+        assert db.revisions() == HEAD
+        assert db.unfinished() == ["0004"]
+        # Strict: the job cannot tell that 0004's changes need no repair.
+        refused = db.run()
+        assert_failed_cleanly(refused, 10, "0004", "mark-repaired")
+        assert refused.event("revision_unfinished")["revision"] == "0004"
+        assert db.revisions() == HEAD
+        assert "0004" not in db.applications()
+
+
+class TestUnfinishedRevisions:
+    """A failed revision is unfinished on MySQL (exit 10); records are repaired or cleared."""
+
+    def test_failing_revision_is_exit_10_then_repaired(self, db: MariaDatabase) -> None:
+        assert db.run().code == 0
+        db.add_revision("0004_failing", MYSQL_FAILING)
+        failed = db.run()
+        assert_failed_cleanly(failed, 10, "0004", "table_that_does_not_exist")
+        assert db.revisions() == HEAD
+        assert db.exists("half_done")
+        assert "0004" not in db.applications()
+        assert db.unfinished() == ["0004"]
+        refused = db.run()
+        assert_failed_cleanly(refused, 10, "0004", "mark-repaired")
+        assert refused.event("revision_unfinished")["revision"] == "0004"
+        # Repaired: the half-done table dropped and the revision fixed.
+        db.query("DROP TABLE half_done")
+        db.add_revision("0004_failing", MYSQL_FIXED)
+        marked = db.run("mark-repaired", "0004")
+        assert marked.code == 0, marked.stderr
+        assert "revision_marked_repaired" in marked.names()
+        fixed = db.run()
+        assert fixed.code == 0, fixed.stderr
+        assert db.revisions() == ["0004"]
+        assert db.applications()["0004"] == 1
+        assert db.exists("half_done")
+        assert db.unfinished() == []
+
+    def test_mark_repaired_without_a_record_is_exit_2(self, db: MariaDatabase) -> None:
+        assert db.run().code == 0
+        result = db.run("mark-repaired", "0002")
+        assert_failed_cleanly(result, 2, "0002")
+        assert db.revisions() == HEAD
+        assert db.unfinished() == []
+
+    def test_record_of_a_completed_revision_is_cleared(self, db: MariaDatabase) -> None:
+        assert db.run().code == 0
+        db.add_revision("0004_gated", MYSQL_GATED)
+        gate = db.server.connect()
+        try:
+            with gate.cursor() as cursor:
+                cursor.execute("SELECT GET_LOCK(%s, 0)", (MYSQL_GATE,))
+                assert cursor.fetchone() == (1,)
+            job = db.start()
+            job.wait_for_event("revision_started", revision="0004")
+            assert wait_until(lambda: db.unfinished() == ["0004"])
+            # The record as a runner that dies between its commit and the record's removal
+            # leaves it (a plain read: it takes no lock the job's transaction could meet).
+            connection = db.server.connect(db.name)
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute(f"SELECT * FROM {UNFINISHED}")
+                    columns = [c[0] for c in cursor.description or ()]
+                    records = list(cursor.fetchall())
+            finally:
+                connection.close()
+        finally:
+            gate.close()
+        done = job.finish()
+        assert done.code == 0, done.stderr
+        assert db.revisions() == ["0004"]
+        assert db.unfinished() == []
+        names = ", ".join(f"`{c}`" for c in columns)
+        marks = ", ".join(["%s"] * len(columns))
+        for record in records:
+            db.query(f"INSERT INTO {UNFINISHED} ({names}) VALUES ({marks})", *record)
+        assert db.unfinished() == ["0004"]
+        db.add_revision("0005_after", MYSQL_AFTER_0004)
+        rerun = db.run()
+        assert rerun.code == 0, rerun.stderr
+        assert applied(rerun) == ["0005"]
+        assert db.revisions() == ["0005"]
+        assert db.unfinished() == []
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1, "0004": 1, "0005": 1}
+
+
+class TestConnecting:
+    """Refusals for good are exit 4 at once; a server not there is waited for (exit 3)."""
+
+    def test_wrong_password_is_exit_4_at_once(self, db: MariaDatabase) -> None:
+        # The wrong password starts with the right one: printing either would show.
+        url = db.server.url(db.name, password=PASSWORD + "-wrong")
+        result = run_job(env=job_env(DATABASE_URL=url, ALEMBIC_CONFIG=str(db.config),
+                                     MIGRATE_WAIT_TIMEOUT="60"))
+        assert_failed_cleanly(result, 4)
+        assert result.events[-1]["event"] == "connection_rejected"
+        assert "waiting_for_database" not in result.names()
+        assert_no_password(result)
+        assert db.tables() == []
+
+    def test_unknown_database_is_exit_4_at_once(self, db: MariaDatabase) -> None:
+        missing = f"{db.name}_missing"
+        result = run_job(env=job_env(DATABASE_URL=db.server.url(missing),
+                                     ALEMBIC_CONFIG=str(db.config), MIGRATE_WAIT_TIMEOUT="60"))
+        assert_failed_cleanly(result, 4, missing)
+        assert result.events[-1]["event"] == "connection_rejected"
+        assert "waiting_for_database" not in result.names()
+        assert_no_password(result)
+
+    def test_unreachable_port_is_exit_3_after_the_wait(self, db: MariaDatabase) -> None:
+        url = db.server.url(db.name, port=free_port())
+        result = run_job(env=job_env(DATABASE_URL=url, ALEMBIC_CONFIG=str(db.config),
+                                     MIGRATE_WAIT_TIMEOUT="1"))
+        assert_failed_cleanly(result, 3)
+        assert result.events[-1]["event"] == "database_unreachable"
+        assert "waiting_for_database" in result.names()
+        assert_no_password(result)
+
+    def test_server_starting_late_is_waited_for(self, tmp_path: Path) -> None:
+        late = MariaDBServer()
+        database = MariaDatabase(late, "late", make_mysql_project(tmp_path / "project"))
+        try:
+            late.start()
+            late.create_database(database.name)
+            late.stop()
+            job = database.start(MIGRATE_WAIT_TIMEOUT="120")
+            job.wait_for_event("waiting_for_database")
+            late.start()
+            result = job.finish()
+            assert result.code == 0, result.stderr
+            assert database.revisions() == HEAD
+            assert database.applications() == {"0001": 1, "0002": 1, "0003": 1}
+            assert_no_password(result)
+        finally:
+            stop_leftovers(database)
+            late.destroy()
+
+
+BRANCH_A = revision("0004a", "0003", 'op.execute("CREATE TABLE branch_a (id integer)")')
+BRANCH_B = revision("0004b", "0003", 'op.execute("CREATE TABLE branch_b (id integer)")')
+
+
+class TestHistory:
+    """History problems are exit 7 before any change and before the lock."""
+
+    def test_multiple_heads(self, server: MariaDBServer, request: pytest.FixtureRequest,
+                            tmp_path: Path) -> None:
+        config = make_mysql_project(tmp_path / "project",
+                                    extra={"0004a_branch": BRANCH_A, "0004b_branch": BRANCH_B})
+        database = new_database(server, request, config)
+        result = database.run()
+        assert_failed_cleanly(result, 7, "0004a", "0004b")
+        assert result.events[-1]["event"] == "history_error"
+        assert "lock_acquired" not in result.names()
+        assert database.tables() == []
+
+    def test_database_at_an_unknown_revision(self, db: MariaDatabase) -> None:
+        assert db.run().code == 0
+        db.query("UPDATE alembic_version SET version_num = 'cafe0001'")
+        result = db.run()
+        assert_failed_cleanly(result, 7, "cafe0001")
+        assert result.events[-1]["event"] == "history_error"
+        assert "lock_acquired" not in result.names()
+        assert json.loads(db.run("status", "--json").stdout)["problem"]
+        assert db.run("check").code == 7
+        assert db.revisions() == ["cafe0001"]

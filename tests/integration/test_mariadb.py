@@ -534,13 +534,20 @@ class TestConnecting:
         assert "waiting_for_database" in result.names()
         assert_no_password(result)
 
-    def test_server_starting_late_is_waited_for(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("down", ["stop", "kill"])
+    def test_server_starting_late_is_waited_for(self, tmp_path: Path, down: str) -> None:
+        # A server of the test's own, stopped or killed (then recovering its data) after the
+        # database was created, and started again once the job waits for it.
         late = MariaDBServer()
         database = MariaDatabase(late, "late", make_mysql_project(tmp_path / "project"))
         try:
             late.start()
             late.create_database(database.name)
-            late.stop()
+            if down == "stop":
+                late.stop()
+            else:
+                late.kill()
+            assert late.pid() is None
             job = database.start(MIGRATE_WAIT_TIMEOUT="120")
             job.wait_for_event("waiting_for_database")
             late.start()

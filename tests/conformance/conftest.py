@@ -9,7 +9,9 @@ import pytest
 
 from migration_job.config import Settings, load_settings
 from migration_job.engines import Engine, Session
+from migration_job.engines.mysql import MysqlSession
 from migration_job.engines.postgres import PostgresSession
+from tests.support.mariadbserver import running_mariadb
 from tests.support.pgserver import free_port, running_server
 
 
@@ -57,6 +59,25 @@ def postgres() -> Iterator[Target]:
 
 
 @pytest.fixture(scope="session")
+def mariadb() -> Iterator[Target]:
+    """MariaDB (the MySQL engine): an empty database on a throwaway server.
+
+    A session ends from the server's side by KILL of its connection id, as an administrator's
+    KILL or the server's wait_timeout would end it.
+    """
+    with running_mariadb() as server:
+        url = server.create_database("conformance")
+
+        def terminate(session: Session) -> None:
+            assert isinstance(session, MysqlSession)
+            connection_id = session.connection.thread_id()  # type: ignore[no-untyped-call]
+            server.scalar(f"KILL {int(connection_id)}")
+
+        yield Target(settings_for(url), terminate, server.url("conformance", password="wrong"),
+                     server.url("conformance", port=free_port()))
+
+
+@pytest.fixture(scope="session")
 def sqlite(tmp_path_factory: pytest.TempPathFactory) -> Target:
     """SQLite: a file in a fresh directory; a session ends by closing it, as a dying job's does."""
     root = tmp_path_factory.mktemp("sqlite-conformance")
@@ -66,7 +87,7 @@ def sqlite(tmp_path_factory: pytest.TempPathFactory) -> Target:
                   f"sqlite:///{root}/a-directory", f"sqlite:///{root}/not-mounted-yet/app.db")
 
 
-@pytest.fixture(params=["postgres", "sqlite"])
+@pytest.fixture(params=["postgres", "sqlite", "mariadb"])
 def target(request: pytest.FixtureRequest) -> Iterator[Target]:
     """Each engine in turn; the sessions a test opened are closed after it."""
     under_test: Target = request.getfixturevalue(request.param)

@@ -155,11 +155,21 @@ op.execute("INSERT INTO migration_audit VALUES ('0005', 'upgrade')")
 ''')
 
 
-def make_mysql_project(root: Path, *, extra: dict[str, str] | None = None) -> Path:
-    """A MySQL/MariaDB project under `root` with Alembic's generic env.py; its alembic.ini."""
+def make_mysql_project(root: Path, *, extra: dict[str, str] | None = None,
+                       generic_env: bool = True) -> Path:
+    """A MySQL/MariaDB project under `root`; return its alembic.ini.
+
+    Its env.py is Alembic's generic one (it builds an engine of its own from sqlalchemy.url),
+    or with generic_env=False the example's (it runs on the connection the job hands it, and
+    imports the example's models).
+    """
     versions = root / "migrations" / "versions"
     versions.mkdir(parents=True)
-    shutil.copy(GENERIC_ENV, root / "migrations" / "env.py")
+    if generic_env:
+        shutil.copy(GENERIC_ENV, root / "migrations" / "env.py")
+    else:
+        shutil.copy(REPO / "migrations" / "env.py", root / "migrations" / "env.py")
+        shutil.copytree(REPO / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "migrations" / "script.py.mako", root / "migrations" / "script.py.mako")
     for name, source in {**MYSQL_REVISIONS, **(extra or {})}.items():
         (versions / f"{name}.py").write_text(source)

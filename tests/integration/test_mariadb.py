@@ -384,6 +384,18 @@ class TestLock:
         assert_no_password(result)
         stop(slow)
 
+    def test_waiting_runner_stops_on_sigterm(self, db: MariaDatabase) -> None:
+        slow = start_slow_job(db)
+        waiter = db.start(MIGRATE_LOCK_TIMEOUT="600")
+        waiter.wait_for_event("waiting_for_lock")
+        waiter.process.send_signal(signal.SIGTERM)
+        result = waiter.finish(timeout=60)
+        assert result.code == 143, result.stderr
+        assert result.events[-1]["event"] == "interrupted", result.stderr
+        assert "revision_started" not in result.names()
+        assert db.lock_user(slow.lock_name) == slow.lock_holder
+        stop(slow)
+
     def test_databases_on_one_server_do_not_share_a_lock(self, db: MariaDatabase,
                                                          make_db: MakeDatabase) -> None:
         slow = start_slow_job(db)

@@ -39,7 +39,7 @@ from tests.support.projects import (
 
 HEAD = ["0003"]
 UNFINISHED = "alembic_version_unfinished"
-LOCK_NAME = re.compile(r"migration-job:[0-9a-f]+")
+LOCK_NAME = re.compile(r"migration-job:-?[0-9]+")
 _numbers = itertools.count()
 
 
@@ -364,10 +364,12 @@ class TestLock:
 
     @pytest.mark.parametrize("key", [None, "-1"])
     def test_lock_name(self, db: MariaDatabase, key: str | None) -> None:
-        # "migration-job:" and a hex digest within MySQL's 64 characters, whether the name is
-        # derived (from the database and version table) or MIGRATE_LOCK_KEY gives the key.
+        # "migration-job:" and the signed key within MySQL's 64 characters, whether the key is
+        # derived (from the database and version table) or MIGRATE_LOCK_KEY gives it.
         slow = start_slow_job(db, **({"MIGRATE_LOCK_KEY": key} if key else {}))
         assert LOCK_NAME.fullmatch(slow.lock_name), slow.lock_name
+        if key:
+            assert slow.lock_name == f"migration-job:{key}"
         assert len(slow.lock_name) <= 64, slow.lock_name
         stop(slow)
 

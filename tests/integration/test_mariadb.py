@@ -23,7 +23,14 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.support.job import Result, RunningJob, job_env, run_job, wait_until
+from tests.support.job import (
+    Result,
+    RunningJob,
+    imported_modules,
+    job_env,
+    run_job,
+    wait_until,
+)
 from tests.support.mariadbserver import MariaDBServer
 from tests.support.pgserver import PASSWORD, free_port
 from tests.support.projects import (
@@ -240,6 +247,16 @@ class TestUpgrade:
         assert "lock_acquired" not in again.names()
         assert again.event("already_at_target")["revision"] == "0003"
         assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+
+    def test_manifest_fast_path_imports_no_alembic(self, db: MariaDatabase) -> None:
+        assert db.run("manifest").code == 0
+        assert db.run().code == 0
+        fast, imported = imported_modules(db.env())
+        assert fast.code == 0, fast.stderr
+        assert fast.event("already_at_target")["via"] == "manifest"
+        assert "pymysql" in imported
+        assert not [m for m in imported
+                    if m.split(".")[0] in ("alembic", "sqlalchemy", "psycopg2")]
 
     @pytest.mark.parametrize("scheme", ["mysql", "mysql+pymysql", "mariadb", "mariadb+pymysql",
                                         "mysql+mysqldb"])

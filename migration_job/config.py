@@ -88,6 +88,9 @@ class Settings(NamedTuple):
     # The pyproject.toml whose [tool.alembic] holds (part of) the project, if any; it is
     # alembic_config itself when ALEMBIC_CONFIG names it.
     toml_config: Path | None = None
+    # FLASK_APP, when the project is that Flask application's Flask-Migrate project; then
+    # alembic_config is the alembic.ini in its migrations directory (migration_job.flask_app).
+    flask_app: str | None = None
 
     @property
     def ini_config(self) -> Path | None:
@@ -297,15 +300,17 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
     database_url, secrets = normalize_url(raw_url) if raw_url is not None else (None, ())
     if env.get("PGPASSWORD"):
         secrets = (*secrets, env["PGPASSWORD"])
-    alembic_config, toml_config = locate_project(pick("config", "ALEMBIC_CONFIG", ""))
+    named_config = pick("config", "ALEMBIC_CONFIG", "")
+    alembic_config, toml_config = locate_project(named_config)
     ini_section = pick("name", "MIGRATE_INI_SECTION", "alembic").strip()
     if not ini_section:
         raise ConfigError("MIGRATE_INI_SECTION is empty; name the alembic.ini section")
+    flask_app = _flask_app(env, named_config, alembic_config, ini_section)
     target = pick("target", "MIGRATE_TARGET", "head").strip()
     if not target:
         raise ConfigError("MIGRATE_TARGET is empty; use head or a revision id")
     lock_key_text = pick("lock_key", "MIGRATE_LOCK_KEY", "")
-    return Settings(
+    settings = Settings(
         command=command,
         database_url=database_url,
         alembic_config=alembic_config,
@@ -329,6 +334,13 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         ini_section=ini_section,
         toml_config=toml_config,
     )
+    if flask_app is None:
+        return settings
+    # Last, once everything else is valid: this builds the application (the user's code).
+    from migration_job.flask_app import migrations_ini
+
+    return settings._replace(alembic_config=migrations_ini(flask_app, secrets),
+                             toml_config=None, flask_app=flask_app)
 
 
 def locate_project(named: str) -> tuple[Path, Path | None]:
@@ -356,6 +368,20 @@ def locate_project(named: str) -> tuple[Path, Path | None]:
         ini = path.with_name("alembic.ini")
         return (ini.resolve(), path.resolve()) if ini.is_file() else (path.resolve(),) * 2
     return path, _alembic_toml(path.with_name(PYPROJECT))
+
+
+def _flask_app(env: Mapping[str, str], named_config: str, located: Path,
+               ini_section: str) -> str | None:
+    """FLASK_APP when it names the project: a Flask-Migrate project, used when no Alembic
+    project is named (ALEMBIC_CONFIG) or in the working directory, where the job would
+    otherwise migrate its own example. Flask-Migrate reads only [alembic]."""
+    flask_app = env.get("FLASK_APP", "").strip()
+    if not flask_app or named_config or located != DEFAULT_ALEMBIC_CONFIG:
+        return None
+    if ini_section != "alembic":
+        raise ConfigError(f"MIGRATE_INI_SECTION={ini_section} (-n) does not apply to a "
+                          "Flask-Migrate project (FLASK_APP): Flask-Migrate reads [alembic]")
+    return flask_app
 
 
 def _alembic_toml(path: Path) -> Path | None:

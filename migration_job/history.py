@@ -34,9 +34,14 @@ def alembic_config(settings: Settings) -> Config:
     The URL goes through ConfigParser interpolation, so a '%' in it (an URL-encoded password)
     is doubled; otherwise '%40' in a password would be read as an interpolation and fail.
     """
-    config = Config(settings.ini_config, toml_file=settings.toml_config,
-                    ini_section=settings.ini_section,
-                    cmd_opts=Namespace(x=list(settings.x_arguments)))
+    if settings.flask_app is not None:
+        from migration_job.flask_app import alembic_config as flask_migrate_config
+
+        config = flask_migrate_config(settings)
+    else:
+        config = Config(settings.ini_config, toml_file=settings.toml_config,
+                        ini_section=settings.ini_section,
+                        cmd_opts=Namespace(x=list(settings.x_arguments)))
     if settings.database_url is not None:
         config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
     elif not config.get_main_option("sqlalchemy.url"):
@@ -120,7 +125,13 @@ class History(NamedTuple):
 def load_history(settings: Settings) -> History:
     """Config plus every revision file read (errors in them surface now, exit 7)."""
     config = alembic_config(settings)
-    return History(config, load_scripts(config))
+    scripts = load_scripts(config)
+    if settings.flask_app is not None:
+        from migration_job.flask_app import run_env_in_app_context
+
+        # Flask-Migrate's env.py needs the application (current_app) whenever it runs.
+        run_env_in_app_context(settings.flask_app, config, scripts)
+    return History(config, scripts)
 
 
 @dataclass(frozen=True)

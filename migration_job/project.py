@@ -47,13 +47,17 @@ class Project(NamedTuple):
 
 
 def project_for(settings: Settings) -> Project:
-    """The project the settings point at."""
-    return read_project(settings.ini_config, settings.toml_config, settings.ini_section)
+    """The project the settings point at. Flask-Migrate keeps alembic.ini in its migrations
+    directory and names that directory the script location itself (FLASK_APP)."""
+    script_location = settings.alembic_config.parent if settings.flask_app else None
+    return read_project(settings.ini_config, settings.toml_config, settings.ini_section,
+                        script_location)
 
 
-def read_project(ini: Path | None, toml: Path | None = None,
-                 section_name: str = "alembic") -> Project:
-    """Read the options as Alembic does (with %(here)s: the folder of the file that says it)."""
+def read_project(ini: Path | None, toml: Path | None = None, section_name: str = "alembic",
+                 script_location: Path | None = None) -> Project:
+    """Read the options as Alembic does (with %(here)s: the folder of the file that says it);
+    a `script_location` given wins over the configuration's, as Flask-Migrate's does."""
     named = ini or toml
     assert named is not None
     options, here = _toml_options(toml) if toml is not None else ({}, named.resolve().parent)
@@ -65,6 +69,8 @@ def read_project(ini: Path | None, toml: Path | None = None,
     if options.get(DATABASES_OPTION):
         raise ConfigError(f"ALEMBIC_CONFIG={named} "
                           + MULTIPLE_DATABASES.format(options[DATABASES_OPTION]))
+    if script_location is not None:
+        options["script_location"] = str(script_location)
     location = options.get("script_location", "")
     if not location:
         where = f"[{section_name}]" if toml is None else f"[{section_name}] or [tool.alembic]"

@@ -19,7 +19,8 @@ ENTRYPOINT = REPO / "entrypoint.py"
 OUTPUTS: list[str] = []
 # Variables of the developer's shell that would change what the job does.
 _JOB_VARIABLES = ("DATABASE_URL", "DATABASE_URL_FILE", "ALEMBIC_CONFIG", "PGHOST", "PGPORT",
-                  "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS", "PGAPPNAME", "PGSERVICE")
+                  "PGUSER", "PGPASSWORD", "PGDATABASE", "PGOPTIONS", "PGAPPNAME", "PGSERVICE",
+                  "FLASK_APP")
 
 
 def job_env(**overrides: str) -> dict[str, str]:

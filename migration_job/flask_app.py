@@ -212,8 +212,8 @@ class JobEngines(Mapping[str | None, "Engine"]):
         raise ConfigError(
             f"env.py asked for the engine of the bind {key!r}: a Flask-Migrate multi-database "
             "project (flask db init --multidb) migrates several databases in one run, and the "
-            "job migrates one, DATABASE_URL, under its lock; migrate each database as a "
-            "project of its own")
+            "job migrates one, DATABASE_URL, under its lock: it cannot migrate such a project "
+            "(nothing was applied)")
 
     def __iter__(self) -> Iterator[str | None]:
         return iter((None,))

@@ -408,3 +408,52 @@ def test_an_alembic_project_wins_over_flask_app(tmp_path: Path, named: bool) -> 
                      cwd=config.parent)
     assert result.code == 0, result.stderr
     assert target.revisions() == ["0003"]
+
+
+MULTIDB_APP = '''\
+from flask import Flask
+from flask_migrate import Migrate
+from flask_sqlalchemy import SQLAlchemy
+
+db = SQLAlchemy()
+
+
+class Customer(db.Model):
+    id = db.Column(db.Integer, primary_key=True)
+
+
+class Event(db.Model):
+    __bind_key__ = "audit"
+    id = db.Column(db.Integer, primary_key=True)
+
+
+def create_app():
+    import os
+
+    app = Flask(__name__)
+    app.config["SQLALCHEMY_DATABASE_URI"] = os.environ["MAIN_URI"]
+    app.config["SQLALCHEMY_BINDS"] = {"audit": os.environ["AUDIT_URI"]}
+    db.init_app(app)
+    Migrate(app, db)
+    return app
+'''
+
+
+def test_a_multi_database_project_exits_2_before_any_revision(tmp_path: Path) -> None:
+    """`flask db init --multidb`: env.py asks for the audit bind's engine, another database
+    the job has not locked: refused (exit 2), nothing applied."""
+    root = tmp_path / "multidb"
+    root.mkdir()
+    (root / "multidb_app.py").write_text(MULTIDB_APP)
+    uris = {"MAIN_URI": f"sqlite:///{tmp_path / 'main-gen.db'}",
+            "AUDIT_URI": f"sqlite:///{tmp_path / 'audit-gen.db'}"}
+    env = {**os.environ, "FLASK_APP": "multidb_app:create_app", **uris}
+    flask(root, env, "db", "init", "--multidb")
+    flask(root, env, "db", "migrate", "-m", "both")
+    target = SqliteTarget(tmp_path / "shop.db")
+    result = run_job(env=job_env(DATABASE_URL=target.url, FLASK_APP="multidb_app:create_app",
+                                 **uris), cwd=root)
+    assert result.code == 2, result.stderr
+    assert "bind 'audit'" in result.event("configuration_error")["message"]
+    assert "revision_started" not in result.names()
+    assert "customer" not in target.tables()

@@ -38,6 +38,10 @@ if TYPE_CHECKING:
     from migration_job.config import Settings
 
 INI_NAME = "alembic.ini"
+MULTIPLE_DATABASES = ("each of its revisions changes every database of the app's binds at "
+                      "once, which one DATABASE_URL, one lock and one version table cannot "
+                      "cover; migrate it with `flask db upgrade`, or split it into one project "
+                      "per database (nothing was applied)")
 # Applications built in this process, by working directory and FLASK_APP: the configuration
 # step builds it, the worker's runs of env.py use the same one.
 _APPS: dict[tuple[str, str], Flask] = {}
@@ -60,7 +64,20 @@ def migrations_ini(flask_app: str, secrets: tuple[str, ...] = ()) -> Path:
     ini = directory / INI_NAME
     if not ini.is_file():
         raise ConfigError(_no_ini(flask_app, directory))
+    if _migrates_every_bind(directory):
+        raise ConfigError(f"FLASK_APP={flask_app}: {directory} is a multi-database project "
+                          f"(flask db init --multidb): {MULTIPLE_DATABASES}")
     return ini
+
+
+def _migrates_every_bind(directory: Path) -> bool:
+    """Whether env.py is Flask-Migrate's multi-database template (it reads the app's
+    SQLALCHEMY_BINDS to migrate each bind's database too). A cheap text test, on every
+    start; should an edited env.py pass it, asking for a bind's engine is refused anyway."""
+    try:
+        return "SQLALCHEMY_BINDS" in (directory / "env.py").read_text(errors="replace")
+    except OSError:
+        return False  # Alembic reports a missing env.py
 
 
 def application(flask_app: str) -> Flask:
@@ -210,10 +227,8 @@ class JobEngines(Mapping[str | None, "Engine"]):
         if key is None:
             return self._engine
         raise ConfigError(
-            f"env.py asked for the engine of the bind {key!r}: a Flask-Migrate multi-database "
-            "project (flask db init --multidb) migrates several databases in one run, and the "
-            "job migrates one, DATABASE_URL, under its lock: it cannot migrate such a project "
-            "(nothing was applied)")
+            f"env.py asked for the engine of the bind {key!r}, a database of the app's "
+            f"other than DATABASE_URL, like a multi-database project: {MULTIPLE_DATABASES}")
 
     def __iter__(self) -> Iterator[str | None]:
         return iter((None,))

@@ -439,9 +439,10 @@ def create_app():
 '''
 
 
-def test_a_multi_database_project_exits_2_before_any_revision(tmp_path: Path) -> None:
-    """`flask db init --multidb`: env.py asks for the audit bind's engine, another database
-    the job has not locked: refused (exit 2), nothing applied."""
+def test_a_multi_database_project_is_refused_at_once(tmp_path: Path) -> None:
+    """`flask db init --multidb`: its env.py migrates the audit bind's database too, which the
+    job has not locked: refused before the database is even waited for (exit 2); an env.py
+    edited past that check asks for the bind's engine: refused too, before any revision."""
     root = tmp_path / "multidb"
     root.mkdir()
     (root / "multidb_app.py").write_text(MULTIDB_APP)
@@ -454,6 +455,14 @@ def test_a_multi_database_project_exits_2_before_any_revision(tmp_path: Path) ->
     result = run_job(env=job_env(DATABASE_URL=target.url, FLASK_APP="multidb_app:create_app",
                                  **uris), cwd=root)
     assert result.code == 2, result.stderr
-    assert "bind 'audit'" in result.event("configuration_error")["message"]
-    assert "revision_started" not in result.names()
+    assert "multi-database project" in result.event("configuration_error")["message"]
+    assert result.names() == ["configuration_error"]
+
+    env_py = root / "migrations" / "env.py"
+    env_py.write_text(env_py.read_text().replace("'SQLALCHEMY_BINDS'", "'SQLALCHEMY_' + 'BINDS'"))
+    edited = run_job(env=job_env(DATABASE_URL=target.url, FLASK_APP="multidb_app:create_app",
+                                 **uris), cwd=root)
+    assert edited.code == 2, edited.stderr
+    assert "bind 'audit'" in edited.event("configuration_error")["message"]
+    assert "revision_started" not in edited.names()
     assert "customer" not in target.tables()

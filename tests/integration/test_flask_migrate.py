@@ -3,16 +3,17 @@
 The project is made as a user makes it: an application package with a factory, models and
 `Migrate(app, db)`, then the pinned Flask-Migrate's own `flask db init` and `flask db migrate`
 (real subprocesses, FLASK_APP set) against a throwaway SQLite file. The job then migrates a
-real PostgreSQL database and a SQLite file with FLASK_APP and DATABASE_URL only; the app's own
-SQLALCHEMY_DATABASE_URI names yet another file, which nothing may touch.
+real PostgreSQL database, a MariaDB database and a SQLite file with FLASK_APP and DATABASE_URL
+only; the app's own SQLALCHEMY_DATABASE_URI names yet another file, which nothing may touch.
 
 Each generated revision also writes a row to the `applied` table (added to its upgrade(), as
-users adjust generated revisions): once per application, and on PostgreSQL whether it ran on
-the very session that holds the job's lock (MIGRATE_LOCK_KEY).
+users adjust generated revisions): once per application, and on PostgreSQL and MariaDB
+whether it ran on the very session that holds the job's lock (MIGRATE_LOCK_KEY).
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import shutil
@@ -29,9 +30,11 @@ import pytest
 
 from tests.integration.conftest import Database
 from tests.support.job import ENTRYPOINT, OUTPUTS, Result, job_env, parse_events, run_job
+from tests.support.mariadbserver import MariaDBServer
 from tests.support.projects import make_sqlite_project
 
 LOCK_KEY = "4242"
+_numbers = itertools.count()
 MODELS = '''\
 from flask_sqlalchemy import SQLAlchemy
 
@@ -93,15 +96,21 @@ BROKEN_IMPORT = "import shop_settings_module_that_is_not_there  # noqa\n"
 # Appended to each generated upgrade(): a row per application; on PostgreSQL, 1 when the
 # revision runs on the session that holds the job's lock (the key the test sets).
 RECORD = '''
-    # Added by the test: a row each time this revision runs.
+    # Added by the test: a row each time this revision runs; 1 when it runs on the session
+    # that holds the job's lock (the key the test sets), on the servers that can tell.
+    import os
     from alembic import context
     holds = 1
-    if not context.is_offline_mode() and op.get_bind().dialect.name == "postgresql":
-        import os
-        holds = op.get_bind().exec_driver_sql(
+    bind = None if context.is_offline_mode() else op.get_bind()
+    key = os.environ.get("MIGRATE_LOCK_KEY", "")
+    if bind is not None and bind.dialect.name == "postgresql":
+        holds = bind.exec_driver_sql(
             "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted"
             " AND objsubid = 1 AND classid = 0 AND objid::bigint = %(key)s"
-            " AND pid = pg_backend_pid()", {"key": int(os.environ["MIGRATE_LOCK_KEY"])}).scalar()
+            " AND pid = pg_backend_pid()", {"key": int(key)}).scalar()
+    elif bind is not None and bind.dialect.name in ("mysql", "mariadb"):
+        holds = bind.exec_driver_sql("SELECT IS_USED_LOCK(%s) = CONNECTION_ID()",
+                                     ("migration-job:" + key,)).scalar()
     op.execute(f"INSERT INTO applied (revision, holds_lock) VALUES ('{revision}', {holds})")
 '''
 TABLES = {"customer", "purchase", "applied", "alembic_version"}
@@ -253,11 +262,28 @@ class SqliteTarget(Target):
             "SELECT name FROM sqlite_master WHERE type = 'table'")}
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
+class MariaDBTarget(Target):
+    def __init__(self, server: MariaDBServer, name: str) -> None:
+        self.server = server
+        self.name = name
+        self.url = server.create_database(name)
+
+    def query(self, sql: str) -> list[tuple[Any, ...]]:
+        with closing(self.server.connect(self.name)) as connection, connection.cursor() as cursor:
+            cursor.execute(sql)
+            return list(cursor.fetchall())
+
+    def tables(self) -> set[str]:
+        return {str(row[0]) for row in self.query("SHOW TABLES")}
+
+
+@pytest.fixture(params=["postgresql", "sqlite", "mariadb"])
 def target(request: pytest.FixtureRequest, tmp_path: Path) -> Target:
-    """A fresh PostgreSQL database of the session's server, or a new SQLite file."""
+    """A fresh database: of the session's PostgreSQL or MariaDB server, or a SQLite file."""
     if request.param == "postgresql":
         return PostgresTarget(request.getfixturevalue("database"))
+    if request.param == "mariadb":
+        return MariaDBTarget(request.getfixturevalue("mariadb"), f"flask{next(_numbers)}")
     return SqliteTarget(tmp_path / "shop.db")
 
 

@@ -1,4 +1,5 @@
-"""The benchmark of issue 4, side by side: the job, plain Alembic, a psycopg2-only floor, dbmate.
+"""The benchmark of issues 4 and 9, side by side: the job, plain Alembic, a psycopg2-only floor,
+dbmate on PostgreSQL; the job and plain Alembic on SQLite (issue 9).
 
 Run it with `benchmarks/run` (which installs dbmate and matplotlib first), or, with those in
 place, `.venv/bin/python -m benchmarks.bench [--quick]` from the repository root. A full run
@@ -22,12 +23,14 @@ from benchmarks import (
     fleets,
     import_profile,
     noop_plot,
+    other_engines,
     report,
     side_by_side,
     targets,
     waiting,
 )
 from benchmarks.measure import close_launcher
+from benchmarks.sites import SqliteSite
 from benchmarks.world import FULL, QUICK, REPO, WORK, Bench, find_dbmate, prepare_histories
 from tests.support.pgserver import PostgresServer
 
@@ -79,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         fleet = fleets.fleet(bench, environment.usable_cores())
         stage("wait for a database that starts")
         wait = waiting.wait_for_start(bench)
+        engines = []
+        stage("SQLite: no-op at head and fleet, side by side with plain Alembic")
+        engines.append(other_engines.engine_benchmark(
+            bench, SqliteSite(WORK / "sqlite"), environment.usable_cores()))
         stage("report")
         env = environment.collect(REPO, server.bindir, dbmate)
         code_after = env.commit, environment.code_fingerprint(REPO)
@@ -92,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
     results = report.Report(env=env, profile=profile, command=command,
                             runtime_s=time.monotonic() - started, fast_path=bench.manifest,
                             notes=bench.notes, noop=noop, full=full, fleet=fleet, wait=wait,
-                            imports=imports, load=(load_before, os.getloadavg()))
+                            imports=imports, engines=engines, load=(load_before, os.getloadavg()))
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     raw = WORK / ("results-quick.json" if args.quick else "results.json")
     raw.write_text(json.dumps(dataclasses.asdict(results), indent=1, default=str))
@@ -100,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     markdown_path.write_text(benchmarks_md.markdown(results, plot_link))
     print(f"\nwrote {markdown_path.relative_to(REPO)}, {plot_path.relative_to(REPO)} and "
           f"{raw.relative_to(REPO)} in {results.runtime_s / 60:.1f} min\n", flush=True)
-    for target in targets.targets(results):
+    for target in targets.targets(results) + targets.all_engine_targets(results):
         print(f"  {'MET    ' if target.met else 'NOT MET'}  {target.what}: {target.goal}: "
               f"{target.measured}")
     return 0

@@ -5,9 +5,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from benchmarks.contenders import ALEMBIC, DBMATE, FLOOR, JOB, LABELS, NOOP_ORDER, PASS
+from benchmarks.fleets import FleetResults
+from benchmarks.import_profile import ImportProfile
 from benchmarks.measure import Summary, percentile, summarize
+from benchmarks.other_engines import EngineResults
 from benchmarks.report import Report, full_summary, ms, noop_summary, ratio
-from benchmarks.targets import fleet_ideal, targets
+from benchmarks.targets import (
+    FleetIdeal,
+    all_engine_targets,
+    fleet_ideal,
+    ideal_of,
+    targets,
+)
 
 
 def _load(load: tuple[float, float, float]) -> str:
@@ -22,8 +31,9 @@ def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
 
 def markdown(report: Report, plot_path: str) -> str:
     """The whole BENCHMARKS.md."""
-    out = _header(report) + _targets(report, plot_path) + _noop_at_head(report)
-    out += _import_time(report) + _full_upgrade(report) + _fleet(report) + _waiting(report)
+    out = _header(report) + _targets(report, plot_path) + _engine_targets(report)
+    out += _noop_at_head(report) + _import_time(report) + _full_upgrade(report)
+    out += _fleet(report) + _waiting(report) + _other_engines(report)
     out += _METHOD
     return "\n".join(out)
 
@@ -44,7 +54,10 @@ def _header(report: Report) -> list[str]:
         "(anything well above 0 means other work shared the CPUs)",
         f"- **Versions**: Python {env.python}; alembic {env.alembic}; SQLAlchemy "
         f"{env.sqlalchemy}; psycopg2 {env.psycopg2}; {env.postgresql}; {env.dbmate} "
-        f"(native binary from the npm package); matplotlib {env.matplotlib}",
+        f"(native binary from the npm package); matplotlib {env.matplotlib}"
+        + "".join(f"; {engine.version}" for engine in report.engines)
+        + (f"; PyMySQL {env.pymysql}" if any(e.dialect == "mysql" for e in report.engines)
+           else ""),
         f"- **Code measured**: commit {env.commit}; heads manifest (job fast path): "
         + ("written with `entrypoint.py manifest` for every history before measuring"
            if report.fast_path else "**not available** in this checkout (no `manifest` "
@@ -188,19 +201,24 @@ def _fleet(report: Report) -> list[str]:
            f"{fleet.size} revisions (median wall of {len(fleet.single_full)} single run(s): "
            f"{ideal.single_full_wall_s:.2f} s) + {fleet.runners - 1} x no-op CPU / C = "
            f"{ideal.behind_s:.2f} s.", ""]
+    out += _fleet_table(fleet, ideal)
+    out.append("")
+    return out
+
+
+def _fleet_table(fleet: FleetResults, ideal: FleetIdeal, server: bool = True) -> list[str]:
     rows = []
     for run in fleet.runs:
         ideal_s = ideal.at_head_s if run.state == "at head" else ideal.behind_s
         outcomes = "; ".join(f"{n} {what}" for what, n in sorted(run.outcomes.items()))
         rows.append([run.state, f"{run.wall_s:.2f}", f"{ratio(run.wall_s, ideal_s):.2f}x",
-                     f"{run.cpu_total_s:.2f}", f"{run.server_cpu_s:.2f}", str(run.failures),
+                     f"{run.cpu_total_s:.2f}",
+                     *([f"{run.server_cpu_s:.2f}"] if server else []), str(run.failures),
                      f"{run.revisions_applied} of {fleet.size}, max {run.max_applications}x",
                      outcomes])
-    out += _table(["state", "wall s", "vs ideal", "CPU s (all runners)", "server CPU s",
-                   "failures",
+    return _table(["state", "wall s", "vs ideal", "CPU s (all runners)",
+                   *(["server CPU s"] if server else []), "failures",
                    "revisions applied (times)", "what the runners did"], rows)
-    out.append("")
-    return out
 
 
 def _waiting(report: Report) -> list[str]:
@@ -239,6 +257,113 @@ def _waiting(report: Report) -> list[str]:
                     str(max(w.peak_attempts_1s for w in wait))]])
     out.append("")
     return out
+
+
+# Issue 9: the other engines ------------------------------------------------------------------
+
+def _engine_targets(report: Report) -> list[str]:
+    if not report.engines:
+        return []
+    names = " and ".join(e.name for e in report.engines)
+    out = [f"## Targets (issue 9): {names}", "",
+           "Each engine against plain `alembic upgrade head` on the same engine, same project "
+           "and same interpreter, measured in the same rounds of this run; the job runs as in "
+           "the image, with the heads manifest (see [Other engines](#other-engines-issue-9)).",
+           ""]
+    out += _table(["target", "goal", "measured", "verdict"],
+                  [[t.what, t.goal, t.measured, "MET" if t.met else "**NOT MET**"]
+                   for t in all_engine_targets(report)])
+    out.append("")
+    return out
+
+
+ENGINE_SETUP = {
+    "sqlite": "The databases are files in `benchmarks/work/sqlite/` (the job's URL "
+              "`sqlite:////abs/path.db`, its lock a `flock` on `<db>.migration-lock` beside "
+              "it); there is no server, so all the work is the runners' own CPU.",
+    "mysql": "One MariaDB server started by the benchmark with `tests/support/mariadbserver.py` "
+             "on 127.0.0.1 (free port, `max_connections=300`, "
+             "`innodb_flush_log_at_trx_commit=2`, no doublewrite buffer), root with a password "
+             "over TCP; the job and plain Alembic both connect with PyMySQL "
+             "(`mysql+pymysql://root:...@127.0.0.1:PORT/db`).",
+}
+
+
+def _other_engines(report: Report) -> list[str]:
+    if not report.engines:
+        return []
+    profile = report.profile
+    out = ["## Other engines (issue 9)", "",
+           "The same generated histories as on PostgreSQL (revision k creates a table or adds a "
+           "column and writes its `bench_audit` row), written in each engine's SQL (only the "
+           "audit table's timestamp column differs), in a project made of the example's "
+           "`alembic.ini`, `env.py` and models (its `env.py` reads `DATABASE_URL`, so the same "
+           "project serves every engine, for the job and for plain Alembic alike). The job runs "
+           "as on PostgreSQL and in the image: a heads manifest written with `entrypoint.py "
+           "manifest` for every history, so a no-op at head takes the fast path. Plain Alembic "
+           "runs its console script on the same interpreter against the same database. "
+           f"No-op: {profile.noop_runs} rounds after one discarded warm-up round, order "
+           "rotating, medians, measured by the same launcher as above. Fleets as on PostgreSQL "
+           f"({profile.fleet_runners} job processes spawned back to back, "
+           f"{profile.fleet_reps} repetition(s) of behind then at head, on the "
+           f"{profile.fleet_size}-revision history), with the ideals built the same way from "
+           "this engine's own numbers.", ""]
+    for engine in report.engines:
+        out += _engine_section(engine)
+    return out
+
+
+def _engine_section(engine: EngineResults) -> list[str]:
+    summary = {size: {name: summarize(s) for name, s in by_name.items()}
+               for size, by_name in engine.noop.items()}
+    sizes = sorted(summary)
+    out = [f"### {engine.name}", "", f"{engine.version}. {ENGINE_SETUP[engine.dialect]}", "",
+           "**No-op at head**", ""]
+    rows = []
+    for size in sizes:
+        for name in (JOB, ALEMBIC, PASS):
+            s = summary[size][name]
+            rows.append([str(size), LABELS[name],
+                         f"{ms(s.wall_ms)} ({ms(s.wall_min_ms)}-{ms(s.wall_max_ms)})",
+                         ms(s.cpu_ms), f"{s.rss_mb:.1f}"])
+    for name, samples in engine.references.items():
+        s = summarize(samples)
+        rows.append([f"({sizes[0]})", f"`{name}`",
+                     f"{ms(s.wall_ms)} ({ms(s.wall_min_ms)}-{ms(s.wall_max_ms)})",
+                     ms(s.cpu_ms), f"{s.rss_mb:.1f}"])
+    out += _table(["revisions", "contender", "wall ms: median (min-max)", "CPU ms (median)",
+                   "peak RSS MB"], rows)
+    out += ["", "**Ratios (medians)**", ""]
+    out += _table(["ratio", *(f"{n} revisions" for n in sizes)],
+                  [["job CPU / plain Alembic CPU",
+                    *(f"{ratio(summary[n][JOB].cpu_ms, summary[n][ALEMBIC].cpu_ms):.3f}x"
+                      for n in sizes)],
+                   ["job wall / plain Alembic wall",
+                    *(f"{ratio(summary[n][JOB].wall_ms, summary[n][ALEMBIC].wall_ms):.3f}x"
+                      for n in sizes)],
+                   ["job CPU - `python -c pass` CPU, ms",
+                    *(ms(summary[n][JOB].cpu_ms - summary[n][PASS].cpu_ms) for n in sizes)]])
+    out += ["", _engine_imports(engine.imports), ""]
+    fleet, ideal = engine.fleet, ideal_of(engine.fleet, engine.noop)
+    out += [f"**Fleet**: CPU-bound ideal on C = {fleet.cores} cores: at head {fleet.runners} x "
+            f"the job's no-op CPU time ({ms(ideal.noop_cpu_s * 1000)} ms, its median above at "
+            f"{fleet.size} revisions) / C = {ideal.at_head_s:.2f} s; behind: one runner's full "
+            f"upgrade of {fleet.size} revisions (median wall of {len(fleet.single_full)} "
+            f"single run(s): {ideal.single_full_wall_s:.2f} s) + {fleet.runners - 1} x no-op "
+            f"CPU / C = {ideal.behind_s:.2f} s.", ""]
+    out += _fleet_table(fleet, ideal, server=engine.dialect != "sqlite")
+    out.append("")
+    return out
+
+
+def _engine_imports(imports: ImportProfile) -> str:
+    top = ", ".join(f"`{name}` {ms(v)}" for name, v in list(imports.by_package_ms.items())[:6])
+    return (f"Where the job's no-op time goes: `python -X importtime entrypoint.py upgrade` at "
+            f"head, {imports.size} revisions: {imports.modules} modules imported, "
+            f"{ms(imports.total_ms)} ms of import time; of Alembic, SQLAlchemy, Mako and "
+            "tenacity it imported: " + (", ".join(f"`{m}`" for m in imports.heavy_imported)
+                                       or "none")
+            + f". Self time by package, ms: {top}.")
 
 
 _METHOD = [

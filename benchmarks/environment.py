@@ -28,6 +28,7 @@ class Environment:
     sqlalchemy: str
     psycopg2: str
     matplotlib: str
+    pymysql: str
     postgresql: str
     dbmate: str
     commit: str
@@ -99,6 +100,7 @@ def collect(repo: Path, postgres_bin: Path, dbmate: Path) -> Environment:
         psycopg2=_version("psycopg2-binary") if _version("psycopg2") == "not installed"
         else _version("psycopg2"),
         matplotlib=_version("matplotlib"),
+        pymysql=_version("PyMySQL"),
         postgresql=_output([str(postgres_bin / "postgres"), "--version"]),
         dbmate=_output([str(dbmate), "--version"]),
         commit=describe_code(repo),

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from benchmarks.histories import History
 from benchmarks.measure import Sample, launcher, run_once
 from benchmarks.side_by_side import verify_upgraded
+from benchmarks.sites import Site
 from benchmarks.world import Bench, output_file
 
 
@@ -52,21 +53,21 @@ def _outcome(log_text: str) -> str:
     return "fast path (no lock)"
 
 
-def run_fleet(bench: Bench, history: History, database: str, state: str,
-              runners: int) -> FleetRun:
+def run_fleet(bench: Bench, site: Site, history: History, database: str, state: str,
+              runners: int, tag: str = "fleet") -> FleetRun:
     """Start `runners` jobs at once; wait for all; check what reached the database."""
-    command = bench.job(history, bench.url(database), MIGRATE_LOG_FORMAT="json",
+    command = bench.job(history, site.url(database), MIGRATE_LOG_FORMAT="json",
                         MIGRATE_LOCK_TIMEOUT="300", MIGRATE_WAIT_TIMEOUT="60")
-    outputs = [output_file(f"fleet-{state}-{i:02d}") for i in range(runners)]
-    server_cpu = bench.server_cpu_s()
+    outputs = [output_file(f"{tag}-{state}-{i:02d}") for i in range(runners)]
+    server_cpu = site.server_cpu_s()
     started = time.monotonic()
     processes = [launcher().spawn(command, out) for out in outputs]
     samples = [launcher().reap(p) for p in processes]
     wall = time.monotonic() - started
     time.sleep(0.2)  # let the postmaster reap the last backends before reading its CPU time
-    server_cpu = bench.server_cpu_s() - server_cpu
+    server_cpu = site.server_cpu_s() - server_cpu
     codes = Counter(s.exit_code for s in samples)
-    counts = bench.audit_counts(database)
+    counts = site.audit_counts(database)
     outcomes = Counter(_outcome(out.read_text(errors="replace")) for out in outputs)
     return FleetRun(state=state, runners=runners, wall_s=wall,
                     cpu_total_s=sum(s.cpu_s for s in samples), server_cpu_s=server_cpu,
@@ -75,21 +76,28 @@ def run_fleet(bench: Bench, history: History, database: str, state: str,
                     max_applications=max(counts.values(), default=0), outcomes=dict(outcomes))
 
 
-def fleet(bench: Bench, cores: int) -> FleetResults:
-    """Fleets behind (empty database) and at head; and one runner's full upgrade."""
+def fleet(bench: Bench, cores: int, site: Site | None = None,
+          histories: dict[int, History] | None = None, tag: str = "fleet") -> FleetResults:
+    """Fleets behind (empty database) and at head; and one runner's full upgrade.
+
+    On PostgreSQL's server unless another engine's `site` and `histories` are given.
+    """
+    site = bench if site is None else site
+    histories = bench.histories if histories is None else histories
     size, runners = bench.profile.fleet_size, bench.profile.fleet_runners
-    history = bench.histories[size]
+    history = histories[size]
     database = "fleet"
     results = FleetResults(size=size, runners=runners, cores=cores)
     bench.say(f"  one runner, full upgrade of {size} revisions: {bench.profile.single_runs} runs")
     for _ in range(bench.profile.single_runs):
-        url = bench.recreate_database(database)
-        results.single_full.append(run_once(bench.job(history, url), output_file("fleet-single")))
-        verify_upgraded(bench, database, history)
+        url = site.recreate_database(database)
+        results.single_full.append(run_once(bench.job(history, url),
+                                            output_file(f"{tag}-single")))
+        verify_upgraded(site, database, history)
     for rep in range(bench.profile.fleet_reps):
         bench.say(f"  fleet {rep + 1}/{bench.profile.fleet_reps}: {runners} runners "
                   f"{size} revisions behind, then {runners} at head")
-        bench.recreate_database(database)
-        results.runs.append(run_fleet(bench, history, database, "behind", runners))
-        results.runs.append(run_fleet(bench, history, database, "at head", runners))
+        site.recreate_database(database)
+        results.runs.append(run_fleet(bench, site, history, database, "behind", runners, tag))
+        results.runs.append(run_fleet(bench, site, history, database, "at head", runners, tag))
     return results

@@ -9,6 +9,10 @@ Revision k (1-based) of a history of N:
 The Alembic revisions run exactly these SQL strings through `op.execute`, the dbmate files
 contain the same strings, and `all.sql` (for `psql -1 -f`) holds every revision's statements
 plus the `alembic_version` bookkeeping that Alembic itself would do.
+
+A history is written for one SQL dialect: PostgreSQL (the default), SQLite or MySQL/MariaDB.
+Only the audit table's timestamp column differs between them; every other statement is the
+same text on all three.
 """
 
 from __future__ import annotations
@@ -52,6 +56,18 @@ def downgrade() -> None:
 '''
 
 
+# The audit table per dialect: only the type and default of `applied_at` differ.
+AUDIT_DDL = {
+    "postgresql": "CREATE TABLE bench_audit (revision TEXT NOT NULL, "
+                  "applied_at TIMESTAMPTZ NOT NULL DEFAULT now());",
+    "sqlite": "CREATE TABLE bench_audit (revision TEXT NOT NULL, "
+              "applied_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP);",
+    "mysql": "CREATE TABLE bench_audit (revision TEXT NOT NULL, "
+             "applied_at TIMESTAMP NOT NULL DEFAULT CURRENT_TIMESTAMP);",
+}
+DIALECTS = tuple(AUDIT_DDL)
+
+
 @dataclass(frozen=True)
 class Revision:
     """One step of a generated history."""
@@ -70,6 +86,7 @@ class History:
     size: int
     root: Path
     head: str
+    dialect: str = "postgresql"
 
     @property
     def alembic_ini(self) -> Path:
@@ -97,8 +114,8 @@ def revision_id(number: int) -> str:
     return hashlib.sha1(f"bench-revision-{number}".encode(), usedforsecurity=False).hexdigest()[:12]
 
 
-def make_revisions(size: int) -> list[Revision]:
-    """The linear chain of `size` revisions."""
+def make_revisions(size: int, dialect: str = "postgresql") -> list[Revision]:
+    """The linear chain of `size` revisions, in `dialect`'s SQL."""
     revisions: list[Revision] = []
     previous: str | None = None
     for k in range(1, size + 1):
@@ -107,8 +124,7 @@ def make_revisions(size: int) -> list[Revision]:
         up: tuple[str, ...]
         down: tuple[str, ...]
         if k == 1:
-            up = ("CREATE TABLE bench_audit (revision TEXT NOT NULL, "
-                  "applied_at TIMESTAMPTZ NOT NULL DEFAULT now());",
+            up = (AUDIT_DDL[dialect],
                   "CREATE TABLE t00001 (id BIGINT PRIMARY KEY, note TEXT);", audit)
             down = ("DROP TABLE t00001;", "DROP TABLE bench_audit;")
         elif k % 2 == 1:
@@ -127,11 +143,15 @@ def _calls(statements: tuple[str, ...]) -> str:
     return "\n".join(f"    op.execute({statement!r})" for statement in statements)
 
 
-def write_history(repo: Path, root: Path, size: int) -> History:
-    """(Re)write the Alembic project, the dbmate files and all.sql for `size` revisions."""
+def write_history(repo: Path, root: Path, size: int, dialect: str = "postgresql") -> History:
+    """(Re)write the Alembic project, the dbmate files and all.sql for `size` revisions.
+
+    The project is the example's alembic.ini, env.py and models with the generated revisions:
+    its env.py reads DATABASE_URL, so plain Alembic and the job run it on any of the dialects.
+    """
     if root.exists():
         shutil.rmtree(root)
-    revisions = make_revisions(size)
+    revisions = make_revisions(size, dialect)
     project = root / "alembic"
     versions = project / "migrations" / "versions"
     versions.mkdir(parents=True)
@@ -161,4 +181,10 @@ def write_history(repo: Path, root: Path, size: int) -> History:
             bookkeeping.append(f"UPDATE alembic_version SET version_num='{r.revision}' "
                                f"WHERE alembic_version.version_num = '{r.down_revision}';")
     (root / "all.sql").write_text("\n".join(bookkeeping) + "\n")
-    return History(size=size, root=root, head=revisions[-1].revision)
+    return History(size=size, root=root, head=revisions[-1].revision, dialect=dialect)
+
+
+def setup_statements(history: History) -> list[str]:
+    """all.sql as single statements (each statement is one line; comments left out)."""
+    lines = history.all_sql.read_text().splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("--")]

@@ -6,6 +6,7 @@ import statistics
 from collections import Counter
 from dataclasses import dataclass
 
+from benchmarks.histories import History
 from benchmarks.measure import Command, run_once
 from benchmarks.world import Bench, output_file
 
@@ -34,18 +35,24 @@ def _medians(runs: list[Counter[str]]) -> dict[str, float]:
     return dict(sorted(medians.items(), key=lambda kv: -kv[1]))
 
 
-def import_profile(bench: Bench) -> ImportProfile:
-    """Run the job at head with -X importtime and fold the tree two ways."""
-    size = max(bench.profile.sizes)
-    history = bench.histories[size]
-    base = bench.job(history, bench.url(f"alembic_{size}"))
+def import_profile(bench: Bench, history: History | None = None,
+                   url: str | None = None) -> ImportProfile:
+    """Run the job at head with -X importtime and fold the tree two ways.
+
+    PostgreSQL's largest history unless another engine's `history` and `url` are given.
+    """
+    if history is None or url is None:
+        size = max(bench.profile.sizes)
+        history, url = bench.histories[size], bench.url(f"alembic_{size}")
+    size = history.size
+    base = bench.job(history, url)
     command = Command("job -X importtime", (base.argv[0], "-X", "importtime", *base.argv[1:]),
                       base.env, base.cwd)
     by_package: list[Counter[str]] = []
     by_importer: list[Counter[str]] = []
     counts: list[int] = []
     for _ in range(bench.profile.importtime_runs):
-        out = output_file("importtime")
+        out = output_file(f"importtime-{history.dialect}")
         run_once(command, out)
         packages: Counter[str] = Counter()
         importers: Counter[str] = Counter()

@@ -9,6 +9,7 @@ from benchmarks.environment import Environment
 from benchmarks.fleets import FleetResults
 from benchmarks.import_profile import ImportProfile
 from benchmarks.measure import Sample, Summary, summarize
+from benchmarks.other_engines import EngineResults
 from benchmarks.side_by_side import NoopResults
 from benchmarks.waiting import WaitRun
 from benchmarks.world import Profile
@@ -29,6 +30,7 @@ class Report:
     fleet: FleetResults
     wait: list[WaitRun]
     imports: ImportProfile
+    engines: list[EngineResults]
     load: tuple[tuple[float, float, float], tuple[float, float, float]]
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from benchmarks.contenders import IMPORT_PSYCOPG2, IMPORT_STACK, NO_SITE, PASS
 from benchmarks.histories import History
 from benchmarks.measure import Command, Sample, run_once
+from benchmarks.sites import Site
 from benchmarks.world import Bench, output_file
 
 
@@ -64,13 +65,13 @@ def noop_at_head(bench: Bench) -> NoopResults:
 
 # Full upgrade from empty --------------------------------------------------------------------
 
-def verify_upgraded(bench: Bench, database: str, history: History) -> None:
+def verify_upgraded(site: Site, database: str, history: History) -> None:
     """Every revision applied exactly once and the version table at head."""
-    counts = bench.audit_counts(database)
+    counts = site.audit_counts(database)
     if len(counts) != history.size or any(c != 1 for c in counts.values()):
         raise RuntimeError(f"{database}: expected {history.size} revisions applied once each, "
                            f"found {len(counts)} (max {max(counts.values(), default=0)} rows)")
-    if bench.alembic_version(database) != [history.head]:
+    if site.alembic_version(database) != [history.head]:
         raise RuntimeError(f"{database}: alembic_version is not {history.head}")
 
 

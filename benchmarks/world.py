@@ -44,14 +44,18 @@ class Profile:
     wait_reps: int
     wait_delay_s: tuple[float, float]
     importtime_runs: int
+    # History sizes of the no-op at head on the engines other than PostgreSQL (issue 9); the
+    # fleet's size must be one of them (its ideal is built from that size's no-op CPU time).
+    engine_sizes: tuple[int, ...]
 
 
 FULL = Profile(name="full", sizes=(10, 100, 500, 1000), noop_runs=15, full_size=500,
                full_runs=7, fleet_size=100, fleet_runners=50, fleet_reps=3, single_runs=3,
-               wait_reps=15, wait_delay_s=(2.0, 4.0), importtime_runs=3)
+               wait_reps=15, wait_delay_s=(2.0, 4.0), importtime_runs=3,
+               engine_sizes=(100, 500))
 QUICK = Profile(name="quick", sizes=(10, 100), noop_runs=3, full_size=100, full_runs=2,
                 fleet_size=100, fleet_runners=50, fleet_reps=1, single_runs=1, wait_reps=3,
-                wait_delay_s=(1.0, 2.0), importtime_runs=1)
+                wait_delay_s=(1.0, 2.0), importtime_runs=1, engine_sizes=(100,))
 
 
 def clean_env(**overrides: str) -> dict[str, str]:

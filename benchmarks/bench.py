@@ -1,5 +1,5 @@
 """The benchmark of issues 4 and 9, side by side: the job, plain Alembic, a psycopg2-only floor,
-dbmate on PostgreSQL; the job and plain Alembic on SQLite (issue 9).
+dbmate on PostgreSQL; the job and plain Alembic on SQLite and on MariaDB (issue 9).
 
 Run it with `benchmarks/run` (which installs dbmate and matplotlib first), or, with those in
 place, `.venv/bin/python -m benchmarks.bench [--quick]` from the repository root. A full run
@@ -30,8 +30,9 @@ from benchmarks import (
     waiting,
 )
 from benchmarks.measure import close_launcher
-from benchmarks.sites import SqliteSite
+from benchmarks.sites import MariaDBSite, SqliteSite
 from benchmarks.world import FULL, QUICK, REPO, WORK, Bench, find_dbmate, prepare_histories
+from tests.support.mariadbserver import running_mariadb
 from tests.support.pgserver import PostgresServer
 
 
@@ -86,6 +87,11 @@ def main(argv: list[str] | None = None) -> int:
         stage("SQLite: no-op at head and fleet, side by side with plain Alembic")
         engines.append(other_engines.engine_benchmark(
             bench, SqliteSite(WORK / "sqlite"), environment.usable_cores()))
+        stage("MariaDB: no-op at head and fleet, side by side with plain Alembic")
+        with running_mariadb() as mariadb:
+            bench.say(f"  MariaDB on 127.0.0.1:{mariadb.port} ({mariadb.base})")
+            engines.append(other_engines.engine_benchmark(
+                bench, MariaDBSite(mariadb), environment.usable_cores()))
         stage("report")
         env = environment.collect(REPO, server.bindir, dbmate)
         code_after = env.commit, environment.code_fingerprint(REPO)

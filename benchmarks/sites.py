@@ -1,4 +1,4 @@
-"""Where the engines of issue 9 keep their databases: SQLite files.
+"""Where the engines of issue 9 keep their databases: SQLite files, a throwaway MariaDB server.
 
 A site gives the fleet and the no-op scenarios what PostgreSQL's Bench gives them: a URL per
 database, a way to recreate a database, set-up to head, what a database recorded, and the
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Protocol
 
 from benchmarks.histories import History, setup_statements
+from tests.support.mariadbserver import MariaDBServer
 
 
 class Site(Protocol):
@@ -116,3 +117,77 @@ class SqliteSite:
             connection.close()
         os.sync()
 
+
+def _quote(name: str) -> str:
+    return "`" + name.replace("`", "``") + "`"
+
+
+class MariaDBSite:
+    """Databases on a throwaway MariaDB server (tests/support/mariadbserver.py)."""
+
+    name = "MariaDB"
+    dialect = "mysql"
+
+    def __init__(self, server: MariaDBServer) -> None:
+        self.server = server
+
+    def url(self, database: str) -> str:
+        """mysql+pymysql://root:...@127.0.0.1:PORT/database"""
+        return self.server.url(database)
+
+    def recreate_database(self, name: str) -> str:
+        """DROP DATABASE and CREATE DATABASE, then a sync so the next run's writes are its own."""
+        connection = self.server.connect()
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(f"DROP DATABASE IF EXISTS {_quote(name)}")
+                cursor.execute(f"CREATE DATABASE {_quote(name)}")
+        finally:
+            connection.close()
+        os.sync()
+        return self.url(name)
+
+    def _query(self, database: str, sql: str) -> list[tuple[object, ...]]:
+        connection = self.server.connect(database)
+        try:
+            with connection.cursor() as cursor:
+                cursor.execute(sql)
+                return list(cursor.fetchall())
+        finally:
+            connection.close()
+
+    def audit_counts(self, database: str) -> dict[str, int]:
+        """Rows in bench_audit per revision step."""
+        rows = self._query(database, "SELECT revision, count(*) FROM bench_audit "
+                                     "GROUP BY revision")
+        return {str(r[0]): int(str(r[1])) for r in rows}
+
+    def alembic_version(self, database: str) -> list[str]:
+        """What alembic_version says."""
+        return sorted(str(r[0]) for r in self._query(database,
+                                                     "SELECT version_num FROM alembic_version"))
+
+    def server_cpu_s(self) -> float:
+        """mariadbd's user + system time (one process: its sessions are threads)."""
+        pid = self.server.pid()
+        if pid is None:
+            return 0.0
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0.0
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+    def version(self) -> str:
+        """SELECT VERSION()."""
+        return f"MariaDB {self.server.scalar('SELECT VERSION()')}"
+
+    def load_to_head(self, database: str, history: History) -> None:
+        """all.sql statement by statement (MySQL commits each DDL statement by itself)."""
+        connection = self.server.connect(database)
+        try:
+            with connection.cursor() as cursor:
+                for statement in setup_statements(history):
+                    cursor.execute(statement)
+        finally:
+            connection.close()

@@ -13,8 +13,10 @@ from benchmarks.report import Report, full_summary, ms, noop_summary, ratio
 from benchmarks.targets import (
     FleetIdeal,
     all_engine_targets,
+    cores_left,
     fleet_ideal,
     ideal_of,
+    ideal_on_cores_left,
     targets,
 )
 
@@ -200,10 +202,18 @@ def _fleet(report: Report) -> list[str]:
            f"revisions) / C = {ideal.at_head_s:.2f} s; behind: one runner's full upgrade of "
            f"{fleet.size} revisions (median wall of {len(fleet.single_full)} single run(s): "
            f"{ideal.single_full_wall_s:.2f} s) + {fleet.runners - 1} x no-op CPU / C = "
-           f"{ideal.behind_s:.2f} s.", ""]
+           f"{ideal.behind_s:.2f} s. {FLEET_OTHER_WORK}", ""]
     out += _fleet_table(fleet, ideal)
     out.append("")
     return out
+
+
+FLEET_OTHER_WORK = (
+    "**Other work** is the CPU time the rest of the machine used during the fleet (all CPUs' "
+    "busy time from `/proc/stat`, steal time included, minus the runners' and the server's): "
+    "**cores left** = C - other work / wall, and **vs ideal on the cores left** is the ideal "
+    "computed with those cores instead of C. Only the plain *vs ideal* is the issue's "
+    "definition; the other tells a fleet slowed by other work from one slowed by itself.")
 
 
 def _fleet_table(fleet: FleetResults, ideal: FleetIdeal, server: bool = True) -> list[str]:
@@ -211,13 +221,17 @@ def _fleet_table(fleet: FleetResults, ideal: FleetIdeal, server: bool = True) ->
     for run in fleet.runs:
         ideal_s = ideal.at_head_s if run.state == "at head" else ideal.behind_s
         outcomes = "; ".join(f"{n} {what}" for what, n in sorted(run.outcomes.items()))
+        left_ratio = ratio(run.wall_s, ideal_on_cores_left(fleet, ideal, run))
         rows.append([run.state, f"{run.wall_s:.2f}", f"{ratio(run.wall_s, ideal_s):.2f}x",
                      f"{run.cpu_total_s:.2f}",
-                     *([f"{run.server_cpu_s:.2f}"] if server else []), str(run.failures),
+                     *([f"{run.server_cpu_s:.2f}"] if server else []),
+                     f"{run.other_cpu_s:.2f}", f"{cores_left(fleet, run):.2f}",
+                     f"{left_ratio:.2f}x", str(run.failures),
                      f"{run.revisions_applied} of {fleet.size}, max {run.max_applications}x",
                      outcomes])
     return _table(["state", "wall s", "vs ideal", "CPU s (all runners)",
-                   *(["server CPU s"] if server else []), "failures",
+                   *(["server CPU s"] if server else []), "other work CPU s", "cores left",
+                   "vs ideal on the cores left", "failures",
                    "revisions applied (times)", "what the runners did"], rows)
 
 
@@ -350,7 +364,8 @@ def _engine_section(engine: EngineResults) -> list[str]:
             f"{fleet.size} revisions) / C = {ideal.at_head_s:.2f} s; behind: one runner's full "
             f"upgrade of {fleet.size} revisions (median wall of {len(fleet.single_full)} "
             f"single run(s): {ideal.single_full_wall_s:.2f} s) + {fleet.runners - 1} x no-op "
-            f"CPU / C = {ideal.behind_s:.2f} s.", ""]
+            f"CPU / C = {ideal.behind_s:.2f} s. Other work and cores left as for PostgreSQL's "
+            "fleet.", ""]
     out += _fleet_table(fleet, ideal, server=engine.dialect != "sqlite")
     out.append("")
     return out

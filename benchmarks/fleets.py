@@ -7,7 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from benchmarks.histories import History
-from benchmarks.measure import Sample, launcher, run_once
+from benchmarks.measure import Sample, launcher, machine_busy_s, run_once
 from benchmarks.side_by_side import verify_upgraded
 from benchmarks.sites import Site
 from benchmarks.world import Bench, output_file
@@ -22,6 +22,9 @@ class FleetRun:
     wall_s: float
     cpu_total_s: float
     server_cpu_s: float
+    # CPU time the rest of the machine used meanwhile (busy CPU time of all CPUs, steal
+    # included, minus the runners' and the server's): other work that shared the cores.
+    other_cpu_s: float
     failures: int
     exit_codes: dict[int, int]
     revisions_applied: int
@@ -60,17 +63,21 @@ def run_fleet(bench: Bench, site: Site, history: History, database: str, state: 
                         MIGRATE_LOCK_TIMEOUT="300", MIGRATE_WAIT_TIMEOUT="60")
     outputs = [output_file(f"{tag}-{state}-{i:02d}") for i in range(runners)]
     server_cpu = site.server_cpu_s()
+    busy = machine_busy_s()
     started = time.monotonic()
     processes = [launcher().spawn(command, out) for out in outputs]
     samples = [launcher().reap(p) for p in processes]
     wall = time.monotonic() - started
+    busy = machine_busy_s() - busy
     time.sleep(0.2)  # let the postmaster reap the last backends before reading its CPU time
     server_cpu = site.server_cpu_s() - server_cpu
+    runners_cpu = sum(s.cpu_s for s in samples)
     codes = Counter(s.exit_code for s in samples)
     counts = site.audit_counts(database)
     outcomes = Counter(_outcome(out.read_text(errors="replace")) for out in outputs)
     return FleetRun(state=state, runners=runners, wall_s=wall,
-                    cpu_total_s=sum(s.cpu_s for s in samples), server_cpu_s=server_cpu,
+                    cpu_total_s=runners_cpu, server_cpu_s=server_cpu,
+                    other_cpu_s=max(0.0, busy - runners_cpu - server_cpu),
                     failures=sum(n for code, n in codes.items() if code != 0),
                     exit_codes=dict(codes), revisions_applied=len(counts),
                     max_applications=max(counts.values(), default=0), outcomes=dict(outcomes))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import marshal
+import os
 import statistics
 import subprocess
 import sys
@@ -122,6 +123,22 @@ def run_once(command: Command, output: Path, *, check: bool = True) -> Sample:
         tail = output.read_text(errors="replace")[-2000:]
         raise CommandFailed(f"{command.name} exited {sample.exit_code}:\n{tail}")
     return sample
+
+
+def machine_busy_s() -> float:
+    """CPU time every CPU of the machine has been busy since boot, steal time included.
+
+    From /proc/stat's `cpu` line: user, nice, system, irq, softirq and steal (the time a virtual
+    CPU wanted to run but the host ran something else); idle and iowait are not busy. The
+    difference over a window, minus what the measured processes used, is what other work took.
+    """
+    try:
+        with open("/proc/stat") as stat:
+            fields = stat.readline().split()
+    except OSError:
+        return 0.0
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(f) for f in fields[1:9])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
 
 
 def run_simple(argv: Sequence[str], *, env: Mapping[str, str] | None = None,

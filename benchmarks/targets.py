@@ -6,7 +6,7 @@ import statistics
 from dataclasses import dataclass
 
 from benchmarks.contenders import ALEMBIC, DBMATE, FLOOR, JOB
-from benchmarks.fleets import FleetResults
+from benchmarks.fleets import FleetResults, FleetRun
 from benchmarks.measure import Sample, percentile, summarize
 from benchmarks.other_engines import EngineResults
 from benchmarks.report import Report, full_summary, ms, noop_summary, ratio
@@ -62,6 +62,29 @@ def fleet_ideal(report: Report) -> FleetIdeal:
     return ideal_of(report.fleet, report.noop.samples)
 
 
+def cores_left(fleet: FleetResults, run: FleetRun) -> float:
+    """The cores other work left to this fleet: C minus other work's CPU time / wall time."""
+    return fleet.cores - run.other_cpu_s / run.wall_s if run.wall_s > 0 else fleet.cores
+
+
+def ideal_on_cores_left(fleet: FleetResults, ideal: FleetIdeal, run: FleetRun) -> float:
+    """The run's ideal with C replaced by the cores other work left to it during the run.
+
+    Not the issue's definition (that is C, the whole machine): it tells a fleet slowed by other
+    work on the machine from a fleet slowed by itself.
+    """
+    left = max(cores_left(fleet, run), 0.01)
+    if run.state == "at head":
+        return fleet.runners * ideal.noop_cpu_s / left
+    return ideal.single_full_wall_s + (fleet.runners - 1) * ideal.noop_cpu_s / left
+
+
+def ratio_on_cores_left(fleet: FleetResults, ideal: FleetIdeal, state: str) -> float:
+    """Median over the fleets in `state` of wall / ideal on the cores other work left."""
+    return statistics.median(ratio(r.wall_s, ideal_on_cores_left(fleet, ideal, r))
+                             for r in fleet.runs if r.state == state)
+
+
 def median_wall(fleet: FleetResults, state: str) -> float:
     """Median wall time to all done of the fleets in `state`."""
     return statistics.median(r.wall_s for r in fleet.runs if r.state == state)
@@ -113,12 +136,14 @@ def targets(report: Report) -> list[Target]:
                f"{full[ALEMBIC].wall_ms / 1000:.2f} s)", full_ratio <= 1.1),
         Target(f"Fleet: {report.fleet.runners} runners at head, {report.fleet.cores} cores",
                "<= 1.5x CPU-bound ideal",
-               f"{head_ratio:.3f}x ({head_wall:.2f} s vs ideal {ideal.at_head_s:.2f} s)",
-               head_ratio <= 1.5),
+               f"{head_ratio:.3f}x ({head_wall:.2f} s vs ideal {ideal.at_head_s:.2f} s; "
+               f"{ratio_on_cores_left(report.fleet, ideal, 'at head'):.2f}x on the cores "
+               "other work left)", head_ratio <= 1.5),
         Target(f"Fleet: {report.fleet.runners} runners {report.fleet.size} revisions behind",
                "<= 1.3x CPU-bound ideal",
-               f"{behind_ratio:.3f}x ({behind_wall:.2f} s vs ideal {ideal.behind_s:.2f} s)",
-               behind_ratio <= 1.3),
+               f"{behind_ratio:.3f}x ({behind_wall:.2f} s vs ideal {ideal.behind_s:.2f} s; "
+               f"{ratio_on_cores_left(report.fleet, ideal, 'behind'):.2f}x on the cores "
+               "other work left)", behind_ratio <= 1.3),
         Target("Fleet: failures", "0", f"{failures} non-zero exits in {fleets} fleets",
                failures == 0),
         Target("Fleet: applications per revision", "every revision applied once",
@@ -170,8 +195,9 @@ def engine_targets(engine: EngineResults) -> list[Target]:
                cpu_ratio <= NOOP_CPU_LIMIT),
         Target(f"{name}: fleet of {fleet.runners} at head, {fleet.cores} cores",
                f"<= {FLEET_AT_HEAD_LIMIT:g}x CPU-bound ideal",
-               f"{head_ratio:.3f}x ({head_wall:.2f} s vs ideal {ideal.at_head_s:.2f} s)",
-               head_ratio <= FLEET_AT_HEAD_LIMIT),
+               f"{head_ratio:.3f}x ({head_wall:.2f} s vs ideal {ideal.at_head_s:.2f} s; "
+               f"{ratio_on_cores_left(fleet, ideal, 'at head'):.2f}x on the cores other work "
+               "left)", head_ratio <= FLEET_AT_HEAD_LIMIT),
         Target(f"{name}: fleet failures and applications", "0 failures; every revision once",
                f"{failures} non-zero exits in {len(fleet.runs)} fleets; "
                + ("once each, in every fleet" if not bad else

@@ -399,6 +399,10 @@ _METHOD = [
     "installs no such file, so its Python start-up is cheaper for all of them.",
     "- `dbmate up` also checks that the database exists (one extra connection); it is "
     "the native binary from the `@dbmate/linux-x64` npm package, not the Node shim.",
+    "- The other engines (issue 9) are measured after PostgreSQL's scenarios, in the same "
+    "run and by the same launcher; the MariaDB server runs only during its own stage, and "
+    "the PostgreSQL server idles meanwhile. SQLite's files live under `benchmarks/work/`, "
+    "beside the generated histories.",
     "- Raw samples: `benchmarks/work/results.json`; each contender's last output: "
     "`benchmarks/work/output/`.",
     "",

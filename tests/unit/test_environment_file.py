@@ -11,7 +11,9 @@ import yaml
 
 from tests.support.job import REPO
 
-PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)")
+# name[extras]==version, and an environment marker after ';' (the lock keeps them).
+PIN = re.compile(r"([A-Za-z0-9][A-Za-z0-9._-]*)(?:\[[A-Za-z0-9,._-]+\])?==([^\s;\\]+)"
+                 r"(?:\s*;.*)?")
 
 
 def normalized(name: str) -> str:

@@ -37,6 +37,9 @@ UNENCODED_CHARACTERS = ("DATABASE_URL has an '@' after a '/', '#' or '?': URL-en
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+# A URL scheme as SQLAlchemy writes them: RFC 3986's letters, digits, '+', '-' and '.', and '_'
+# (a driver such as psycopg_async).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-_]*")
 # RFC 3986 ends a URL's authority (user:password@host:port) at the first of these.
 _AUTHORITY_END = re.compile(r"[/?#]")
 # A query parameter's value, where an '@' is data rather than the end of a password.
@@ -62,7 +65,8 @@ class Settings(NamedTuple):
     """
 
     command: str
-    # SQLAlchemy URL with the driver the job ships spelled out; None means libpq's PG* variables.
+    # SQLAlchemy URL with the driver the job ships spelled out (engines.job_url); None means
+    # libpq's PG* variables.
     database_url: str | None
     alembic_config: Path
     # Revision to upgrade (or downgrade) to.
@@ -91,6 +95,8 @@ class Settings(NamedTuple):
     # FLASK_APP, when the project is that Flask application's Flask-Migrate project; then
     # alembic_config is the alembic.ini in its migrations directory (migration_job.flask_app).
     flask_app: str | None = None
+    # The URL as given: env.py gets its driver from it (engines.env_url); None as above.
+    given_url: str | None = None
 
     @property
     def ini_config(self) -> Path | None:
@@ -139,30 +145,27 @@ def normalize_url(url: str) -> tuple[str, tuple[str, ...]]:
     """
     secrets = url_secrets(url)
     try:
-        normalized = f"{_check_url(url)}://{url.split('://', 1)[1]}"
+        _check_url(url)
+        normalized = engines.job_url(url)
         engines.engine_for(normalized).check_url(normalized)
     except ConfigError as error:
         raise UrlError(str(error), secrets) from None
     return normalized, secrets
 
 
-def _check_url(url: str) -> str:
-    """The SQLAlchemy scheme for `url`; a ConfigError, quoting only the scheme, if unusable."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        raise ConfigError(MALFORMED_URL) from None
-    scheme = parts.scheme.lower()
-    if not scheme or "://" not in url:
+def _check_url(url: str) -> None:
+    """Raise ConfigError, quoting only the scheme, if `url` is unusable."""
+    scheme, separator, rest = url.partition("://")
+    if not _SCHEME.fullmatch(scheme) or not separator:
         raise ConfigError(MALFORMED_URL)
-    sqlalchemy_scheme = engines.sqlalchemy_scheme(scheme)
-    if _password_not_encoded(url.split("://", 1)[1]):
+    engines.sqlalchemy_scheme(scheme.lower())  # raises for a scheme or driver not supported
+    if _password_not_encoded(rest):
         raise ConfigError(UNENCODED_CHARACTERS)
     try:
-        parts.port  # noqa: B018  (raises ValueError on a malformed port)
+        # urlsplit takes no '_' in a scheme (postgresql+psycopg_async): it reads the rest.
+        urlsplit(f"db://{rest}").port  # noqa: B018  (raises ValueError on a malformed port)
     except ValueError:
         raise ConfigError(f"{MALFORMED_URL} (the port is not a number up to 65535)") from None
-    return sqlalchemy_scheme
 
 
 def _authority_end(rest: str) -> int:
@@ -333,6 +336,7 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         x_arguments=_x_arguments(options.get("x"), env.get("MIGRATE_X_ARGS", "")),
         ini_section=ini_section,
         toml_config=toml_config,
+        given_url=raw_url,
     )
     if flask_app is None:
         return settings

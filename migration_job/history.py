@@ -17,36 +17,54 @@ from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
 from migration_job.config import Settings
-from migration_job.engines import sqlalchemy_url
+from migration_job.engines import env_url
 from migration_job.errors import ConfigError, HistoryError
 from migration_job.manifest import write_manifest
 
 # Alembic's own pattern for a relative revision ([branch@][revision]+N or -N), used with
 # .match() as Alembic uses it, so that the job refuses exactly what Alembic would read so.
 RELATIVE_TARGET = re.compile(r"(?:(.+?)@)?(\w+)?((?:\+|-)\d+)")
+# What an env.py that runs asyncio says (Alembic's async templates say the first and last).
+ASYNC_ENV = re.compile(r"\basync_engine_from_config\b|\bcreate_async_engine\b|\basyncio\.run\(")
 # Alembic's errors that a history (not a bug) causes.
 ALEMBIC_ERRORS = (CommandError, RevisionError)
 
 
 def alembic_config(settings: Settings) -> Config:
-    """Alembic's Config for the project, with the job's URL in sqlalchemy.url.
-
-    The URL goes through ConfigParser interpolation, so a '%' in it (an URL-encoded password)
-    is doubled; otherwise '%40' in a password would be read as an interpolation and fail.
-    """
+    """Alembic's Config for the project (its sqlalchemy.url set by `point_env_at_database`)."""
     if settings.flask_app is not None:
         from migration_job.flask_app import alembic_config as flask_migrate_config
 
-        config = flask_migrate_config(settings)
-    else:
-        config = Config(settings.ini_config, toml_file=settings.toml_config,
-                        ini_section=settings.ini_section,
-                        cmd_opts=Namespace(x=list(settings.x_arguments)))
-    if settings.database_url is not None:
-        config.set_main_option("sqlalchemy.url", settings.database_url.replace("%", "%%"))
-    elif not config.get_main_option("sqlalchemy.url"):
-        config.set_main_option("sqlalchemy.url", sqlalchemy_url(None))
-    return config
+        return flask_migrate_config(settings)
+    return Config(settings.ini_config, toml_file=settings.toml_config,
+                  ini_section=settings.ini_section,
+                  cmd_opts=Namespace(x=list(settings.x_arguments)))
+
+
+def point_env_at_database(config: Config, settings: Settings, scripts: ScriptDirectory) -> None:
+    """Put the job's database in sqlalchemy.url, with the driver env.py gets
+    (engines.env_url: the one the URL names, else one that fits env.py).
+
+    The URL goes through ConfigParser interpolation, so a '%' in it (an URL-encoded password)
+    is doubled; otherwise '%40' in a password would be read as an interpolation and fail.
+    Without a URL (libpq's PG* variables) a sqlalchemy.url of the project's own stands.
+    """
+    if settings.given_url is None and config.get_main_option("sqlalchemy.url"):
+        return
+    # Flask-Migrate's env.py gets the job's own (synchronous) engine for this URL.
+    runs_asyncio = settings.flask_app is None and env_runs_asyncio(scripts.env_py_location)
+    url = env_url(settings.given_url, runs_asyncio)
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+
+
+def env_runs_asyncio(env_py: str) -> bool:
+    """Whether the project's env.py runs its migrations through asyncio (Alembic's async
+    templates), read from its source: such an env.py needs an async driver."""
+    try:
+        with open(env_py, encoding="utf-8") as file:
+            return ASYNC_ENV.search(file.read()) is not None
+    except (OSError, UnicodeDecodeError):
+        return False  # Alembic reports a missing or unreadable env.py itself
 
 
 def load_scripts(config: Config) -> ScriptDirectory:
@@ -126,6 +144,7 @@ def load_history(settings: Settings) -> History:
     """Config plus every revision file read (errors in them surface now, exit 7)."""
     config = alembic_config(settings)
     scripts = load_scripts(config)
+    point_env_at_database(config, settings, scripts)
     if settings.flask_app is not None:
         from migration_job.flask_app import run_env_in_app_context
 

@@ -20,7 +20,9 @@ from sqlalchemy.pool import NullPool
 from migration_job.config import Settings
 from migration_job.engines import Engine, MigrationLock, sqlalchemy_url
 from migration_job.engines.unfinished import UnfinishedLog, repair_advice
+from migration_job.env_drivers import driver_mismatch
 from migration_job.errors import (
+    DatabaseUnreachable,
     HistoryError,
     JobError,
     LockLost,
@@ -124,7 +126,7 @@ def _gated_body(body: Any, context: MigrationContext, statement: str,
                 parameters: dict[str, int]) -> Any:
     def gated_body(*args: Any, **kwargs: Any) -> None:
         assert context.connection is not None
-        context.connection.exec_driver_sql(statement, parameters)
+        context.connection.execute(sqlalchemy.text(statement), parameters)
         body(*args, **kwargs)
 
     return gated_body
@@ -193,6 +195,11 @@ def current_through_env(settings: Settings, history: History) -> tuple[str, ...]
                 scripts.run_env()
     except CommandError as error:
         raise HistoryError(f"Alembic refused: {first_line(error)}") from None
+    except Exception as error:
+        mismatch = driver_mismatch(error, config)
+        if mismatch is None:
+            raise
+        raise mismatch from None
     finally:
         config.attributes.pop("connection", None)
         engine.dispose()
@@ -230,9 +237,13 @@ def run_alembic(settings: Settings, history: History, destination: str, progress
                       f"this engine cannot roll back DDL, so part of it may be applied. "
                       f"{repair_advice(revision)}", revision=revision)
         interruption.check()
-        if progress.running is None and not isinstance(error, (DBAPIError, *engine.errors)):
-            raise  # env.py itself is broken: a traceback helps more than a summary
-        raise _failure(engine, error, progress) from None
+        if progress.running is None:
+            mismatch = driver_mismatch(error, history.config)
+            if mismatch is not None:
+                raise mismatch from None
+            if not isinstance(error, (DBAPIError, *engine.errors)):
+                raise  # env.py itself is broken: a traceback helps more than a summary
+        raise _failure(engine, error, progress, lock) from None
 
 
 def _database_error(engine: Engine, error: BaseException) -> BaseException:
@@ -252,12 +263,17 @@ def _database_error(engine: Engine, error: BaseException) -> BaseException:
     return next((e for e in chain if engine.is_connection_lost(e)), chain[0])
 
 
-def _failure(engine: Engine, error: Exception, progress: Progress) -> JobError:
+def _failure(engine: Engine, error: Exception, progress: Progress,
+             lock: MigrationLock) -> JobError:
     cause = _database_error(engine, error)
     revision = progress.revision_of(progress.running) if progress.running else None
     where = (f"revision {revision} ({progress.running.doc or 'no message'})"
              if progress.running else "env.py, before any revision")
     if engine.is_connection_lost(cause) and engine.transactional_ddl:
+        if _still_held(engine, lock):  # env.py's own connection (another driver) ended
+            return DatabaseUnreachable(
+                f"lost the database connection that ran {where} ({first_line(cause)}); the "
+                "server rolled that revision back; run the job again")
         # The revisions run on the session that holds the lock: losing one loses both.
         return LockLost(
             f"lost the migration lock: the database session holding it ended during {where} "
@@ -275,3 +291,13 @@ def _failure(engine: Engine, error: Exception, progress: Progress) -> JobError:
                                 "the migrations need, or run the job as the owner")
     advice = engine.failure_advice(cause) or "fix the migration and deploy again"
     return MigrationFailed(f"{rolled_back}; {advice}")
+
+
+def _still_held(engine: Engine, lock: MigrationLock) -> bool:
+    """Whether the job's session still holds the lock (after a connection was lost)."""
+    gone: tuple[type[Exception], ...] = (LockLost, *engine.errors)
+    try:
+        lock.verify()
+    except gone:
+        return False
+    return True

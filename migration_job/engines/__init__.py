@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import importlib
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from migration_job.project import Project
 
 __all__ = ["APPLICATION_NAME", "Engine", "Holder", "MigrationLock", "Session", "engine_for",
-           "sqlalchemy_scheme", "sqlalchemy_url"]
+           "env_url", "job_url", "sqlalchemy_scheme", "sqlalchemy_url"]
 
 # Unique per process, so that a signal can find and cancel this job's statements on the server,
 # those of a project's own env.py engine included.
@@ -35,26 +35,52 @@ class Scheme(NamedTuple):
     engine: str
     # The SQLAlchemy dialect and driver the job connects with (the driver it ships).
     sqlalchemy: str
+    # The SQLAlchemy dialect and driver that the project's env.py gets in sqlalchemy.url: for
+    # a synchronous env.py, and for one that runs asyncio. A URL that names a driver gives
+    # env.py that driver either way (env.py then fails if it cannot use it: exit 2).
+    env: str
+    async_env: str
 
 
+def _named(engine: str, job: str, driver: str) -> Scheme:
+    """A scheme that names the driver env.py gets, whatever env.py is."""
+    return Scheme(engine, job, driver, driver)
+
+
+PSYCOPG2 = "postgresql+psycopg2"
+# A bare PostgreSQL URL is read by libpq's rules (sslmode=..., PG* variables, passfiles): an
+# env.py that runs asyncio gets psycopg 3's async mode, which is libpq too (and SQLAlchemy
+# 2.1's own reading of a bare postgresql://); asyncpg reads neither the query nor PGAPPNAME.
+BARE_POSTGRES = Scheme("postgres", PSYCOPG2, PSYCOPG2, "postgresql+psycopg_async")
 SCHEMES = {
-    "postgres": Scheme("postgres", "postgresql+psycopg2"),
-    "postgresql": Scheme("postgres", "postgresql+psycopg2"),
-    "postgresql+psycopg2": Scheme("postgres", "postgresql+psycopg2"),
-    "mysql": Scheme("mysql", "mysql+pymysql"),
-    "mysql+pymysql": Scheme("mysql", "mysql+pymysql"),
+    "postgres": BARE_POSTGRES,
+    "postgresql": BARE_POSTGRES,
+    "postgresql+psycopg2": _named("postgres", PSYCOPG2, PSYCOPG2),
+    # psycopg 3: SQLAlchemy picks its async mode by itself under create_async_engine.
+    "postgresql+psycopg": _named("postgres", PSYCOPG2, "postgresql+psycopg"),
+    "postgresql+psycopg_async": _named("postgres", PSYCOPG2, "postgresql+psycopg_async"),
+    "postgresql+asyncpg": _named("postgres", PSYCOPG2, "postgresql+asyncpg"),
+    # MySQL, MariaDB and SQLite: the job ships no async driver (aiomysql, asyncmy, aiosqlite).
+    "mysql": _named("mysql", "mysql+pymysql", "mysql+pymysql"),
+    "mysql+pymysql": _named("mysql", "mysql+pymysql", "mysql+pymysql"),
     # The tutorial's driver (mysqlclient, a C extension): the job ships PyMySQL instead.
-    "mysql+mysqldb": Scheme("mysql", "mysql+pymysql"),
-    "mariadb": Scheme("mysql", "mariadb+pymysql"),
-    "mariadb+pymysql": Scheme("mysql", "mariadb+pymysql"),
-    "mariadb+mysqldb": Scheme("mysql", "mariadb+pymysql"),
-    "sqlite": Scheme("sqlite", "sqlite+pysqlite"),
-    "sqlite+pysqlite": Scheme("sqlite", "sqlite+pysqlite"),
+    "mysql+mysqldb": _named("mysql", "mysql+pymysql", "mysql+pymysql"),
+    "mariadb": _named("mysql", "mariadb+pymysql", "mariadb+pymysql"),
+    "mariadb+pymysql": _named("mysql", "mariadb+pymysql", "mariadb+pymysql"),
+    "mariadb+mysqldb": _named("mysql", "mariadb+pymysql", "mariadb+pymysql"),
+    "sqlite": _named("sqlite", "sqlite+pysqlite", "sqlite+pysqlite"),
+    "sqlite+pysqlite": _named("sqlite", "sqlite+pysqlite", "sqlite+pysqlite"),
 }
 # Without a URL, libpq's PG* variables say where to connect.
-DEFAULT_SCHEME = "postgresql+psycopg2"
+DEFAULT_SCHEME = "postgresql"
 SUPPORTED = ("migration-job runs on PostgreSQL (postgresql://...), MySQL and MariaDB "
              "(mysql://... or mariadb://...) and SQLite (sqlite:///path)")
+ASYNC_DRIVERS = ("an env.py that runs asyncio works on PostgreSQL, with a bare postgresql:// "
+                 "(psycopg's async mode), postgresql+psycopg:// or postgresql+asyncpg://; on "
+                 "MySQL, MariaDB and SQLite env.py must be synchronous (the job ships no "
+                 "aiomysql, asyncmy or aiosqlite)")
+SYNC_DRIVERS = ("a synchronous env.py needs a synchronous driver: a bare postgresql:// "
+                "(psycopg2), postgresql+psycopg2:// or postgresql+psycopg://")
 
 
 class Engine(Protocol):
@@ -219,7 +245,8 @@ class MigrationLock(Protocol):
 
     holder() says who holds the lock, or None when nobody does.
 
-    revision_gate() is the statement and parameters each revision's transaction runs first:
+    revision_gate() is the statement (SQLAlchemy text with :name parameters, which every
+    driver's paramstyle can take) and parameters each revision's transaction runs first:
     a transaction-level lock that makes another runner's revision wait until this one ends,
     even on a connection the job could not lend its session to. None where the engine has
     no transaction-level lock: then the lock's verify() before each commit is the guard.
@@ -247,16 +274,46 @@ def sqlalchemy_scheme(scheme: str) -> str:
     if known is not None:
         return known.sqlalchemy
     dialect = scheme.split("+", 1)[0]
-    if "+" in scheme and dialect in SCHEMES and SCHEMES[dialect].sqlalchemy.startswith(dialect):
-        driver = SCHEMES[dialect].sqlalchemy.split("+", 1)[1]
-        raise ConfigError(f"DATABASE_URL driver {scheme!r} is not supported; "
-                          f"use {dialect}:// ({driver})")
+    if "+" in scheme and dialect in SCHEMES:
+        engine = SCHEMES[dialect].engine
+        accepted = [name for name, known in SCHEMES.items() if known.engine == engine]
+        drivers = sorted({driver.split("+", 1)[1] for name in accepted
+                          for driver in (SCHEMES[name].env, SCHEMES[name].async_env)})
+        raise ConfigError(f"DATABASE_URL driver {scheme!r} is not supported; use "
+                          f"{_either(f'{name}://' for name in accepted)} (env.py gets "
+                          f"{_either(drivers)})")
     raise ConfigError(f"DATABASE_URL scheme {scheme!r} is not supported; {SUPPORTED}")
+
+
+def _either(items: Iterable[str]) -> str:
+    """'a', 'a or b', 'a, b or c'."""
+    listed = list(items)
+    return " or ".join(filter(None, (", ".join(listed[:-1]), listed[-1])))
 
 
 def sqlalchemy_url(url: str | None) -> str:
     """The URL SQLAlchemy connects with: the job's, or the default engine's bare scheme."""
-    return url or f"{DEFAULT_SCHEME}://"
+    return url or f"{SCHEMES[DEFAULT_SCHEME].sqlalchemy}://"
+
+
+def job_url(given: str) -> str:
+    """The URL the job itself connects with: the driver it ships, and the query as that
+    driver reads it (an asyncpg URL's own parameters mean something else to libpq)."""
+    scheme, rest = given.split("://", 1)
+    known = SCHEMES[scheme.lower()]
+    if known.env == "postgresql+asyncpg":
+        from migration_job.engines.postgres_drivers import libpq_query_from_asyncpg
+
+        rest = libpq_query_from_asyncpg(rest)
+    return f"{known.sqlalchemy}://{rest}"
+
+
+def env_url(given: str | None, async_env: bool) -> str:
+    """The URL the project's env.py gets: the URL as the user gave it (None: libpq's PG*
+    variables), with the driver that SCHEMES names for this env.py."""
+    scheme, rest = (given or f"{DEFAULT_SCHEME}://").split("://", 1)
+    known = SCHEMES[scheme.lower()]
+    return f"{known.async_env if async_env else known.env}://{rest}"
 
 
 def engine_for(url: str | None) -> Engine:

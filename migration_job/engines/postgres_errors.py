@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import psycopg2
 
 # Server and libpq messages that mean "this will not fix itself": fail at once.
@@ -57,15 +59,38 @@ def rejection_advice(error: BaseException) -> str:
 
 
 def is_connection_lost(error: BaseException) -> bool:
-    """Whether a database error means the session is gone (not that a statement failed)."""
-    if not isinstance(error, psycopg2.OperationalError):
-        return False
-    code = error.pgcode
-    # No SQLSTATE: libpq's own error (the socket broke). Class 08: connection exception.
-    # 57P01-57P03: the server is shutting down, crashed, or not accepting connections.
-    return code is None or code.startswith("08") or code in ("57P01", "57P02", "57P03")
+    """Whether a database error means the session is gone (not that a statement failed).
+
+    Any PostgreSQL driver's: psycopg2's (the job's), and psycopg 3's and asyncpg's, which a
+    project's env.py may use (SQLAlchemy's DBAPIError.orig, and asyncpg's own error behind
+    SQLAlchemy's adaptation of it, both carry the SQLSTATE).
+    """
+    if isinstance(error, psycopg2.OperationalError) or _is_psycopg_operational(error):
+        # No SQLSTATE: libpq's own error (the socket broke).
+        return sqlstate(error) is None or _session_ended(sqlstate(error))
+    # asyncpg reports a broken socket as ConnectionDoesNotExistError (08003), or lets the
+    # OS's error through.
+    return _session_ended(sqlstate(error)) or isinstance(error, ConnectionError)
 
 
 def is_permission_denied(error: BaseException) -> bool:
     """Whether a statement failed for want of a privilege."""
-    return getattr(error, "pgcode", None) == INSUFFICIENT_PRIVILEGE
+    return sqlstate(error) == INSUFFICIENT_PRIVILEGE
+
+
+def sqlstate(error: BaseException) -> str | None:
+    """The error's SQLSTATE: psycopg2 calls it pgcode, psycopg 3 and asyncpg sqlstate."""
+    code = getattr(error, "pgcode", None) or getattr(error, "sqlstate", None)
+    return code if isinstance(code, str) else None
+
+
+def _session_ended(code: str | None) -> bool:
+    """Class 08: connection exception. 57P01-57P03: the server is shutting down, crashed, or
+    not accepting connections."""
+    return code is not None and (code.startswith("08") or code in ("57P01", "57P02", "57P03"))
+
+
+def _is_psycopg_operational(error: BaseException) -> bool:
+    """A psycopg 3 OperationalError; never imports psycopg (the fast path must not pay)."""
+    psycopg = sys.modules.get("psycopg")
+    return psycopg is not None and isinstance(error, psycopg.OperationalError)

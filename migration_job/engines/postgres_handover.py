@@ -9,7 +9,9 @@ Alembic's env.py opens its connections through SQLAlchemy; a project's own env.p
 own engine. SQLAlchemy's `do_connect` event lets the job answer every such connection to the
 job's database with the lock's session, so this holds for any env.py that uses psycopg2 and
 the URL the job gave it. Any other connection (another driver, other connect arguments) is
-left alone and guarded instead: each revision checks the lock before it commits (migrate.py).
+left alone and guarded instead: each revision's transaction first passes the revision gate
+and checks the lock before it commits (migrate.py); it only gets the job's application_name,
+so that a signal cancels its statements (asyncpg reads no PGAPPNAME).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.engine import Dialect
 
 from migration_job.engines.lending import lent, reaches
 from migration_job.engines.postgres import LendableConnection
+from migration_job.engines.postgres_drivers import name_connection
 
 # Connect arguments the job or env.py may add that do not change which database is reached.
 NEUTRAL_ARGUMENTS = ("application_name", "connect_timeout")
@@ -34,6 +37,7 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
     """Within the block, SQLAlchemy connections to `url` over psycopg2 get `session`."""
 
     def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
+        name_connection(dialect.driver, cparams)  # the connections not lent, for signals
         # Lent again only while idle: env.py may ignore the connection the job handed it
         # (config.attributes) and open its own, but never two transactions at once.
         if (dialect.driver != "psycopg2" or session.closed

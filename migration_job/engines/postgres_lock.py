@@ -49,7 +49,7 @@ class PostgresAdvisoryLock(PolledLock):
         ends, even one that runs on after its runner lost the session lock (an env.py on a
         connection the job could not lend its session to), and which rolls back at its check.
         """
-        return ("SELECT pg_advisory_xact_lock(%(gate)s::bigint)",
+        return ("SELECT pg_advisory_xact_lock(CAST(:gate AS bigint))",
                 {"gate": revision_gate_key(self.key)})
 
     def verify(self) -> None:

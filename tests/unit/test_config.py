@@ -16,6 +16,7 @@ from migration_job.config import (
     parse_lock_key,
     termination_log_path,
 )
+from migration_job.engines import SCHEMES, env_url
 from migration_job.errors import ConfigError
 
 URL = "postgresql://app:s%40cret@db:5432/app"
@@ -55,10 +56,14 @@ class TestPrecedence:
 
 
 class TestUrls:
-    """Schemes map to psycopg2; the password is remembered, raw and encoded, to be masked."""
+    """The job connects with the driver it ships; the password is remembered, raw and
+    encoded, to be masked."""
 
-    @pytest.mark.parametrize("scheme", ["postgres", "postgresql", "postgresql+psycopg2"])
-    def test_schemes(self, scheme: str) -> None:
+    @pytest.mark.parametrize("scheme", [
+        "postgres", "postgresql", "postgresql+psycopg2", "postgresql+psycopg",
+        "postgresql+psycopg_async", "postgresql+asyncpg", "PostgreSQL+AsyncPG",
+    ])
+    def test_postgresql_schemes_connect_the_job_through_psycopg2(self, scheme: str) -> None:
         url, secrets = normalize_url(f"{scheme}://app:s%40cret@db/app")
         assert url == "postgresql+psycopg2://app:s%40cret@db/app"
         assert set(secrets) == {"s%40cret", "s@cret"}
@@ -76,15 +81,66 @@ class TestUrls:
 
     @pytest.mark.parametrize(("url", "complaint"), [
         ("mssql://u:p@h/d", "scheme 'mssql'"),
-        ("postgresql+psycopg://u@h/d", "driver"),
+        ("postgresql+pg8000://u@h/d", "driver 'postgresql[+]pg8000'.*postgresql[+]asyncpg://"),
         ("mysql+mysqlconnector://u@h/d", "driver"),
+        # No async driver for MySQL, MariaDB or SQLite: the message names what works.
+        ("mysql+aiomysql://u@h/d", "driver 'mysql[+]aiomysql'.*mysql[+]pymysql://.*gets pymysql"),
+        ("mariadb+asyncmy://u@h/d", "driver 'mariadb[+]asyncmy'.*mariadb://"),
+        ("sqlite+aiosqlite:///app.db", "driver 'sqlite[+]aiosqlite'.*sqlite://"),
+        ("postgresql+asyncpg://u@h/d?ssl=yes", "ssl='yes' is not one of"),
         ("mysql://u@h/d?ssl_mode=REQUIRED", "parameter 'ssl_mode'"),
         ("db.example.com:5432", "malformed"),
         ("postgresql://u@h:notaport/d", "malformed"),
+        ("postgresql+psycopg_async://u@h:notaport/d", "malformed"),
+        ("postgresql+psyco pg://u@h/d", "malformed"),
     ])
     def test_rejected(self, url: str, complaint: str) -> None:
         with pytest.raises(ConfigError, match=complaint):
             normalize_url(url)
+
+    def test_an_asyncpg_query_is_read_as_libpq_reads_it_for_the_job(self) -> None:
+        given = ("postgresql+asyncpg://app:s%40cret@db/app?ssl=verify-full"
+                 "&prepared_statement_cache_size=0&command_timeout=60&target_session_attrs=any")
+        settings = load_settings({}, {"DATABASE_URL": given})
+        assert settings.libpq_dsn == ("postgresql://app:s%40cret@db/app?sslmode=verify-full"
+                                      "&target_session_attrs=any")
+        # env.py gets the query as written: asyncpg takes ssl=, not sslmode=.
+        assert env_url(settings.given_url, async_env=True) == given
+
+
+class TestDriversForEnvPy:
+    """env.py gets the driver the URL names; a bare URL gets one that fits env.py."""
+
+    @pytest.mark.parametrize(("scheme", "sync_env", "async_env"), [
+        ("postgresql", "postgresql+psycopg2", "postgresql+psycopg_async"),
+        ("postgres", "postgresql+psycopg2", "postgresql+psycopg_async"),
+        ("postgresql+psycopg2", "postgresql+psycopg2", "postgresql+psycopg2"),
+        ("postgresql+psycopg", "postgresql+psycopg", "postgresql+psycopg"),
+        ("postgresql+psycopg_async", "postgresql+psycopg_async", "postgresql+psycopg_async"),
+        ("postgresql+asyncpg", "postgresql+asyncpg", "postgresql+asyncpg"),
+        ("POSTGRESQL+ASYNCPG", "postgresql+asyncpg", "postgresql+asyncpg"),
+        ("mysql", "mysql+pymysql", "mysql+pymysql"),
+        ("mysql+mysqldb", "mysql+pymysql", "mysql+pymysql"),
+        ("mariadb", "mariadb+pymysql", "mariadb+pymysql"),
+        ("sqlite", "sqlite+pysqlite", "sqlite+pysqlite"),
+    ])
+    def test_env_py_driver(self, scheme: str, sync_env: str, async_env: str) -> None:
+        rest = "/app.db" if scheme == "sqlite" else "app:s%40cret@db/app"
+        settings = load_settings({}, {"DATABASE_URL": f"{scheme}://{rest}"})
+        assert env_url(settings.given_url, async_env=False) == f"{sync_env}://{rest}"
+        assert env_url(settings.given_url, async_env=True) == f"{async_env}://{rest}"
+
+    def test_without_a_url_env_py_reads_libpq_variables_through_a_libpq_driver(self) -> None:
+        settings = load_settings({}, {"PGHOST": "db"})
+        assert env_url(settings.given_url, async_env=False) == "postgresql+psycopg2://"
+        assert env_url(settings.given_url, async_env=True) == "postgresql+psycopg_async://"
+
+    def test_every_scheme_names_drivers_sqlalchemy_knows(self) -> None:
+        from sqlalchemy.engine import make_url
+
+        for scheme in SCHEMES.values():
+            for driver in (scheme.sqlalchemy, scheme.env, scheme.async_env):
+                assert make_url(f"{driver}://").get_dialect() is not None
 
 
 class TestNumbers:

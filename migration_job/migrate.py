@@ -241,7 +241,8 @@ def run_alembic(settings: Settings, history: History, destination: str, progress
             mismatch = driver_mismatch(error, history.config)
             if mismatch is not None:
                 raise mismatch from None
-            if not isinstance(error, (DBAPIError, *engine.errors)):
+            # asyncpg lets the OS's errors through (refused, reset) unwrapped.
+            if not isinstance(error, (DBAPIError, ConnectionError, *engine.errors)):
                 raise  # env.py itself is broken: a traceback helps more than a summary
         raise _failure(engine, error, progress, lock) from None
 
@@ -271,9 +272,10 @@ def _failure(engine: Engine, error: Exception, progress: Progress,
              if progress.running else "env.py, before any revision")
     if engine.is_connection_lost(cause) and engine.transactional_ddl:
         if _still_held(engine, lock):  # env.py's own connection (another driver) ended
+            rolled_back = "; the server rolled that revision back" if revision else ""
             return DatabaseUnreachable(
-                f"lost the database connection that ran {where} ({first_line(cause)}); the "
-                "server rolled that revision back; run the job again")
+                f"lost the database connection that ran {where} ({first_line(cause)})"
+                f"{rolled_back}; run the job again")
         # The revisions run on the session that holds the lock: losing one loses both.
         return LockLost(
             f"lost the migration lock: the database session holding it ended during {where} "

@@ -492,3 +492,25 @@ def test_a_multi_database_project_is_refused_at_once(tmp_path: Path) -> None:
     assert "bind 'audit'" in edited.event("configuration_error")["message"]
     assert "revision_started" not in edited.names()
     assert "customer" not in target.tables()
+
+
+class TestDriversForEnvPy:
+    """The job's engine for Flask-Migrate's synchronous env.py takes the URL's driver: psycopg 3
+    runs the revisions off the lock's session, behind its guards; an async-only driver exits 2
+    (issue 10, point 1)."""
+
+    def test_psycopg_3(self, project: FlaskProject, database: Database) -> None:
+        result = project.run(database.url.replace("postgresql://", "postgresql+psycopg://"))
+        assert result.code == 0, result.stderr
+        # Each revision once, on psycopg 3's own connection (not the lock's psycopg2 session).
+        assert PostgresTarget(database).applied() == sorted(
+            (revision, 0) for revision in project.revisions)
+        assert database.advisory_locks() == 0
+
+    def test_asyncpg_exits_2(self, project: FlaskProject, database: Database) -> None:
+        result = project.run(database.url.replace("postgresql://", "postgresql+asyncpg://"))
+        assert result.code == 2, result.stderr
+        assert "env.py is synchronous, but the driver it got (asyncpg)" in \
+            result.events[-1]["message"]
+        assert "Traceback" not in result.stderr
+        assert database.revisions() == []

@@ -48,6 +48,8 @@ COMMANDS = {command.name: command for command in (
             ("target", "json"), True, "migration_job.inspection:check"),
     Command("sql", "print the SQL that upgrade would run (offline mode)",
             ("target", "from_revision"), True, "migration_job.inspection:sql"),
+    Command("plan", "the pending revisions as Markdown for a pull request (--json: data)",
+            ("target", "from_revision", "json"), True, "migration_job.planning:plan"),
     Command("mark-repaired", "MySQL/MariaDB: after repairing by hand a revision that did not "
             "finish (exit 10), let the job go on (TARGET: that revision)",
             (), True, "migration_job.repair:mark_repaired", takes_revision=True),

@@ -1,0 +1,104 @@
+"""`plan`: the pending revisions as a Markdown summary for a pull request, or as JSON.
+
+From the database's revision, or offline from `--from REV`. Each revision: its id, message and
+file, the SQL it would run (Alembic's offline mode, collapsed per revision), and whether it
+runs statements outside a transaction (`autocommit_block`). Pending work is not an error here.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from migration_job import steps
+from migration_job.errors import HistoryError, first_line
+
+if TYPE_CHECKING:
+    from migration_job.config import Settings
+    from migration_job.history import History
+    from migration_job.interruption import Interruption
+
+# Alembic's offline output opens each revision's SQL with this comment.
+RUNNING = re.compile(r"^-- Running upgrade (\S*) -> (\S+)$", re.MULTILINE)
+
+
+def plan(settings: Settings, interruption: Interruption) -> str:
+    """Print the plan (Markdown, or JSON with --json); exit 0 whenever it could plan."""
+    from migration_job.inspection import current_revisions
+
+    history = steps.load_history(settings)
+    current: tuple[str, ...]
+    if settings.from_revision is not None:
+        current, source = (settings.from_revision,), f"--from {settings.from_revision}"
+    else:
+        current = current_revisions(settings, interruption)
+        source = f"the database ({steps.describe(current)})"
+    found = history.plan(current, settings.target)
+    revisions = [describe_revision(history, revision) for revision in found.pending]
+    sql = pending_sql(history, current, settings.target) if revisions else {}
+    for revision in revisions:
+        revision["sql"] = sql.get(revision["revision"], "")
+    document = {"from": list(current), "source": source, "target": list(found.target),
+                "pending": revisions,
+                "outside_transaction": [r["revision"] for r in revisions
+                                        if r["outside_transaction"]]}
+    print(json.dumps(document) if settings.json_output else markdown(document))
+    return f"{len(revisions)} revision(s) pending from {steps.describe(current)}"
+
+
+def describe_revision(history: History, revision: str) -> dict[str, Any]:
+    """Id, message, file (relative to the project) and whether it leaves the transaction."""
+    script = history.scripts.get_revision(revision)
+    assert script is not None
+    path = Path(script.path)
+    try:
+        shown = str(path.relative_to(Path(history.scripts.dir).parent))
+    except ValueError:
+        shown = str(path)
+    source = path.read_text(encoding="utf-8", errors="replace")
+    return {"revision": revision, "message": script.doc or "", "file": shown,
+            "outside_transaction": "autocommit_block(" in source}
+
+
+def pending_sql(history: History, current: tuple[str, ...], target: str) -> dict[str, str]:
+    """Each pending revision's offline SQL, by revision."""
+    from alembic.util import CommandError
+
+    from migration_job.migrate import offline_sql
+
+    if len(current) > 1:
+        raise HistoryError("the database has several heads; pass --from REV")
+    output = io.StringIO()
+    try:
+        offline_sql(history, current[0] if current else None, target, output)
+    except CommandError as error:
+        raise HistoryError(f"cannot render SQL: {first_line(error)}") from None
+    text = output.getvalue()
+    marks = list(RUNNING.finditer(text))
+    return {mark.group(2): text[mark.end():following].strip()
+            for mark, following in zip(marks, [m.start() for m in marks[1:]] + [len(text)],
+                                       strict=True)}
+
+
+def markdown(document: dict[str, Any]) -> str:
+    """The plan as a pull-request comment."""
+    pending = document["pending"]
+    target = ", ".join(document["target"]) or "base"
+    if not pending:
+        return (f"## Migration plan\n\nNo pending revisions: {document['source']} is already "
+                f"at {target}.\n")
+    lines = [f"## Migration plan: {len(pending)} pending revision(s)", "",
+             f"From {document['source']} to {target}.", ""]
+    if document["outside_transaction"]:
+        lines += ["**Runs outside a transaction** (`autocommit_block`): "
+                  + ", ".join(f"`{r}`" for r in document["outside_transaction"])
+                  + ". A failure there cannot be rolled back as a whole.", ""]
+    for revision in pending:
+        lines += [f"### `{revision['revision']}` {revision['message']}", "",
+                  f"File: `{revision['file']}`", "",
+                  "<details><summary>SQL</summary>", "", "```sql",
+                  revision["sql"] or "-- (no SQL)", "```", "", "</details>", ""]
+    return "\n".join(lines)

@@ -61,14 +61,9 @@ def make_project(root: Path, *, generic_env: bool = False, extra: dict[str, str]
     return root / "alembic.ini"
 
 
-# A project that runs on SQLite: the example's revisions use PostgreSQL-only SQL. Each revision
-# writes an audit row, so a test can prove it ran exactly once; 0003 changes data only.
-SQLITE_REVISIONS = {
-    "0001_items": revision("0001", None, '''
-op.execute("CREATE TABLE migration_audit (revision text, direction text)")
-op.execute("CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL)")
-op.execute("INSERT INTO migration_audit VALUES ('0001', 'upgrade')")
-'''),
+# Revisions whose SQL SQLite, MySQL and MariaDB share: 0002 adds a column, 0003 changes data
+# only; each writes an audit row, so a test can prove it ran exactly once.
+PORTABLE_REVISIONS = {
     "0002_items_price": revision("0002", "0001", '''
 op.execute("ALTER TABLE items ADD COLUMN price integer NOT NULL DEFAULT 0")
 op.execute("INSERT INTO migration_audit VALUES ('0002', 'upgrade')")
@@ -77,6 +72,16 @@ op.execute("INSERT INTO migration_audit VALUES ('0002', 'upgrade')")
 op.execute("INSERT INTO items (name, price) VALUES ('widget', 3), ('gadget', 5)")
 op.execute("INSERT INTO migration_audit VALUES ('0003', 'upgrade')")
 '''),
+}
+# A project that runs on SQLite: the example's revisions use PostgreSQL-only SQL. Each revision
+# writes an audit row, so a test can prove it ran exactly once; 0003 changes data only.
+SQLITE_REVISIONS = {
+    "0001_items": revision("0001", None, '''
+op.execute("CREATE TABLE migration_audit (revision text, direction text)")
+op.execute("CREATE TABLE items (id integer PRIMARY KEY, name text NOT NULL)")
+op.execute("INSERT INTO migration_audit VALUES ('0001', 'upgrade')")
+'''),
+    **PORTABLE_REVISIONS,
 }
 # Counts to SLOW_COUNT (from the job's environment) in one long statement, after DDL and an
 # audit row that a rollback must undo: slow for the run a test interrupts, instant after it.
@@ -91,14 +96,7 @@ op.execute("WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c WHERE
 
 def make_sqlite_project(root: Path, *, extra: dict[str, str] | None = None) -> Path:
     """A SQLite project under `root` with Alembic's generic env.py; return its alembic.ini."""
-    versions = root / "migrations" / "versions"
-    versions.mkdir(parents=True)
-    shutil.copy(GENERIC_ENV, root / "migrations" / "env.py")
-    shutil.copy(REPO / "migrations" / "script.py.mako", root / "migrations" / "script.py.mako")
-    for name, source in {**SQLITE_REVISIONS, **(extra or {})}.items():
-        (versions / f"{name}.py").write_text(source)
-    shutil.copy(REPO / "alembic.ini", root / "alembic.ini")
-    return root / "alembic.ini"
+    return _make_engine_project(root, {**SQLITE_REVISIONS, **(extra or {})}, generic_env=True)
 
 
 # A project that runs on MySQL and MariaDB: InnoDB tables, MySQL's SQL. As on SQLite, each
@@ -113,14 +111,7 @@ op.execute("CREATE TABLE items (id integer AUTO_INCREMENT PRIMARY KEY, "
            "name varchar(100) NOT NULL) ENGINE=InnoDB")
 op.execute("INSERT INTO migration_audit VALUES ('0001', 'upgrade')")
 '''),
-    "0002_items_price": revision("0002", "0001", '''
-op.execute("ALTER TABLE items ADD COLUMN price integer NOT NULL DEFAULT 0")
-op.execute("INSERT INTO migration_audit VALUES ('0002', 'upgrade')")
-'''),
-    "0003_seed_items": revision("0003", "0002", '''
-op.execute("INSERT INTO items (name, price) VALUES ('widget', 3), ('gadget', 5)")
-op.execute("INSERT INTO migration_audit VALUES ('0003', 'upgrade')")
-'''),
+    **PORTABLE_REVISIONS,
 }
 # Sleeps SLOW_SECONDS (from the job's environment) in one statement, after DDL (committed at
 # once on MySQL) and an audit row (rolled back by a cancel): slow for the run a test
@@ -163,6 +154,12 @@ def make_mysql_project(root: Path, *, extra: dict[str, str] | None = None,
     or with generic_env=False the example's (it runs on the connection the job hands it, and
     imports the example's models).
     """
+    return _make_engine_project(root, {**MYSQL_REVISIONS, **(extra or {})}, generic_env)
+
+
+def _make_engine_project(root: Path, revisions: dict[str, str], generic_env: bool) -> Path:
+    """The example's alembic.ini over the given revisions, with Alembic's generic env.py or
+    the example's own (and its models)."""
     versions = root / "migrations" / "versions"
     versions.mkdir(parents=True)
     if generic_env:
@@ -171,7 +168,7 @@ def make_mysql_project(root: Path, *, extra: dict[str, str] | None = None,
         shutil.copy(REPO / "migrations" / "env.py", root / "migrations" / "env.py")
         shutil.copytree(REPO / "app", root / "app", ignore=shutil.ignore_patterns("__pycache__"))
     shutil.copy(REPO / "migrations" / "script.py.mako", root / "migrations" / "script.py.mako")
-    for name, source in {**MYSQL_REVISIONS, **(extra or {})}.items():
+    for name, source in revisions.items():
         (versions / f"{name}.py").write_text(source)
     shutil.copy(REPO / "alembic.ini", root / "alembic.ini")
     return root / "alembic.ini"

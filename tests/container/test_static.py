@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -22,9 +23,8 @@ DOCKERFILES = [REPO / "Dockerfile", REPO / "examples" / "your-project" / "Docker
                *sorted((REPO / "tests" / "container" / "standin").glob("*.Dockerfile"))]
 COMPOSE_FILES = [REPO / "docker-compose.yml", REPO / "docker-compose.mariadb.yml"]
 KUBERNETES_VERSION = "1.37.0"
-# The contract's exit codes: a retry cannot help / a retry may help.
-NON_RETRYABLE = [1, 2, 4, 6, 7]
-RETRYABLE = [3, 5, 130, 143]
+# The README's exit-code table: `| code(s) | meaning | retry helps? |`.
+EXIT_CODE_ROW = re.compile(r"^\| (\d+(?: / \d+)*) \| .* \| (yes[^|]*|no) \|$", re.MULTILINE)
 YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 100}, document-start: disable}}"
 
 
@@ -124,7 +124,21 @@ def test_manifest_validates_against_kubernetes_schemas(path: Path) -> None:
         kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
 
 
+def exit_codes_by_retry() -> tuple[list[int], list[int]]:
+    """The README's exit codes that a retry cannot fix, and those a retry may fix."""
+    never: list[int] = []
+    maybe: list[int] = []
+    for codes, retry in EXIT_CODE_ROW.findall((REPO / "README.md").read_text()):
+        (never if retry == "no" else maybe).extend(int(c) for c in codes.split(" / "))
+    return sorted(never), sorted(maybe)
+
+
 def test_every_job_fails_fast_on_codes_a_retry_cannot_fix() -> None:
+    """Each Job's podFailurePolicy follows the README's table: FailJob on every code that a
+    retry cannot fix, Count on every code that a retry may fix."""
+    non_retryable, retryable = exit_codes_by_retry()
+    assert {1, 2, 4, 6, 7, 10} <= set(non_retryable)
+    assert {3, 5, 130, 143} <= set(retryable)
     jobs = [d for p in MANIFESTS for d in documents(p) if d["kind"] == "Job"]
     assert len(jobs) == 3
     for job in jobs:
@@ -134,7 +148,7 @@ def test_every_job_fails_fast_on_codes_a_retry_cannot_fix() -> None:
         assert spec["activeDeadlineSeconds"] > 0
         codes = {r["action"]: r["onExitCodes"]["values"]
                  for r in spec["podFailurePolicy"]["rules"] if "onExitCodes" in r}
-        assert codes == {"FailJob": NON_RETRYABLE, "Count": RETRYABLE}
+        assert codes == {"FailJob": non_retryable, "Count": retryable}
 
 
 def test_every_migrate_container_meets_the_restricted_pod_security_standard() -> None:

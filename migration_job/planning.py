@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # Alembic's offline output opens each revision's SQL with this comment.
 RUNNING = re.compile(r"^-- Running upgrade (\S*) -> (\S+)$", re.MULTILINE)
+# Where it opens and ends a transaction (one per revision on an engine with transactional DDL).
+TRANSACTION = re.compile(r"^(BEGIN|COMMIT);$", re.MULTILINE)
 
 
 def plan(settings: Settings, interruption: Interruption) -> str:
@@ -78,9 +80,17 @@ def pending_sql(history: History, current: tuple[str, ...], target: str) -> dict
         raise HistoryError(f"cannot render SQL: {first_line(error)}") from None
     text = output.getvalue()
     marks = list(RUNNING.finditer(text))
-    return {mark.group(2): text[mark.end():following].strip()
+    return {mark.group(2): revision_sql(text, mark, following)
             for mark, following in zip(marks, [m.start() for m in marks[1:]] + [len(text)],
                                        strict=True)}
+
+
+def revision_sql(text: str, mark: re.Match[str], end: int) -> str:
+    """A revision's SQL as it runs, in its own transaction: Alembic writes the BEGIN that
+    opens it before the revision's comment, at the end of what precedes it."""
+    body = text[mark.end():end].strip().removesuffix("BEGIN;").rstrip()
+    transaction = TRANSACTION.findall(text, 0, mark.start())
+    return f"BEGIN;\n\n{body}" if transaction[-1:] == ["BEGIN"] else body
 
 
 def markdown(document: dict[str, Any]) -> str:

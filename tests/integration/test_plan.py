@@ -38,6 +38,10 @@ class TestPlan:
         assert plan["outside_transaction"] == ["0004"]
         assert "ALTER TABLE hr.employee ADD COLUMN active" in plan["pending"][1]["sql"]
         assert "CREATE INDEX" not in plan["pending"][1]["sql"]
+        # Each revision's SQL is its own transaction: its BEGIN, never the next one's.
+        for revision in plan["pending"]:
+            assert revision["sql"].startswith("BEGIN;\n"), revision["sql"]
+            assert revision["sql"].endswith("\nCOMMIT;"), revision["sql"]
 
     def test_at_head_the_plan_says_so(self, database: Database) -> None:
         assert run_job(env=job_env(DATABASE_URL=database.url)).code == 0

@@ -50,6 +50,9 @@ COMMANDS = {command.name: command for command in (
             ("target", "from_revision"), True, "migration_job.inspection:sql"),
     Command("plan", "the pending revisions as Markdown for a pull request (--json: data)",
             ("target", "from_revision", "json"), True, "migration_job.planning:plan"),
+    Command("lint", "PostgreSQL: lint the pending revisions' SQL with squawk (exit 12 on a "
+            "violation; --json: data)",
+            ("target", "from_revision", "json"), True, "migration_job.linting:lint"),
     Command("mark-repaired", "MySQL/MariaDB: after repairing by hand a revision that did not "
             "finish (exit 10), let the job go on (TARGET: that revision)",
             (), True, "migration_job.repair:mark_repaired", takes_revision=True),

@@ -97,6 +97,10 @@ class Settings(NamedTuple):
     flask_app: str | None = None
     # The URL as given: env.py gets its driver from it (engines.env_url); None as above.
     given_url: str | None = None
+    # `lint`: squawk rules to leave out (MIGRATE_LINT_EXCLUDE), beside the project's own.
+    lint_exclude: tuple[str, ...] = ()
+    # `lint`: the squawk to run (MIGRATE_LINT_SQUAWK); None finds the one installed.
+    squawk: str | None = None
 
     @property
     def ini_config(self) -> Path | None:
@@ -337,6 +341,8 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         ini_section=ini_section,
         toml_config=toml_config,
         given_url=raw_url,
+        lint_exclude=tuple(env.get("MIGRATE_LINT_EXCLUDE", "").replace(",", " ").split()),
+        squawk=env.get("MIGRATE_LINT_SQUAWK") or None,
     )
     if flask_app is None:
         return settings

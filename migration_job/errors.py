@@ -88,6 +88,13 @@ class UnfinishedRevision(JobError):
     event = "revision_unfinished"
 
 
+class LintViolations(JobError):
+    """`lint`: squawk found a violation in a pending revision's SQL."""
+
+    exit_code = 12
+    event = "lint_failed"
+
+
 class Interrupted(JobError):
     """SIGTERM or SIGINT stopped the job after it rolled back and released the lock."""
 

@@ -11,7 +11,7 @@ import io
 import json
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from migration_job import steps
 from migration_job.errors import HistoryError, first_line
@@ -27,8 +27,19 @@ RUNNING = re.compile(r"^-- Running upgrade (\S*) -> (\S+)$", re.MULTILINE)
 TRANSACTION = re.compile(r"^(BEGIN|COMMIT);$", re.MULTILINE)
 
 
-def plan(settings: Settings, interruption: Interruption) -> str:
-    """Print the plan (Markdown, or JSON with --json); exit 0 whenever it could plan."""
+class Pending(NamedTuple):
+    """What an upgrade would apply, and from where."""
+
+    current: tuple[str, ...]
+    # How the start was found: "the database (0002)" or "--from 0002".
+    source: str
+    target: tuple[str, ...]
+    # Each revision described (describe_revision), with its SQL under "sql".
+    revisions: list[dict[str, Any]]
+
+
+def pending(settings: Settings, interruption: Interruption) -> Pending:
+    """The pending revisions with their SQL: from --from (offline) or the database's revision."""
     from migration_job.inspection import current_revisions
 
     history = steps.load_history(settings)
@@ -43,12 +54,22 @@ def plan(settings: Settings, interruption: Interruption) -> str:
     sql = pending_sql(history, current, settings.target) if revisions else {}
     for revision in revisions:
         revision["sql"] = sql.get(revision["revision"], "")
-    document = {"from": list(current), "source": source, "target": list(found.target),
-                "pending": revisions,
+    return Pending(current, source, found.target, revisions)
+
+
+def plan(settings: Settings, interruption: Interruption) -> str:
+    """Print the plan (Markdown, or JSON with --json); exit 0 whenever it could plan."""
+    from migration_job.linting import lint_section
+
+    found = pending(settings, interruption)
+    revisions = found.revisions
+    document = {"from": list(found.current), "source": found.source,
+                "target": list(found.target), "pending": revisions,
                 "outside_transaction": [r["revision"] for r in revisions
-                                        if r["outside_transaction"]]}
+                                        if r["outside_transaction"]],
+                "lint": lint_section(settings, revisions)}
     print(json.dumps(document) if settings.json_output else markdown(document))
-    return f"{len(revisions)} revision(s) pending from {steps.describe(current)}"
+    return f"{len(revisions)} revision(s) pending from {steps.describe(found.current)}"
 
 
 def describe_revision(history: History, revision: str) -> dict[str, Any]:
@@ -95,6 +116,8 @@ def revision_sql(text: str, mark: re.Match[str], end: int) -> str:
 
 def markdown(document: dict[str, Any]) -> str:
     """The plan as a pull-request comment."""
+    from migration_job.linting import markdown_findings, markdown_summary
+
     pending = document["pending"]
     target = ", ".join(document["target"]) or "base"
     if not pending:
@@ -106,9 +129,11 @@ def markdown(document: dict[str, Any]) -> str:
         lines += ["**Runs outside a transaction** (`autocommit_block`): "
                   + ", ".join(f"`{r}`" for r in document["outside_transaction"])
                   + ". A failure there cannot be rolled back as a whole.", ""]
+    lines += markdown_summary(document["lint"])
     for revision in pending:
         lines += [f"### `{revision['revision']}` {revision['message']}", "",
                   f"File: `{revision['file']}`", "",
+                  *markdown_findings(document["lint"], revision["revision"]),
                   "<details><summary>SQL</summary>", "", "```sql",
                   revision["sql"] or "-- (no SQL)", "```", "", "</details>", ""]
     return "\n".join(lines)

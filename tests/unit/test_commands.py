@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_job import inspection, planning, repair, runner
+from migration_job import inspection, linting, planning, repair, runner
 from migration_job.cli import parse_options
 from migration_job.commands import COMMANDS
 from migration_job.errors import ConfigError
@@ -18,7 +18,7 @@ class TestCommandTable:
         assert functions == {"upgrade": runner.upgrade, "downgrade": runner.downgrade,
                              "wait": inspection.wait, "status": inspection.status,
                              "check": inspection.check, "sql": inspection.sql,
-                             "plan": planning.plan,
+                             "plan": planning.plan, "lint": linting.lint,
                              "mark-repaired": repair.mark_repaired,
                              "manifest": inspection.manifest}
 

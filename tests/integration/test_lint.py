@@ -125,6 +125,12 @@ class TestLintCannotRun:
         assert "squawk could not lint" in result.events[-1]["message"]
         assert "no-such-rule" in result.events[-1]["message"]
 
+    def test_a_broken_squawk_toml_is_a_configuration_error(self, project: Path) -> None:
+        (project.parent / ".squawk.toml").write_text("excluded_rules = [\n")
+        result = lint(project, "--from", "0006")
+        assert result.code == 2, result.stderr
+        assert "/.squawk.toml cannot be read: " in result.events[-1]["message"]
+
 
 class TestPlanLintSection:
     """`plan` shows squawk's findings per revision and overall, or says why there are none."""

@@ -11,7 +11,7 @@ RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
         --require-hashes --only-binary=:all: -r requirements.lock \
     && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools
-COPY entrypoint.py alembic.ini /app/
+COPY entrypoint.py alembic.ini .squawk.toml /app/
 COPY migration_job /app/migration_job
 COPY migrations /app/migrations
 COPY app /app/app

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.container.conftest import LOCKED_DOWN, REPO, Database
+from tests.container.conftest import LOCKED_DOWN, REPO, REVISIONS, Database
 from tests.container.engine import docker
 
 pytestmark = pytest.mark.container
@@ -66,3 +66,11 @@ def test_record_image_size(image: str, base_images: dict[str, str],
     with capsys.disabled():
         print(f"\n{report}")
     assert size > base
+
+
+def test_lint_runs_squawk_in_the_locked_down_image(image: str) -> None:
+    """squawk is in the image, and the example project passes its own .squawk.toml."""
+    done = docker("run", "--rm", *LOCKED_DOWN, "-e", "DATABASE_URL=postgresql://mj@127.0.0.1:1/x",
+                  "-e", "MIGRATE_TERMINATION_LOG=", image, "lint", "--from", "0001", check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert done.stdout.count(": clean\n") == len(REVISIONS) - 1

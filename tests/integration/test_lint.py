@@ -98,6 +98,16 @@ class TestLintOffline:
         both = lint(project, "--from", "0005", MIGRATE_LINT_EXCLUDE="require-lock-timeout")
         assert both.code == 0, both.stderr
 
+    def test_a_squawk_toml_in_the_working_directory_is_not_the_projects(
+            self, project: Path, tmp_path: Path) -> None:
+        # As in the image: the working directory (/app) holds the example's .squawk.toml.
+        elsewhere = tmp_path / "elsewhere"
+        elsewhere.mkdir()
+        (elsewhere / ".squawk.toml").write_text(f'excluded_rules = ["{RULE}"]\n')
+        result = run_job("lint", "--from", "0006", cwd=elsewhere,
+                         env=job_env(DATABASE_URL=NOWHERE, ALEMBIC_CONFIG=str(project)))
+        assert result.code == 12, result.stderr
+
     def test_the_example_project_passes_its_own_rules(self) -> None:
         result = run_job("lint", "--from", "0001", env=job_env(DATABASE_URL=NOWHERE))
         assert result.code == 0, result.stderr

@@ -45,7 +45,9 @@ def pending(settings: Settings, interruption: Interruption) -> Pending:
     history = steps.load_history(settings)
     current: tuple[str, ...]
     if settings.from_revision is not None:
-        current, source = (settings.from_revision,), f"--from {settings.from_revision}"
+        # "base" is Alembic's name for an empty database, as `sql --from base` reads it.
+        start = () if settings.from_revision == "base" else (settings.from_revision,)
+        current, source = start, f"--from {settings.from_revision}"
     else:
         current = current_revisions(settings, interruption)
         source = f"the database ({steps.describe(current)})"

@@ -59,6 +59,17 @@ class TestPlan:
         assert [r["revision"] for r in plan["pending"]] == ["0005"]
         assert plan["outside_transaction"] == []
 
+    def test_offline_from_base_plans_the_whole_history(self, database: Database) -> None:
+        """`--from base` means an empty database, as `sql --from base` reads it."""
+        offline = database.url.rsplit("@", 1)[0] + "@127.0.0.1:1/nowhere"
+        result = run_job("plan", "--from", "base", "--json", env=job_env(DATABASE_URL=offline))
+        assert result.code == 0, result.stderr
+        plan = json.loads(result.stdout)
+        assert plan["from"] == []
+        assert [r["revision"] for r in plan["pending"]] == ["0001", "0002", "0003", "0004",
+                                                             "0005"]
+        assert plan["pending"][0]["sql"].startswith("BEGIN;")
+
     def test_unknown_from_revision_is_a_history_problem(self, database: Database) -> None:
         result = run_job("plan", "--from", "f00d", env=job_env(DATABASE_URL=database.url))
         assert result.code == 7, result.stderr

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from migration_job.interruption import Interruption
 
 # How the flags that only some commands take are spelled (the command table names their dests).
-FLAG_SPELLING = {"target": "--target", "json": "--json", "from_revision": "--from"}
+FLAG_SPELLING = {"target": "--target", "json": "--json", "from_revision": "--from",
+                 "replace": "--replace"}
 # After a signal, how long the worker gets to roll back and unlock before we exit anyway.
 SHUTDOWN_GRACE_S = 15.0
 
@@ -56,7 +57,7 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("command", nargs="?", default=DEFAULT_COMMAND, choices=COMMANDS,
                         metavar="COMMAND", help="one of the commands above (default: upgrade)")
     parser.add_argument("revision", nargs="?", metavar="TARGET",
-                        help="downgrade and mark-repaired only: the revision (required)")
+                        help="downgrade, stamp and mark-repaired only: the revision (required)")
     parser.add_argument("--database-url", help="SQLAlchemy/libpq URL (env DATABASE_URL); "
                         "any user on the machine can read a password given here in the "
                         "process list: prefer DATABASE_URL_FILE")
@@ -78,6 +79,8 @@ def build_parser() -> ArgumentParser:
     parser.add_argument("--json", action="store_true", help=f"{_takers('json')}: JSON output")
     parser.add_argument("--from", dest="from_revision", help=f"{_takers('from_revision')}: "
                         "start from this revision instead of the database's")
+    parser.add_argument("--replace", action="store_true", help=f"{_takers('replace')}: "
+                        "overwrite the revision the database already holds")
     return parser
 
 

@@ -53,6 +53,12 @@ COMMANDS = {command.name: command for command in (
     Command("lint", "PostgreSQL: lint the pending revisions' SQL with squawk (exit 12 on a "
             "violation; --json: data)",
             ("target", "from_revision", "json"), True, "migration_job.linting:lint"),
+    Command("stamp", "adopt a database created without migrations: set its revision to TARGET "
+            "without running revisions, under the lock (--replace: overwrite a revision)",
+            ("replace",), True, "migration_job.baseline:stamp", takes_revision=True),
+    Command("history", "print the applied-history table: each revision applied, reverted or "
+            "stamped, when, by whom (--json: data)",
+            ("json",), True, "migration_job.audit:history"),
     Command("mark-repaired", "MySQL/MariaDB: after repairing by hand a revision that did not "
             "finish (exit 10), let the job go on (TARGET: that revision)",
             (), True, "migration_job.repair:mark_repaired", takes_revision=True),

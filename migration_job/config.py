@@ -25,6 +25,8 @@ PYPROJECT = "pyproject.toml"
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
 # libpq variables that say where to connect when no URL is given.
 LIBPQ_TARGET_VARIABLES = ("PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGUSER", "PGSERVICE")
+# What the deploy says it is, in the order asked: the job's own variable, then CI systems'.
+DEPLOY_REF_VARIABLES = ("MIGRATE_DEPLOY_REF", "GITHUB_SHA", "CI_COMMIT_SHA")
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 # A URL is a few hundred bytes: anything much larger is the wrong file, not a secret.
 URL_FILE_LIMIT = 64 * 1024
@@ -83,6 +85,8 @@ class Settings(NamedTuple):
     json_output: bool = False
     # `sql --from REV`: start offline SQL here instead of at the database's revision.
     from_revision: str | None = None
+    # `stamp --replace`: overwrite the revision the version table holds.
+    replace: bool = False
     # Strings never to print (the password, raw and URL-encoded).
     secrets: tuple[str, ...] = ()
     # Alembic's -x KEY=VALUE arguments, for env.py's context.get_x_argument().
@@ -101,6 +105,13 @@ class Settings(NamedTuple):
     lint_exclude: tuple[str, ...] = ()
     # `lint`: the squawk to run (MIGRATE_LINT_SQUAWK); None finds the one installed.
     squawk: str | None = None
+    # MIGRATE_HISTORY: whether each revision applied or reverted is recorded in the
+    # applied-history table (migration_job.applied_history).
+    record_history: bool = True
+    # MIGRATE_HISTORY_TABLE; None: `<version_table>_history` (in the version table's schema).
+    history_table: str | None = None
+    # What the deploy says it is (MIGRATE_DEPLOY_REF, else GITHUB_SHA or CI_COMMIT_SHA).
+    deploy_ref: str | None = None
 
     @property
     def ini_config(self) -> Path | None:
@@ -336,6 +347,7 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         termination_log=termination_log_path(env),
         json_output=bool(options.get("json")),
         from_revision=_optional_str(options.get("from_revision")),
+        replace=bool(options.get("replace")),
         secrets=secrets,
         x_arguments=_x_arguments(options.get("x"), env.get("MIGRATE_X_ARGS", "")),
         ini_section=ini_section,
@@ -343,6 +355,10 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         given_url=raw_url,
         lint_exclude=tuple(env.get("MIGRATE_LINT_EXCLUDE", "").replace(",", " ").split()),
         squawk=env.get("MIGRATE_LINT_SQUAWK") or None,
+        record_history=_switch("MIGRATE_HISTORY", env.get("MIGRATE_HISTORY", "on")),
+        history_table=env.get("MIGRATE_HISTORY_TABLE", "").strip() or None,
+        deploy_ref=next((env[name].strip() for name in DEPLOY_REF_VARIABLES
+                         if env.get(name, "").strip()), None),
     )
     if flask_app is None:
         return settings
@@ -411,6 +427,16 @@ def _x_arguments(flags: object, variable: str) -> tuple[str, ...]:
     if empty:
         raise ConfigError(f"-x {empty[0]!r} is not KEY=VALUE or a word (MIGRATE_X_ARGS)")
     return tuple(values)
+
+
+def _switch(name: str, value: str) -> bool:
+    """on/off (also true/false, yes/no, 1/0)."""
+    word = value.strip().lower()
+    if word in ("on", "true", "yes", "1"):
+        return True
+    if word in ("off", "false", "no", "0"):
+        return False
+    raise ConfigError(f"{name}={value!r} is not on or off")
 
 
 def _optional_str(value: object) -> str | None:

@@ -139,6 +139,10 @@ class History(NamedTuple):
         """See `plan`."""
         return plan(self.scripts, current, target)
 
+    def heads(self) -> tuple[str, ...]:
+        """The project's head revision(s), sorted."""
+        return tuple(sorted(self.scripts.get_heads()))
+
 
 def load_history(settings: Settings) -> History:
     """Config plus every revision file read (errors in them surface now, exit 7)."""

@@ -6,10 +6,13 @@ import json
 from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job import steps
+from migration_job.audit import audit_history
 from migration_job.errors import HistoryError, PendingMigrations, first_line
 from migration_job.project import Project, project_for
 
 if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
     from migration_job.config import Settings
     from migration_job.engines.unfinished import Unfinished
     from migration_job.history import Plan
@@ -62,6 +65,8 @@ class Inspection(NamedTuple):
     # None when the history and the database disagree: then `problem` says how.
     plan: Plan | None
     problem: str | None
+    # The project's revisions, when they could be read.
+    scripts: ScriptDirectory | None = None
 
     @property
     def pending(self) -> list[str]:
@@ -81,22 +86,26 @@ def inspect(settings: Settings, current: tuple[str, ...]) -> Inspection:
         history = steps.load_history(settings)
     except HistoryError as error:
         return Inspection(current, (), None, str(error))
-    heads = tuple(sorted(history.scripts.get_heads()))
+    heads = history.heads()
     try:
-        return Inspection(current, heads, history.plan(current, settings.target), None)
+        return Inspection(current, heads, history.plan(current, settings.target), None,
+                          history.scripts)
     except HistoryError as error:
-        return Inspection(current, heads, None, str(error))
+        return Inspection(current, heads, None, str(error), history.scripts)
 
 
 def status(settings: Settings, interruption: Interruption) -> str:
     """Print current revision(s), head(s) and pending revisions; exit 0 if reachable."""
-    current, unfinished = database_state(settings, interruption)
+    project = project_for(settings)
+    current, unfinished = database_state(settings, interruption, project)
     found = inspect(settings, current)
+    audit = audit_history(settings, project)
     if settings.json_output:
         print(json.dumps({"current": list(found.current), "heads": list(found.heads),
                           "pending": found.pending, "at_target": found.at_target,
                           "target": settings.target, "problem": found.problem,
-                          "unfinished": unfinished._asdict() if unfinished else None}))
+                          "unfinished": unfinished._asdict() if unfinished else None,
+                          "history_unfinished": [row._asdict() for row in audit.unfinished]}))
     else:
         lines = [f"current: {steps.describe(found.current)}",
                  f"heads:   {steps.describe(found.heads)}",
@@ -105,6 +114,7 @@ def status(settings: Settings, interruption: Interruption) -> str:
             lines.append(f"problem: {found.problem}")
         if unfinished:
             lines.append(f"unfinished: {describe_unfinished(unfinished)}")
+        lines.extend(f"history: {row.describe()}" for row in audit.unfinished)
         print("\n".join(lines))
     return f"at {steps.describe(found.current)}, {len(found.pending)} pending"
 
@@ -121,6 +131,7 @@ def check(settings: Settings, interruption: Interruption) -> str:
     if fast and current == steps.usable_manifest_heads(settings, project):
         return steps.at_head_by_manifest(current, "database is at target")
     found = inspect(settings, current)
+    audit_history(settings, project).report()
     if found.plan is None:
         raise HistoryError(str(found.problem))
     if not found.at_target or unfinished:

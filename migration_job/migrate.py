@@ -17,6 +17,7 @@ from alembic.util import CommandError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
+from migration_job.applied_history import Recorder
 from migration_job.config import Settings
 from migration_job.engines import Engine, MigrationLock, sqlalchemy_url
 from migration_job.engines.unfinished import UnfinishedLog, repair_advice
@@ -40,11 +41,13 @@ from migration_job.project import project_for
 def job_environment(config: Config, scripts: ScriptDirectory,
                     lock: MigrationLock | None = None,
                     interruption: Interruption | None = None,
+                    recorder: Recorder | None = None,
                     **options: Any) -> EnvironmentContext:
     """Alembic's EnvironmentContext with the contract's rules for any env.py: each revision
     runs in its own transaction, even if env.py did not ask for it, and (given the lock)
     checks inside that transaction, before it commits, that no signal came and that the lock
-    is still held.
+    is still held; and (given a recorder) closes the revision's row in the applied-history
+    table in that transaction.
 
     The override sits on the instance because Alembic publishes the context to env.py
     (`from alembic import context`) per class: a subclass would not be published.
@@ -52,8 +55,10 @@ def job_environment(config: Config, scripts: ScriptDirectory,
     environment = EnvironmentContext(config, scripts, **options)
     configure = environment.configure
 
-    def before_commit(**_: Any) -> None:
+    def before_commit(ctx: MigrationContext, **_: Any) -> None:
         assert lock is not None
+        if recorder is not None:
+            recorder.finished(ctx)
         if interruption is not None:
             interruption.check()  # a statement a signal could not cancel ran to its end
         lock.verify()
@@ -102,16 +107,19 @@ class Progress:
 
 def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: MigrationLock,
             interruption: Interruption, unfinished: UnfinishedLog | None,
-            verb: str) -> Iterator[MigrationStep]:
+            recorder: Recorder | None, verb: str) -> Iterator[MigrationStep]:
     """Steps that start only while no signal came, whose body first passes the lock's
-    revision gate inside the step's transaction, and which (on an engine without
-    transactional DDL) are recorded as unfinished until their transaction ended."""
+    revision gate inside the step's transaction, which (on an engine without
+    transactional DDL) are recorded as unfinished until their transaction ended, and which
+    get a row in the applied-history table before they start."""
     gate = lock.revision_gate()
     for step in steps:
         interruption.check()
         revision = Progress.revision_of(step)
         if unfinished is not None:
             unfinished.started(revision, verb)
+        if recorder is not None:
+            recorder.started(context, step, revision)
         if gate is not None:
             step.migration_fn = _gated_body(step.migration_fn, context, *gate)
         yield step
@@ -132,7 +140,8 @@ def _gated_body(body: Any, context: MigrationContext, statement: str,
     return gated_body
 
 
-def _engine(settings: Settings) -> sqlalchemy.Engine:
+def job_engine(settings: Settings) -> sqlalchemy.Engine:
+    """An engine for the job's own SQLAlchemy connections (no pool: one run, few sessions)."""
     return sqlalchemy.create_engine(
         sqlalchemy_url(settings.database_url),
         poolclass=NullPool,
@@ -141,8 +150,10 @@ def _engine(settings: Settings) -> sqlalchemy.Engine:
 
 
 def apply(settings: Settings, history: History, destination: str, progress: Progress,
-          interruption: Interruption, lock: MigrationLock) -> None:
-    """Upgrade (or downgrade, per progress.verb) to `destination` through the project's env.py.
+          interruption: Interruption, lock: MigrationLock, **options: Any) -> None:
+    """Upgrade (or downgrade or stamp, per progress.verb) to `destination` through the
+    project's env.py; `options` go to Alembic's EnvironmentContext (purge=True for a stamp
+    that replaces the version table's revisions).
 
     A connection is handed to env.py in config.attributes["connection"] (Alembic's cookbook
     pattern); an env.py that ignores it opens its own engine from sqlalchemy.url instead.
@@ -151,24 +162,34 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     config, scripts = history
     project = project_for(settings)
     unfinished = lock.session.unfinished_log(project)
+    recorder = Recorder(settings, project, progress.verb) if settings.record_history else None
 
-    # The same step lists alembic.command.upgrade/downgrade build, passed through Progress.
+    # The same step lists alembic.command.upgrade/downgrade/stamp build, through Progress.
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
+        planned: Iterable[MigrationStep]
         if progress.verb == "upgrade":
             planned = scripts._upgrade_revs(destination, revision)
+        elif progress.verb == "stamp":
+            planned = scripts._stamp_revs(destination, revision)
         else:
             planned = scripts._downgrade_revs(destination, revision)
         return progress.track(guarded(planned, context, lock, interruption, unfinished,
-                                      progress.verb))
+                                      recorder, progress.verb))
 
-    engine = _engine(settings)
+    engine = job_engine(settings)
     try:
         with (lock.session.lent_to_sqlalchemy(sqlalchemy_url(settings.database_url)),
               engine.connect() as connection):
             config.attributes["connection"] = connection
-            with job_environment(config, scripts, lock, interruption, fn=steps,
-                                 destination_rev=destination):
-                scripts.run_env()
+            try:
+                with job_environment(config, scripts, lock, interruption, recorder, fn=steps,
+                                     destination_rev=destination, **options):
+                    scripts.run_env()
+            except BaseException:
+                if recorder is not None:
+                    interrupted = interruption.requested.is_set()
+                    recorder.ended(connection, "interrupted" if interrupted else "failed")
+                raise
     finally:
         config.attributes.pop("connection", None)
         engine.dispose()
@@ -187,7 +208,7 @@ def current_through_env(settings: Settings, history: History) -> tuple[str, ...]
         found.extend(context.get_current_heads())
         return []
 
-    engine = _engine(settings)
+    engine = job_engine(settings)
     try:
         with engine.connect() as connection:
             config.attributes["connection"] = connection
@@ -221,10 +242,10 @@ def offline_sql(history: History, starting_rev: str | None, destination: str,
 
 
 def run_alembic(settings: Settings, history: History, destination: str, progress: Progress,
-                interruption: Interruption, lock: MigrationLock) -> None:
+                interruption: Interruption, lock: MigrationLock, **options: Any) -> None:
     """Apply through Alembic (the lock is held), turning what it raises into contract errors."""
     try:
-        apply(settings, history, destination, progress, interruption, lock)
+        apply(settings, history, destination, progress, interruption, lock, **options)
     except JobError:
         raise
     except CommandError as error:

@@ -45,6 +45,11 @@ class Project(NamedTuple):
         return (self.config_path,) if self.toml_path is None else (self.config_path,
                                                                    self.toml_path)
 
+    def history_table(self, configured: str | None) -> str:
+        """The applied-history table's name: MIGRATE_HISTORY_TABLE, else
+        `<version_table>_history` (in the version table's schema)."""
+        return configured or f"{self.version_table}_history"
+
 
 def project_for(settings: Settings) -> Project:
     """The project the settings point at. Flask-Migrate keeps alembic.ini in its migrations

@@ -26,8 +26,9 @@ target_metadata = Base.metadata
 MODEL_SCHEMAS = {table.schema for table in target_metadata.tables.values()}
 # migration_audit is the example's bookkeeping, not application data: every revision writes a
 # row so the tests can prove it ran once. No model maps it, so autogenerate must not see it
-# (it would offer to drop it, and `alembic check` would always report drift).
-BOOKKEEPING_TABLES = {"migration_audit"}
+# (it would offer to drop it, and `alembic check` would always report drift). The same goes
+# for migration-job's applied-history table (MIGRATE_HISTORY_TABLE, default below).
+BOOKKEEPING_TABLES = {"migration_audit", "alembic_version_history"}
 
 
 def include_name(name: str | None, type_: NameFilterType,

@@ -654,3 +654,20 @@ class TestHistory:
         assert json.loads(db.run("status", "--json").stdout)["problem"]
         assert db.run("check").code == 7
         assert db.revisions() == ["cafe0001"]
+
+
+class TestAppliedHistory:
+    """The applied-history table on MariaDB: each revision's row, a failed one's too."""
+
+    def test_rows_of_applied_and_failed_revisions(self, db: MariaDatabase) -> None:
+        assert db.run(MIGRATE_DEPLOY_REF="v1.2.3").code == 0
+        db.add_revision("0004_failing", MYSQL_FAILING)
+        assert db.run().code == 10
+        shown = db.run("history", "--json")
+        assert shown.code == 0, shown.stderr
+        rows = json.loads(shown.stdout)
+        assert [(r["revision"], r["outcome"], r["deploy_ref"]) for r in rows] == [
+            ("0001", "applied", "v1.2.3"), ("0002", "applied", "v1.2.3"),
+            ("0003", "applied", "v1.2.3"), ("0004", "failed", None)]
+        assert rows[1]["parents"] == ["0001"]
+        assert len(rows[1]["checksum"]) == 64

@@ -144,6 +144,22 @@ class TestUpgrade:
         assert db.run("check").code == 0
 
 
+class TestAppliedHistory:
+    """The applied-history table on SQLite: a row per revision applied or reverted."""
+
+    def test_upgrade_and_downgrade_rows(self, db: SqliteDatabase) -> None:
+        assert db.run().code == 0
+        assert db.run("downgrade", "0002").code == 0
+        shown = db.run("history", "--json")
+        assert shown.code == 0, shown.stderr
+        assert [(r["revision"], r["direction"], r["outcome"])
+                for r in json.loads(shown.stdout)] == [
+            ("0001", "upgrade", "applied"), ("0002", "upgrade", "applied"),
+            ("0003", "upgrade", "applied"), ("0003", "downgrade", "reverted")]
+        assert db.query("SELECT count(*) FROM alembic_version_history "
+                        "WHERE finished_at IS NULL") == [(0,)]
+
+
 class TestHistoryProblems:
     """Several heads and a database at a revision the project does not know: exit 7, and
     nothing changes."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_job import inspection, linting, planning, repair, runner
+from migration_job import audit, baseline, inspection, linting, planning, repair, runner
 from migration_job.cli import parse_options
 from migration_job.commands import COMMANDS
 from migration_job.errors import ConfigError
@@ -19,10 +19,11 @@ class TestCommandTable:
                              "wait": inspection.wait, "status": inspection.status,
                              "check": inspection.check, "sql": inspection.sql,
                              "plan": planning.plan, "lint": linting.lint,
+                             "history": audit.history, "stamp": baseline.stamp,
                              "mark-repaired": repair.mark_repaired,
                              "manifest": inspection.manifest}
 
-    @pytest.mark.parametrize("command", ["downgrade", "mark-repaired"])
+    @pytest.mark.parametrize("command", ["downgrade", "mark-repaired", "stamp"])
     def test_a_revision_command_needs_its_revision(self, command: str) -> None:
         assert parse_options([command, "0003"])["target"] == "0003"
         with pytest.raises(ConfigError, match=f"{command} needs an explicit target revision"):
@@ -32,7 +33,8 @@ class TestCommandTable:
         (name, flag) for name, command in COMMANDS.items() for flag in command.flags])
     def test_a_command_takes_its_flags(self, command: str, flag: str) -> None:
         spelled = {"target": ["--target", "x"], "json": ["--json"],
-                   "from_revision": ["--from", "x"]}[flag]
+                   "from_revision": ["--from", "x"], "replace": ["--replace"]}[flag]
+        spelled = ["0001", *spelled] if COMMANDS[command].takes_revision else spelled
         assert parse_options([command, *spelled])[flag]
 
     def test_a_flag_of_another_command_is_refused(self) -> None:

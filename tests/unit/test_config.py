@@ -207,3 +207,20 @@ class TestTerminationLogPath:
         assert termination_log_path({}) == writable
         monkeypatch.setattr(config, "KUBERNETES_TERMINATION_LOG", tmp_path / "no" / "such")
         assert termination_log_path({}) is None
+
+
+class TestAppliedHistorySettings:
+    """MIGRATE_HISTORY switches the table, MIGRATE_DEPLOY_REF falls back to CI's variables."""
+
+    def test_defaults_and_fallbacks(self) -> None:
+        base = {"DATABASE_URL": URL, "MIGRATE_TERMINATION_LOG": ""}
+        settings = load_settings({}, {**base, "GITHUB_SHA": "abc", "CI_COMMIT_SHA": "def"})
+        assert (settings.record_history, settings.history_table) == (True, None)
+        assert settings.deploy_ref == "abc"
+        own = load_settings({}, {**base, "MIGRATE_DEPLOY_REF": "v2", "GITHUB_SHA": "abc",
+                                 "MIGRATE_HISTORY": "off", "MIGRATE_HISTORY_TABLE": "audit"})
+        assert (own.deploy_ref, own.record_history, own.history_table) == ("v2", False, "audit")
+
+    def test_history_switch_must_be_on_or_off(self) -> None:
+        with pytest.raises(ConfigError, match="MIGRATE_HISTORY='sometimes' is not on or off"):
+            load_settings({}, {"DATABASE_URL": URL, "MIGRATE_HISTORY": "sometimes"})

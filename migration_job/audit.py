@@ -1,0 +1,71 @@
+"""What the applied-history table tells: the history command, and what status and check
+report from it (revisions that started and never finished)."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, NamedTuple
+
+from migration_job import steps
+from migration_job.log import log
+from migration_job.project import Project, project_for
+
+if TYPE_CHECKING:
+    from migration_job.applied_history import Row
+    from migration_job.config import Settings
+    from migration_job.interruption import Interruption
+
+
+def recorded_history(settings: Settings, project: Project) -> list[Row]:
+    """The applied-history table's rows (oldest first), on a connection of its own."""
+    from migration_job.applied_history import history_table, read_rows
+    from migration_job.migrate import job_engine
+
+    engine = job_engine(settings)
+    try:
+        with engine.connect() as connection:
+            return read_rows(connection, history_table(settings, project))
+    finally:
+        engine.dispose()
+
+
+class Audit(NamedTuple):
+    """What status and check report from the history table."""
+
+    # Rows whose revision started and never finished: running now, or the runner was killed.
+    unfinished: list[Row]
+
+    def report(self) -> None:
+        """Warn about each finding."""
+        for row in self.unfinished:
+            log.warning("history_unfinished", f"history: {row.describe()}",
+                        revision=row.revision, direction=row.direction,
+                        started_at=row.started_at)
+
+
+def audit_history(settings: Settings, project: Project) -> Audit:
+    """Read the history table once and judge it."""
+    rows = recorded_history(settings, project)
+    return Audit([row for row in rows if row.finished_at is None])
+
+
+def history(settings: Settings, interruption: Interruption) -> str:
+    """Print the applied-history table: each revision applied, reverted or stamped."""
+    project = project_for(settings)
+    with steps.connected(settings, interruption):
+        pass  # the database answers: read the table
+    rows = recorded_history(settings, project)
+    if settings.json_output:
+        print(json.dumps([row._asdict() for row in rows]))
+    else:
+        print("\n".join(map(describe_row, rows)) or "no history recorded yet")
+    return f"{len(rows)} history row(s)"
+
+
+def describe_row(row: Row) -> str:
+    """One row as a line of text."""
+    duration = "" if row.duration_ms is None else f" in {row.duration_ms:.0f} ms"
+    return (f"{row.started_at}  {row.direction:<9} {row.revision:<14} "
+            f"{row.outcome or 'UNFINISHED'}{duration}  {row.runner_host} pid {row.runner_pid}"
+            f"  job {row.job_version}  deploy {row.deploy_ref or '-'}  "
+            f"sha256 {(row.checksum or '-')[:12]}")

@@ -1,0 +1,46 @@
+"""`stamp REV`: adopt a database that was created without migrations (a baseline).
+
+The version table is set to REV without running any revision, under the wait and the lock like
+any change, and recorded in the applied-history table. A database that already holds a
+revision is refused unless `--replace` says to overwrite it.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from migration_job.errors import HistoryError
+from migration_job.log import log
+from migration_job.project import project_for
+from migration_job.runner import migration_lock
+from migration_job.steps import connected, describe, load_history, refuse_unfinished
+
+if TYPE_CHECKING:
+    from migration_job.config import Settings
+    from migration_job.interruption import Interruption
+
+
+def stamp(settings: Settings, interruption: Interruption) -> str:
+    """Set the version table to TARGET without running revisions; exit 7 for an unknown one,
+    or when the database already holds a revision and --replace is not given."""
+    from migration_job.history import resolve
+    from migration_job.migrate import Progress, run_alembic
+
+    project = project_for(settings)
+    history = load_history(settings)
+    wanted = resolve(history.scripts, settings.target)  # unknown: exit 7, before connecting
+    with connected(settings, interruption) as session:
+        session.prepare_for_migrations()
+        with migration_lock(session, settings, project, interruption) as lock:
+            assert lock is not None  # only a `needless` check lets go of it
+            current = session.revisions(project)
+            refuse_unfinished(session, project, current)
+            if current and not settings.replace:
+                raise HistoryError(
+                    f"the database is already at {describe(current)}: stamp adopts a database "
+                    f"without revisions; to overwrite, run `stamp {settings.target} --replace`")
+            run_alembic(settings, history, settings.target, Progress("stamp"), interruption,
+                        lock, purge=bool(current))
+    summary = f"stamped {describe(wanted)} (was {describe(current)}): no revision ran"
+    log.info("stamped", summary, revision=describe(wanted), replaced=list(current))
+    return summary

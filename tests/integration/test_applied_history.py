@@ -1,0 +1,164 @@
+"""The applied-history table on PostgreSQL: a row per revision applied or reverted, rows a
+killed runner left unfinished reported by status and check, and the history command."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+from typing import Any
+
+from tests.integration.conftest import Database
+from tests.integration.test_signals import SLEEP_QUERY, start_slow_job
+from tests.support.job import job_env, run_job, wait_until
+from tests.support.projects import FAILING, SLOW, make_project
+
+HISTORY = "alembic_version_history"
+
+
+def history(database: Database, config: Path, **env: str) -> list[dict[str, Any]]:
+    """The history command's JSON."""
+    shown = run_job("history", "--json", env=job_env(
+        DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config), **env))
+    assert shown.code == 0, shown.stderr
+    rows: list[dict[str, Any]] = json.loads(shown.stdout)
+    return rows
+
+
+class TestRecorded:
+    """Each revision applied or reverted is one finished row, with who, when and what."""
+
+    def test_upgrade_then_downgrade(self, database: Database, tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
+                      MIGRATE_DEPLOY_REF="sha-abc123")
+        assert run_job(env=env).code == 0
+        assert run_job("downgrade", "0004", env=env).code == 0
+        rows = history(database, config)
+        assert [(r["revision"], r["direction"], r["outcome"]) for r in rows] == [
+            ("0001", "upgrade", "applied"), ("0002", "upgrade", "applied"),
+            ("0003", "upgrade", "applied"), ("0004", "upgrade", "applied"),
+            ("0005", "upgrade", "applied"), ("0005", "downgrade", "reverted")]
+        first, last = rows[0], rows[-1]
+        assert first["parents"] == []
+        assert last["parents"] == ["0004"]
+        assert {r["deploy_ref"] for r in rows} == {"sha-abc123"}
+        assert all(r["finished_at"] and r["duration_ms"] is not None for r in rows)
+        assert all(len(r["checksum"]) == 64 and r["job_version"] for r in rows)
+        assert first["runner_pid"] != last["runner_pid"]
+        text = run_job("history", env=env)
+        assert text.code == 0
+        assert "0005" in text.stdout
+        assert "reverted" in text.stdout
+
+    def test_failed_revision_recorded_as_failed(self, database: Database,
+                                                tmp_path: Path) -> None:
+        config = make_project(tmp_path, extra={"0006_failing": FAILING})
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        assert run_job(env=env).code == 6
+        failed = history(database, config)[-1]
+        assert (failed["revision"], failed["outcome"]) == ("0006", "failed")
+        assert failed["finished_at"] is not None
+
+    def test_off_writes_nothing_and_name_is_configurable(self, database: Database,
+                                                         tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        base = {"DATABASE_URL": database.url, "ALEMBIC_CONFIG": str(config)}
+        assert run_job("--target", "0001", env=job_env(**base, MIGRATE_HISTORY="off")).code == 0
+        assert not database.exists(HISTORY)
+        named = job_env(**base, MIGRATE_HISTORY_TABLE="deploy_audit")
+        assert run_job(env=named).code == 0
+        assert not database.exists(HISTORY)
+        assert [r[0] for r in database.query("SELECT revision FROM deploy_audit ORDER BY id")] \
+            == ["0002", "0003", "0004", "0005"]
+
+    def test_fast_path_reads_no_history(self, database: Database, tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        assert run_job(env=env).code == 0
+        database.query(f"DROP TABLE {HISTORY}")
+        again = run_job(env=env)
+        assert again.code == 0
+        assert "already_at_target" in again.names()
+        assert not database.exists(HISTORY)  # at head: no lock, and nothing written
+
+
+class TestKilledRunner:
+    """A runner killed mid-revision leaves a row that never finished: status and check say
+    so, and the next run records it as abandoned."""
+
+    def test_reported_then_abandoned(self, database: Database, tmp_path: Path) -> None:
+        config = make_project(tmp_path, extra={"0006_slow": SLOW})
+        job = start_slow_job(database, config)
+        job.process.send_signal(signal.SIGKILL)
+        assert job.finish(timeout=10).code == -signal.SIGKILL
+        assert wait_until(lambda: database.running_statements(SLEEP_QUERY) == 0, timeout=60)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        status = run_job("status", "--json", env=env)
+        assert status.code == 0, status.stderr
+        stale = json.loads(status.stdout)["history_unfinished"]
+        assert [(r["revision"], r["outcome"]) for r in stale] == [("0006", None)]
+        assert "0006 (upgrade) started" in run_job("status", env=env).stdout
+        check = run_job("check", env=env)
+        assert check.code == 8
+        assert check.event("history_unfinished")["revision"] == "0006"
+        upgraded = run_job(env=env)
+        assert upgraded.code == 0, upgraded.stderr
+        assert upgraded.event("history_abandoned")["revision"] == "0006"
+        assert [(r["revision"], r["outcome"]) for r in history(database, config)[-2:]] == [
+            ("0006", "abandoned"), ("0006", "applied")]
+        assert json.loads(run_job("status", "--json", env=env).stdout)[
+            "history_unfinished"] == []
+
+
+class TestStamp:
+    """stamp REV adopts a database created without migrations, under the lock, and is
+    recorded; a revision already there is replaced only when told, an unknown REV is exit 7."""
+
+    def test_baseline_then_upgrade_runs_only_what_follows(self, database: Database,
+                                                          tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        # A database whose schema is at 0003 but that no migration tool ever recorded.
+        assert run_job("--target", "0003", env={**env, "MIGRATE_HISTORY": "off"}).code == 0
+        database.query("DROP TABLE alembic_version")
+        stamped = run_job("stamp", "0003", env=env)
+        assert stamped.code == 0, stamped.stderr
+        assert "lock_acquired" in stamped.names()
+        assert stamped.event("stamped")["revision"] == "0003"
+        assert database.revisions() == ["0003"]
+        upgraded = run_job(env=env)
+        assert upgraded.code == 0, upgraded.stderr
+        assert database.applications() == {"0001": 1, "0002": 1, "0003": 1, "0004": 1,
+                                           "0005": 1}
+        assert [(r["revision"], r["direction"], r["outcome"])
+                for r in history(database, config)] == [
+            ("0003", "stamp", "stamped"), ("0004", "upgrade", "applied"),
+            ("0005", "upgrade", "applied")]
+
+    def test_refuses_a_database_with_a_revision_unless_replace(self, database: Database,
+                                                               tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        assert run_job(env=env).code == 0
+        refused = run_job("stamp", "0002", env=env)
+        assert refused.code == 7
+        assert refused.events[-1]["event"] == "history_error"
+        assert "already at 0005" in refused.events[-1]["message"]
+        assert "--replace" in refused.events[-1]["message"]
+        assert database.revisions() == ["0005"]
+        replaced = run_job("stamp", "0002", "--replace", env=env)
+        assert replaced.code == 0, replaced.stderr
+        assert replaced.event("stamped")["replaced"] == ["0005"]
+        assert database.revisions() == ["0002"]
+        assert history(database, config)[-1]["direction"] == "stamp"
+
+    def test_unknown_revision_is_exit_7_before_any_change(self, database: Database,
+                                                           tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        result = run_job("stamp", "cafe0001", env=env)
+        assert result.code == 7
+        assert "cafe0001" in result.events[-1]["message"]
+        assert "lock_acquired" not in result.names()
+        assert not database.exists("alembic_version")

@@ -32,6 +32,26 @@ LOCKED_DOWN = ("--read-only", "--tmpfs=/tmp", "--user", "12345:0", "--cap-drop",
 _SCRIPTS = ScriptDirectory.from_config(Config(str(REPO / "alembic.ini")))
 REVISIONS = sorted(s.revision for s in _SCRIPTS.walk_revisions())
 HEAD = _SCRIPTS.get_current_head()
+SLOW = "9999slow"
+# Added on top of the example project in a derived image: writes, then sleeps in its transaction.
+SLOW_REVISION = f'''"""Test-only: a revision that takes ten minutes."""
+from alembic import op
+
+revision = "{SLOW}"
+down_revision = "{HEAD}"
+branch_labels = None
+depends_on = None
+
+
+def upgrade() -> None:
+    op.execute("CREATE TABLE slow_marker (id int)")
+    op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('{SLOW}', 'upgrade')")
+    op.execute("SELECT pg_sleep(600)")
+
+
+def downgrade() -> None:
+    op.execute("DROP TABLE slow_marker")
+'''
 
 
 @pytest.fixture(scope="session")
@@ -69,6 +89,19 @@ def image(base_images: dict[str, str]) -> str:
     docker("build", "-q", "--build-arg", f"PYTHON_IMAGE={base_images['PYTHON_IMAGE']}",
            "-t", IMAGE, str(REPO))
     return IMAGE
+
+
+@pytest.fixture(scope="session")
+def slow_image(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The job's image plus one slow revision after the example project's head."""
+    context = tmp_path_factory.mktemp("slow-image")
+    (context / f"{SLOW}_slow.py").write_text(SLOW_REVISION)
+    (context / "Dockerfile").write_text(
+        f"FROM {image}\nCOPY {SLOW}_slow.py /app/migrations/versions/\n")
+    tag = f"migration-job:slow-{RUN_ID}"
+    docker("build", "-q", "-t", tag, str(context))
+    yield tag
+    docker("rmi", "-f", tag, check=False)
 
 
 @pytest.fixture(scope="session")

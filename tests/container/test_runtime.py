@@ -9,32 +9,12 @@ from contextlib import contextmanager
 
 import pytest
 
-from tests.container.conftest import DB_USER, HEAD, REVISIONS, RUN_ID, Database
+from tests.container.conftest import DB_USER, HEAD, REVISIONS, SLOW, Database
 from tests.container.engine import container_result, docker, wait_for
 from tests.support.job import Result
 
 pytestmark = pytest.mark.container
 
-SLOW = "9999slow"
-# Added on top of the example project in a derived image: writes, then sleeps in its transaction.
-SLOW_REVISION = f'''"""Test-only: a revision that takes ten minutes."""
-from alembic import op
-
-revision = "{SLOW}"
-down_revision = "{HEAD}"
-branch_labels = None
-depends_on = None
-
-
-def upgrade() -> None:
-    op.execute("CREATE TABLE slow_marker (id int)")
-    op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('{SLOW}', 'upgrade')")
-    op.execute("SELECT pg_sleep(600)")
-
-
-def downgrade() -> None:
-    op.execute("DROP TABLE slow_marker")
-'''
 STOP_TIMEOUT = 20
 LOCK_KEY = 4242001
 
@@ -46,19 +26,6 @@ def containers() -> Iterator[list[str]]:
     yield names
     if names:
         docker("rm", "-f", "-v", *names, check=False)
-
-
-@pytest.fixture(scope="module")
-def slow_image(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """The job's image plus one slow revision after the example project's head."""
-    context = tmp_path_factory.mktemp("slow-image")
-    (context / f"{SLOW}_slow.py").write_text(SLOW_REVISION)
-    (context / "Dockerfile").write_text(
-        f"FROM {image}\nCOPY {SLOW}_slow.py /app/migrations/versions/\n")
-    tag = f"migration-job:slow-{RUN_ID}"
-    docker("build", "-q", "-t", tag, str(context))
-    yield tag
-    docker("rmi", "-f", tag, check=False)
 
 
 def start(database: Database, image: str, names: list[str], *args: str,

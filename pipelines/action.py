@@ -35,6 +35,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     7: ("history problem", "no"),
     8: ("migrations are pending", ""),
     10: ("a revision started and did not finish", "no"),
+    12: ("squawk found a violation in a pending revision's SQL", "no"),
     130: ("interrupted by SIGINT / SIGTERM", "yes"),
     143: ("interrupted by SIGINT / SIGTERM", "yes"),
 }
@@ -73,6 +74,8 @@ class Inputs:
                  "MIGRATE_TARGET": env.get("INPUT_TARGET", "").strip(),
                  "ALEMBIC_CONFIG": config_path(env.get("INPUT_CONFIG", "").strip(),
                                                env.get("GITHUB_WORKSPACE", ""))}
+        # The commit the workflow runs for: the job records it in its history table.
+        named["GITHUB_SHA"] = env.get("GITHUB_SHA", "")
         variables.update({name: value for name, value in named.items() if value})
         return cls(command=env.get("INPUT_COMMAND", "").strip() or "upgrade",
                    args=shlex.split(env.get("INPUT_ARGS", "")), image=image,

@@ -18,10 +18,16 @@ from tests.container.conftest import HEAD, REPO, SLOW, Database
 from tests.container.engine import wait_for
 from tests.support.actions import ActionRun, run_action
 from tests.support.pgserver import PASSWORD
+from tests.support.projects import revision
 
 pytestmark = pytest.mark.container
 
 PENDING_FROM_0002 = ["0003", "0004", "0005"]
+COMMIT = "8d3c1f0e5b7a9c2d4e6f8a0b1c3d5e7f9a1b3c5d"
+# Blocks every write to hr.employee while the index builds: squawk's
+# require-concurrent-index-creation.
+DANGEROUS = revision("0004", "0003",
+                     'op.execute("CREATE INDEX ix_employee_name ON hr.employee (name)")')
 
 
 class Action:
@@ -34,13 +40,14 @@ class Action:
 
     def __call__(self, workspace: Path | None = None,
                  while_running: Callable[[subprocess.Popen[str]], None] | None = None,
-                 **inputs: str) -> ActionRun:
+                 runner_env: dict[str, str] | None = None, **inputs: str) -> ActionRun:
         """Run the action with these inputs (`_` for `-` in their names)."""
         self.runs += 1
         given = {"image": self.image, "database-url": self.url,
                  "network": self.database.pg.network}
         given.update({name.replace("_", "-"): value for name, value in inputs.items()})
-        run = run_action(given, self.scratch / f"run-{self.runs}", workspace, while_running)
+        run = run_action(given, self.scratch / f"run-{self.runs}", workspace, while_running,
+                         runner_env)
         assert_no_password(run, unquote(urlsplit(self.url).password or ""))
         return run
 
@@ -118,9 +125,14 @@ class TestPending:
         assert plan.outputs["plan"] in plan.summary
         assert database.revisions() == ["0002"]
 
-        deploy = action(command="upgrade")
+        deploy = action(command="upgrade", runner_env={"GITHUB_SHA": COMMIT})
         assert (deploy.code, deploy.outputs["exit-code"]) == (0, "0")
         assert database.revisions() == ["0005"]
+        # The workflow's commit is the deploy ref of the revisions this run applied.
+        assert database.query("SELECT revision || ' ' || deploy_ref FROM "
+                              "alembic_version_history WHERE revision >= '0003' "
+                              "ORDER BY revision").splitlines() == [
+            f"{revision} {COMMIT}" for revision in PENDING_FROM_0002]
 
 
 class TestAtHead:
@@ -162,6 +174,23 @@ class TestFailingDatabase:
         assert "::error title=migration-job check::exit 4 (connection refused for good)" in (
             run.stdout)
         assert wrong in run.masked()  # and nowhere else: every run is checked so
+
+
+class TestLint:
+    """lint through the action: a dangerous revision is exit 12, final, and fails the step."""
+
+    def test_dangerous_revision_is_12(self, action: Action, workspace: Path) -> None:
+        added = workspace / "migrations" / "versions" / "0004_dangerous.py"
+        added.write_text(DANGEROUS)
+        added.chmod(0o644)
+        shutil.copy(REPO / ".squawk.toml", workspace / ".squawk.toml")
+        run = action(workspace, command="lint", config="alembic.ini", args="--from 0003",
+                     accept_exit_codes="8")
+        assert run.code == 12, run.log()
+        assert (run.outputs["exit-code"], run.outputs["retry"]) == ("12", "no")
+        assert run.outputs["meaning"] == "squawk found a violation in a pending revision's SQL"
+        assert "0004" in run.outputs["summary"]
+        assert "require-concurrent-index-creation" in run.log()
 
 
 class TestCancel:

@@ -57,7 +57,7 @@ def test_actionlint_checks_the_workflow_against_the_action(tmp_path: Path) -> No
     (tmp_path / ".git").mkdir()  # actionlint's mark of a project's root
     shutil.copy(ACTION, tmp_path / "action.yml")
     text = WORKFLOW.read_text()
-    assert text.count(f"uses: {PUBLISHED}") == 3
+    assert text.count(f"uses: {PUBLISHED}") == 4
     (workflows / "migrations.yml").write_text(text.replace(PUBLISHED, "./"))
     done = subprocess.run([tool("actionlint"), "-no-color"], cwd=tmp_path,
                           capture_output=True, text=True, check=False)
@@ -69,10 +69,10 @@ class TestWorkflow:
 
     jobs = load(WORKFLOW)["jobs"]
 
-    def test_plan_on_pull_requests_is_posted(self) -> None:
+    def test_plan_on_pull_requests_is_posted_then_linted(self) -> None:
         job = self.jobs["plan"]
         assert job["if"] == "github.event_name == 'pull_request'"
-        assert [s["with"]["command"] for s in action_steps(job)] == ["plan"]
+        assert [s["with"]["command"] for s in action_steps(job)] == ["plan", "lint"]
         assert job["permissions"]["pull-requests"] == "write"
         assert "steps.plan.outputs.plan" in str(job["steps"])
 
@@ -105,6 +105,11 @@ class TestGitLabTemplate:
         assert job["script"][0] == "python3 /app/entrypoint.py plan > migration-plan.md"
         assert job["artifacts"]["paths"] == ["migration-plan.md"]
 
+    def test_lint_on_merge_requests(self) -> None:
+        job = self.jobs["migration-lint"]
+        assert "merge_request_event" in job["rules"][0]["if"]
+        assert job["script"] == ["python3 /app/entrypoint.py lint"]
+
     def test_check_gate_lets_pending_pass_as_a_warning(self) -> None:
         job = self.jobs["migration-check"]
         assert job["script"] == ["python3 /app/entrypoint.py check"]
@@ -121,5 +126,5 @@ class TestGitLabTemplate:
     def test_jobs_run_the_image_without_its_entrypoint(self) -> None:
         base = self.jobs[".migration-job"]
         assert base["image"] == {"name": "$MIGRATION_JOB_IMAGE", "entrypoint": [""]}
-        for name in ("migration-plan", "migration-check", "migration-upgrade"):
+        for name in ("migration-plan", "migration-lint", "migration-check", "migration-upgrade"):
             assert self.jobs[name]["extends"] == ".migration-job"

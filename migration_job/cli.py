@@ -73,6 +73,13 @@ def build_parser() -> ArgumentParser:
                         "(env MIGRATE_WAIT_TIMEOUT)")
     parser.add_argument("--lock-timeout", help="seconds to wait for the lock "
                         "(env MIGRATE_LOCK_TIMEOUT)")
+    parser.add_argument("--ddl-lock-timeout", help="how long a revision's statement may wait "
+                        "for a table lock before the revision is retried; 0: no limit "
+                        "(env MIGRATE_DDL_LOCK_TIMEOUT, default 2s)")
+    parser.add_argument("--ddl-lock-retries", help="retries of a revision that hit the DDL "
+                        "lock timeout, then exit 9 (env MIGRATE_DDL_LOCK_RETRIES, default 5)")
+    parser.add_argument("--statement-timeout", help="how long a revision's statement may run; "
+                        "0: no limit (env MIGRATE_STATEMENT_TIMEOUT, default 0)")
     parser.add_argument("--lock-key", help="64-bit advisory lock key (env MIGRATE_LOCK_KEY)")
     parser.add_argument("--log-format", help="text or json (env MIGRATE_LOG_FORMAT)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env MIGRATE_LOG_LEVEL)")

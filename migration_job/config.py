@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from migration_job.engines import Engine
 
 LOG_FORMATS = ("text", "json")
+# Short enough that the application's queries queued behind a blocked ALTER wait no longer
+# than a typical request timeout; long enough for a busy table's short transactions to end.
+DEFAULT_DDL_LOCK_TIMEOUT = "2s"
+DEFAULT_DDL_LOCK_RETRIES = "5"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 DEFAULT_ALEMBIC_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
 PYPROJECT = "pyproject.toml"
@@ -112,6 +116,12 @@ class Settings(NamedTuple):
     history_table: str | None = None
     # What the deploy says it is (MIGRATE_DEPLOY_REF, else GITHUB_SHA or CI_COMMIT_SHA).
     deploy_ref: str | None = None
+    # While revisions run, how long one statement may wait for a table lock (0: unbounded),
+    # and how often a revision that timed out is retried before exit 9 (lock_retries.py).
+    ddl_lock_timeout: float = 2.0
+    ddl_lock_retries: int = 5
+    # How long one statement of a revision may run (0: unbounded).
+    statement_timeout: float = 0.0
 
     @property
     def ini_config(self) -> Path | None:
@@ -140,6 +150,13 @@ def parse_duration(name: str, text: str) -> float:
     if not math.isfinite(seconds):
         raise ConfigError(f"{name}={text!r} is not a finite duration")
     return seconds
+
+
+def parse_count(name: str, text: str) -> int:
+    """A whole number, zero or more."""
+    if not text.strip().isdigit():
+        raise ConfigError(f"{name}={text!r} is not a whole number (0 or more)")
+    return int(text.strip())
 
 
 def parse_lock_key(text: str) -> int:
@@ -359,6 +376,12 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         history_table=env.get("MIGRATE_HISTORY_TABLE", "").strip() or None,
         deploy_ref=next((env[name].strip() for name in DEPLOY_REF_VARIABLES
                          if env.get(name, "").strip()), None),
+        ddl_lock_timeout=parse_duration("MIGRATE_DDL_LOCK_TIMEOUT", pick(
+            "ddl_lock_timeout", "MIGRATE_DDL_LOCK_TIMEOUT", DEFAULT_DDL_LOCK_TIMEOUT)),
+        ddl_lock_retries=parse_count("MIGRATE_DDL_LOCK_RETRIES", pick(
+            "ddl_lock_retries", "MIGRATE_DDL_LOCK_RETRIES", DEFAULT_DDL_LOCK_RETRIES)),
+        statement_timeout=parse_duration("MIGRATE_STATEMENT_TIMEOUT", pick(
+            "statement_timeout", "MIGRATE_STATEMENT_TIMEOUT", "0")),
     )
     if flask_app is None:
         return settings

@@ -81,6 +81,24 @@ class PendingMigrations(JobError):
     event = "migrations_pending"
 
 
+class Blocked(JobError):
+    """A revision kept hitting the DDL lock timeout through every retry; rolled back."""
+
+    exit_code = 9
+    event = "ddl_blocked"
+
+
+class DdlLockTimedOut(Blocked):
+    """One try of a revision hit the DDL lock timeout and was rolled back whole: the job
+    tries it again (lock_retries.py), and only after the last try is the job Blocked."""
+
+    event = "ddl_lock_timeout"
+
+    def __init__(self, message: str, revision: str) -> None:
+        super().__init__(message)
+        self.revision = revision
+
+
 class UnfinishedRevision(JobError):
     """A revision started and did not finish on an engine without transactional DDL."""
 

@@ -24,6 +24,7 @@ from migration_job.engines.unfinished import UnfinishedLog, repair_advice
 from migration_job.env_drivers import driver_mismatch
 from migration_job.errors import (
     DatabaseUnreachable,
+    DdlLockTimedOut,
     HistoryError,
     JobError,
     LockLost,
@@ -33,6 +34,7 @@ from migration_job.errors import (
     first_line,
 )
 from migration_job.history import History
+from migration_job.implicit_commits import implicit_commits
 from migration_job.interruption import Interruption
 from migration_job.log import log
 from migration_job.project import project_for
@@ -83,11 +85,15 @@ class Progress:
     applied: list[tuple[str, float]] = field(default_factory=list)
     running: MigrationStep | None = None
     running_since: float = 0.0
+    # Whether the running revision already committed part of itself: on an engine without
+    # transactional DDL, each DDL statement commits (implicit_commits.py).
+    committed: bool = False
 
     def track(self, steps: Iterable[MigrationStep]) -> Iterator[MigrationStep]:
         """Yield Alembic's steps; resuming after a yield means the step's transaction ended."""
         for step in steps:
             self.running, self.running_since = step, time.monotonic()
+            self.committed = False
             revision = self.revision_of(step)
             log.info("revision_started", f"{self.verb} {revision} ({step.doc}): started",
                      revision=revision, direction=self.verb, description=step.doc)
@@ -179,7 +185,7 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     engine = job_engine(settings)
     try:
         with (lock.session.lent_to_sqlalchemy(sqlalchemy_url(settings.database_url)),
-              engine.connect() as connection):
+              implicit_commits(settings.engine, progress), engine.connect() as connection):
             config.attributes["connection"] = connection
             try:
                 with job_environment(config, scripts, lock, interruption, recorder, fn=steps,
@@ -265,7 +271,13 @@ def run_alembic(settings: Settings, history: History, destination: str, progress
             # asyncpg lets the OS's errors through (refused, reset) unwrapped.
             if not isinstance(error, (DBAPIError, ConnectionError, *engine.errors)):
                 raise  # env.py itself is broken: a traceback helps more than a summary
-        raise _failure(engine, error, progress, lock) from None
+        failure = _failure(settings, error, progress, lock)
+        if isinstance(failure, DdlLockTimedOut) and not engine.transactional_ddl:
+            # Nothing of it was committed: it may run again, not only after a repair.
+            unfinished = lock.session.unfinished_log(project_for(settings))
+            if unfinished is not None:
+                unfinished.clear(failure.revision)
+        raise failure from None
 
 
 def _database_error(engine: Engine, error: BaseException) -> BaseException:
@@ -285,8 +297,9 @@ def _database_error(engine: Engine, error: BaseException) -> BaseException:
     return next((e for e in chain if engine.is_connection_lost(e)), chain[0])
 
 
-def _failure(engine: Engine, error: Exception, progress: Progress,
+def _failure(settings: Settings, error: Exception, progress: Progress,
              lock: MigrationLock) -> JobError:
+    engine = settings.engine
     cause = _database_error(engine, error)
     revision = progress.revision_of(progress.running) if progress.running else None
     where = (f"revision {revision} ({progress.running.doc or 'no message'})"
@@ -301,14 +314,27 @@ def _failure(engine: Engine, error: Exception, progress: Progress,
         return LockLost(
             f"lost the migration lock: the database session holding it ended during {where} "
             f"({first_line(cause)}); the server rolled that revision back; run the job again")
+    earlier = f"{len(progress.applied)} earlier revision(s) stay applied"
+    if (revision is not None and engine.is_lock_timeout(cause)
+            and (engine.transactional_ddl or not progress.committed)):
+        return DdlLockTimedOut(
+            f"{where} waited longer than the DDL lock timeout "
+            f"({settings.ddl_lock_timeout:g} s) for a lock and was rolled back ({earlier})",
+            revision)
     log.error("revision_failed", f"{where} failed: {first_line(cause)}", revision=revision,
               error=first_line(cause))
     if revision is not None and not engine.transactional_ddl:
         return UnfinishedRevision(
             f"{where} failed: {first_line(cause)}; this engine cannot roll back DDL, so part "
             f"of it may be applied. {repair_advice(revision)}")
+    if engine.is_statement_timeout(cause):
+        return MigrationFailed(
+            f"{where} ran longer than the statement timeout ({settings.statement_timeout:g} s,"
+            f" MIGRATE_STATEMENT_TIMEOUT) and was cancelled: {first_line(cause)}; its "
+            f"transaction was rolled back ({earlier}); make the revision faster (or split "
+            "it), or raise MIGRATE_STATEMENT_TIMEOUT")
     rolled_back = (f"{where} failed: {first_line(cause)}; its transaction was rolled back "
-                   f"({len(progress.applied)} earlier revision(s) stay applied)")
+                   f"({earlier})")
     if engine.is_permission_denied(cause):
         return PermissionDenied(f"{rolled_back}; grant the job's database role the privileges "
                                 "the migrations need, or run the job as the owner")

@@ -94,6 +94,7 @@ def upgrade_through_env(settings: Settings, interruption: Interruption) -> str:
 def apply_plan(settings: Settings, history: History, now: Plan, interruption: Interruption,
                lock: MigrationLock) -> str:
     """Apply the pending revisions (the lock is held); log and return the summary."""
+    from migration_job.lock_retries import with_lock_retries
     from migration_job.migrate import Progress, run_alembic
 
     progress = Progress("upgrade")
@@ -101,7 +102,9 @@ def apply_plan(settings: Settings, history: History, now: Plan, interruption: In
     log.info("upgrade_started", f"upgrading from {describe(now.current)} to "
              f"{describe(now.target)}: {len(now.pending)} revision(s) pending",
              current=list(now.current), target=list(now.target), pending=list(now.pending))
-    run_alembic(settings, history, settings.target, progress, interruption, lock)
+    with_lock_retries(
+        lambda: run_alembic(settings, history, settings.target, progress, interruption, lock),
+        settings, lock.session, interruption)
     elapsed_ms = (time.monotonic() - started) * 1000
     summary = (f"upgraded {describe(now.current)} -> {describe(now.target)}: "
                f"{len(progress.applied)} revision(s) in {elapsed_ms:.0f} ms")
@@ -112,6 +115,7 @@ def apply_plan(settings: Settings, history: History, now: Plan, interruption: In
 
 def downgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait, lock and downgrade to the explicit target revision."""
+    from migration_job.lock_retries import with_lock_retries
     from migration_job.migrate import Progress, run_alembic
 
     project = project_for(settings)
@@ -124,7 +128,10 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
             refuse_unfinished(session, project, current)
             history.plan(current, "heads")  # validates the database's revision
             progress = Progress("downgrade")
-            run_alembic(settings, history, settings.target, progress, interruption, lock)
+            with_lock_retries(
+                lambda: run_alembic(settings, history, settings.target, progress,
+                                    interruption, lock),
+                settings, lock.session, interruption)
             now = session.revisions(project)
             summary = (f"downgraded {describe(current)} -> {describe(now)}: "
                        f"{len(progress.applied)} revision(s)")

@@ -17,6 +17,7 @@ from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
+    from migration_job.engines.blocking import Blocker
     from migration_job.engines.unfinished import UnfinishedLog
     from migration_job.project import Project
 
@@ -124,6 +125,13 @@ class Engine(Protocol):
 
     check_url(url): raise ConfigError for a (normalised) URL this engine cannot migrate.
 
+    is_lock_timeout(error): whether a statement gave up waiting for a lock because of the
+    DDL lock timeout (Session.bounded_waits): the revision is retried (lock_retries.py), and
+    after the last try the job exits 9.
+
+    is_statement_timeout(error): whether the statement timeout (not a signal's cancel) ended
+    a statement: exit 6, saying so.
+
     failure_advice(error): for a revision that failed for a reason of the database's rather
     than the migration's (another writer held the database too long), what to do instead of
     fixing the migration; else None.
@@ -153,6 +161,10 @@ class Engine(Protocol):
     def sqlalchemy_connect_args(self) -> dict[str, object]: ...
 
     def check_url(self, url: str) -> None: ...
+
+    def is_lock_timeout(self, error: BaseException) -> bool: ...
+
+    def is_statement_timeout(self, error: BaseException) -> bool: ...
 
     def failure_advice(self, error: BaseException) -> str | None: ...
 
@@ -190,6 +202,17 @@ class Session(Protocol):
     env.py builds itself) gets this very session, so that the revisions run on the session that
     holds the lock and losing one loses both. Afterwards the session is back in autocommit mode.
 
+    bounded_waits(lock_timeout, statement_timeout) is a context manager: within it, each
+    statement of this session (and, where the driver allows, of the connections env.py opens
+    itself) waits at most `lock_timeout` seconds for a lock and runs at most
+    `statement_timeout` seconds; 0 leaves the server's own setting. Afterwards the session's
+    settings are as before. Where the engine has no such limit it does nothing (the README's
+    engine matrix says where).
+
+    blockers() names the sessions that hold the locks this process's statements wait for
+    (engines.blocking.Blocker), asked from this session (a second one: the revisions' own
+    session is busy waiting); () where the server cannot say.
+
     unfinished_log(project) is where revisions that started and did not finish are recorded
     (engines.unfinished), on an engine without transactional DDL; None on the others.
 
@@ -215,6 +238,11 @@ class Session(Protocol):
              sleep: Callable[[float], None]) -> MigrationLock: ...
 
     def lent_to_sqlalchemy(self, url: str) -> AbstractContextManager[None]: ...
+
+    def bounded_waits(self, lock_timeout: float,
+                      statement_timeout: float) -> AbstractContextManager[None]: ...
+
+    def blockers(self) -> tuple[Blocker, ...]: ...
 
     def unfinished_log(self, project: Project) -> UnfinishedLog | None: ...
 

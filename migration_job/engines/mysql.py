@@ -26,6 +26,7 @@ from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
+    from migration_job.engines.blocking import Blocker
     from migration_job.project import Project
 
 DEFAULT_PORT = 3306
@@ -185,6 +186,23 @@ class MysqlSession:
                                   project.version_table)
         return NamedLock(self, key, sleep=sleep)
 
+    @contextmanager
+    def bounded_waits(self, lock_timeout: float, statement_timeout: float) -> Iterator[None]:
+        """Within the block, lock_wait_timeout (and on MariaDB max_statement_time) bound this
+        session's statements (mysql_waits.py)."""
+        from migration_job.engines.mysql_waits import bounded_waits, revision_settings
+
+        mariadb = "mariadb" in str(self.connection.get_server_info()).lower()  # type: ignore[no-untyped-call]
+        with bounded_waits(self.connection,
+                           revision_settings(lock_timeout, statement_timeout, mariadb)):
+            yield
+
+    def blockers(self) -> tuple[Blocker, ...]:
+        """See mysql_waits.blockers."""
+        from migration_job.engines.mysql_waits import blockers
+
+        return blockers(self.connection)
+
     def unfinished_log(self, project: Project) -> MysqlUnfinishedLog:
         """DDL is not transactional here: revisions are recorded while they run."""
         return MysqlUnfinishedLog(self, project)
@@ -268,6 +286,14 @@ class MysqlEngine:
             if name not in QUERY_PARAMETERS:
                 raise ConfigError(f"DATABASE_URL parameter {name!r} is not supported for "
                                   f"MySQL/MariaDB; supported: {', '.join(QUERY_PARAMETERS)}")
+
+    def is_lock_timeout(self, error: BaseException) -> bool:
+        """See mysql_errors.is_lock_timeout."""
+        return mysql_errors.is_lock_timeout(error)
+
+    def is_statement_timeout(self, error: BaseException) -> bool:
+        """See mysql_errors.is_statement_timeout."""
+        return mysql_errors.is_statement_timeout(error)
 
     def failure_advice(self, error: BaseException) -> str | None:
         """See mysql_errors.failure_advice."""

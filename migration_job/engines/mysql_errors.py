@@ -31,6 +31,10 @@ CONNECTION_LOST = {1053, 1927, 2006, 2013, 2055, 4031}
 PERMISSION_DENIED = {1044, 1142, 1143, 1227, 1370}
 # Another session held a lock the revision needed: no fault of the migration's.
 LOCK_WAIT = {1205, 1213}
+# ER_LOCK_WAIT_TIMEOUT: lock_wait_timeout (a table's metadata lock) or InnoDB's row lock wait.
+LOCK_WAIT_TIMEOUT = 1205
+# MariaDB's max_statement_time ended a statement (ER_STATEMENT_TIMEOUT).
+STATEMENT_TIMEOUT = 1969
 LOCK_WAIT_ADVICE = ("another session held a lock the revision needed (lock wait timeout or "
                     "deadlock: an application transaction, or a tool holding the table); run "
                     "the job again when it has finished")
@@ -64,6 +68,16 @@ def is_connection_lost(error: BaseException) -> bool:
 def is_permission_denied(error: BaseException) -> bool:
     """Whether a failed statement lacked a privilege."""
     return code(error) in PERMISSION_DENIED
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """Whether a statement gave up waiting for a lock."""
+    return code(error) == LOCK_WAIT_TIMEOUT
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    """Whether MariaDB's max_statement_time ended a statement."""
+    return code(error) == STATEMENT_TIMEOUT
 
 
 def failure_advice(error: BaseException) -> str | None:

@@ -17,6 +17,7 @@ from migration_job.engines.postgres_pooling import refuse_shared_sessions
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
+    from migration_job.engines.blocking import Blocker
     from migration_job.project import Project
 
 
@@ -29,6 +30,9 @@ class LendableConnection(connection):
     """
 
     lendable = False
+    # While revisions run: the settings that bound their statements (postgres_waits.py), for
+    # the connections env.py opens itself.
+    revision_settings: dict[str, str] | None = None
 
     def close(self) -> None:
         """Close, unless lent out to SQLAlchemy."""
@@ -139,6 +143,21 @@ class PostgresSession:
         with lent_to_sqlalchemy(self.connection, url):
             yield
 
+    @contextmanager
+    def bounded_waits(self, lock_timeout: float, statement_timeout: float) -> Iterator[None]:
+        """Within the block, lock_timeout and statement_timeout bound this session's statements
+        and those of the connections env.py opens itself (postgres_waits.py)."""
+        from migration_job.engines.postgres_waits import bounded_waits, revision_settings
+
+        with bounded_waits(self.connection, revision_settings(lock_timeout, statement_timeout)):
+            yield
+
+    def blockers(self) -> tuple[Blocker, ...]:
+        """The sessions holding the locks this process's statements wait for."""
+        from migration_job.engines.postgres_waits import blockers
+
+        return blockers(self.connection)
+
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
@@ -197,6 +216,14 @@ class PostgresEngine:
 
     def check_url(self, url: str) -> None:
         """Every PostgreSQL URL that parses names a database the job can migrate."""
+
+    def is_lock_timeout(self, error: BaseException) -> bool:
+        """See postgres_errors.is_lock_timeout."""
+        return postgres_errors.is_lock_timeout(error)
+
+    def is_statement_timeout(self, error: BaseException) -> bool:
+        """See postgres_errors.is_statement_timeout."""
+        return postgres_errors.is_statement_timeout(error)
 
     def failure_advice(self, error: BaseException) -> str | None:
         """A failed revision on PostgreSQL is the migration's to fix."""

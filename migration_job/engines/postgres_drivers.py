@@ -51,3 +51,22 @@ def name_connection(driver: str, cparams: dict[str, Any]) -> None:
                                       "application_name": APPLICATION_NAME}
     elif driver in ("psycopg", "psycopg2"):
         cparams["application_name"] = APPLICATION_NAME
+
+
+
+def bounded_connection(dialect: Any, cargs: Any, cparams: dict[str, Any],
+                       settings: dict[str, str]) -> Any:
+    """Open a connection that env.py asked for with the session settings that bound the
+    revisions' statements (lock_timeout, statement_timeout) already set, whatever its driver.
+
+    Set by a statement rather than in the startup packet (asyncpg's server_settings, libpq's
+    options), which poolers such as PgBouncer reject. The values are the job's own
+    ('2000ms'), so they are written inline: each driver has its own parameter style.
+    """
+    connection = dialect.connect(*cargs, **cparams)
+    cursor = connection.cursor()
+    cursor.execute("SELECT " + ", ".join(f"set_config('{name}', '{value}', false)"
+                                         for name, value in settings.items()))
+    cursor.close()
+    connection.commit()
+    return connection

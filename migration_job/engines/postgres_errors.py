@@ -35,6 +35,12 @@ PERMANENT_WITH_ADVICE = {
 }
 # Everything else that stops a connection (refused, reset, timeout, a name that does not
 # resolve yet, "the database system is starting up", "too many clients") is retried.
+# SQLSTATE lock_not_available: lock_timeout (or NOWAIT) ended a lock wait.
+LOCK_NOT_AVAILABLE = "55P03"
+# SQLSTATE query_canceled: statement_timeout, but also pg_cancel_backend (a signal's cancel);
+# only the server's message tells them apart.
+QUERY_CANCELED = "57014"
+STATEMENT_TIMEOUT_MESSAGE = "statement timeout"
 # SQLSTATE insufficient_privilege: no retry and no fix to the migration helps, a grant does.
 INSUFFICIENT_PRIVILEGE = "42501"
 
@@ -76,6 +82,17 @@ def is_connection_lost(error: BaseException) -> bool:
 def is_permission_denied(error: BaseException) -> bool:
     """Whether a statement failed for want of a privilege."""
     return sqlstate(error) == INSUFFICIENT_PRIVILEGE
+
+
+def is_lock_timeout(error: BaseException) -> bool:
+    """Whether a statement gave up waiting for a lock (lock_timeout)."""
+    return sqlstate(error) == LOCK_NOT_AVAILABLE
+
+
+def is_statement_timeout(error: BaseException) -> bool:
+    """Whether statement_timeout cancelled a statement (not pg_cancel_backend: a signal's)."""
+    return (sqlstate(error) == QUERY_CANCELED
+            and STATEMENT_TIMEOUT_MESSAGE in str(error).lower())
 
 
 def sqlstate(error: BaseException) -> str | None:

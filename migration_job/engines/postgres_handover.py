@@ -26,7 +26,7 @@ from sqlalchemy.engine import Dialect
 
 from migration_job.engines.lending import lent, reaches
 from migration_job.engines.postgres import LendableConnection
-from migration_job.engines.postgres_drivers import name_connection
+from migration_job.engines.postgres_drivers import bounded_connection, name_connection
 
 # Connect arguments the job or env.py may add that do not change which database is reached.
 NEUTRAL_ARGUMENTS = ("application_name", "connect_timeout")
@@ -40,14 +40,15 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
         name_connection(dialect.driver, cparams)  # the connections not lent, for signals
         # Lent again only while idle: env.py may ignore the connection the job handed it
         # (config.attributes) and open its own, but never two transactions at once.
-        if (dialect.driver != "psycopg2" or session.closed
-                or session.info.transaction_status != TRANSACTION_STATUS_IDLE):
-            return None
-        if not reaches(url, dialect, cargs, cparams, NEUTRAL_ARGUMENTS):
-            return None
-        # SQLAlchemy manages transactions on a connection that is not in autocommit mode.
-        session.autocommit = False
-        return session
+        if (dialect.driver == "psycopg2" and not session.closed
+                and session.info.transaction_status == TRANSACTION_STATUS_IDLE
+                and reaches(url, dialect, cargs, cparams, NEUTRAL_ARGUMENTS)):
+            # SQLAlchemy manages transactions on a connection that is not in autocommit mode.
+            session.autocommit = False
+            return session
+        if session.revision_settings:
+            return bounded_connection(dialect, cargs, cparams, session.revision_settings)
+        return None
 
     with lent(session, {"do_connect": borrow}, lambda: _take_back(session)):
         yield

@@ -20,6 +20,7 @@ from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
+    from migration_job.engines.blocking import Blocker
     from migration_job.project import Project
 
 BUSY = ("another connection held the database's write lock for longer than "
@@ -149,6 +150,16 @@ class SqliteSession:
         with lent_to_sqlalchemy(self.connection, self.path):
             yield
 
+    @contextmanager
+    def bounded_waits(self, lock_timeout: float, statement_timeout: float) -> Iterator[None]:
+        """Nothing to bound: SQLite has one write lock, whose wait MIGRATE_LOCK_TIMEOUT
+        already bounds (busy_timeout), and no statement timeout."""
+        yield
+
+    def blockers(self) -> tuple[Blocker, ...]:
+        """SQLite does not say which connection holds its write lock."""
+        return ()
+
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
@@ -216,6 +227,14 @@ class SqliteEngine:
         path = database_path(url)
         if not path or path.endswith(":memory:") or "mode=memory" in url:
             raise ConfigError(IN_MEMORY)
+
+    def is_lock_timeout(self, error: BaseException) -> bool:
+        """No DDL lock timeout here: a busy database is reported as such (failure_advice)."""
+        return False
+
+    def is_statement_timeout(self, error: BaseException) -> bool:
+        """SQLite has no statement timeout."""
+        return False
 
     def failure_advice(self, error: BaseException) -> str | None:
         """A database locked by another writer is no fault of the migration's."""

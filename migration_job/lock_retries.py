@@ -1,0 +1,81 @@
+"""Revisions blocked by another session's lock: rolled back, then tried again a few times.
+
+Modelled on GitLab's `with_lock_retries`: each statement of a revision waits for a table
+lock at most MIGRATE_DDL_LOCK_TIMEOUT, so the application's queries that queue behind an
+ALTER TABLE are held up no longer than that; a revision that hit the timeout is rolled back
+and tried again after a growing, jittered sleep, while the job keeps the migration lock.
+Alembic plans each try from the database's revision, so earlier revisions stay applied.
+After MIGRATE_DDL_LOCK_RETRIES retries the job exits 9: blocked, retry later.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import TYPE_CHECKING, TypeVar
+
+from migration_job.blocker_watch import BlockerWatch
+from migration_job.engines.blocking import describe_all
+from migration_job.errors import Blocked, DdlLockTimedOut
+from migration_job.log import log
+
+if TYPE_CHECKING:
+    from migration_job.config import Settings
+    from migration_job.engines import Session
+    from migration_job.interruption import Interruption
+
+FIRST_DELAY_S = 1.0
+MAX_DELAY_S = 30.0
+Result = TypeVar("Result")
+
+
+def retry_delays(retries: int, jitter: Callable[[], float] = random.random) -> Iterator[float]:
+    """Seconds to sleep before each retry: doubling from FIRST_DELAY_S up to MAX_DELAY_S, each
+    between half and all of that (runners blocked together do not retry together)."""
+    for number in range(retries):
+        ceiling = min(FIRST_DELAY_S * 2 ** number, MAX_DELAY_S)
+        yield ceiling * (0.5 + 0.5 * jitter())
+
+
+def with_lock_retries(attempt: Callable[[], Result], settings: Settings, session: Session,
+                      interruption: Interruption) -> Result:
+    """`attempt()` (applying the pending revisions) with the DDL lock timeout and statement
+    timeout set on `session`, tried again while a revision hits the lock timeout."""
+    with ExitStack() as stack:
+        stack.enter_context(session.bounded_waits(settings.ddl_lock_timeout,
+                                                  settings.statement_timeout))
+        if settings.ddl_lock_timeout <= 0:
+            return attempt()
+        watch = stack.enter_context(BlockerWatch(settings))
+        return retrying(attempt, settings, watch, interruption.sleep)
+
+
+def retrying(attempt: Callable[[], Result], settings: Settings, watch: BlockerWatch,
+             sleep: Callable[[float], None]) -> Result:
+    """`attempt()`, tried again after each DDL lock timeout until the retries run out."""
+    delays = retry_delays(settings.ddl_lock_retries)
+    tries = 0
+    while True:
+        tries += 1
+        try:
+            return attempt()
+        except DdlLockTimedOut as timed_out:
+            blockers = watch.take()
+            delay = next(delays, None)
+            if delay is None:
+                raise blocked(timed_out, tries, describe_all(blockers)) from None
+            log.warning("ddl_lock_timeout",
+                        f"{timed_out}; blocked by {describe_all(blockers)}; "
+                        f"try {tries} of {settings.ddl_lock_retries + 1}, next in {delay:.1f} s",
+                        revision=timed_out.revision, attempt=tries,
+                        next_delay_ms=round(delay * 1000),
+                        blockers=[blocker.fields() for blocker in blockers])
+            sleep(delay)
+
+
+def blocked(timed_out: DdlLockTimedOut, tries: int, blockers: str) -> Blocked:
+    """Exit 9, naming the revision and its blocker(s)."""
+    return Blocked(f"{timed_out}, on each of {tries} tr{'y' if tries == 1 else 'ies'}; "
+                   f"blocked by {blockers}; retry later, once that transaction has ended "
+                   "(or raise MIGRATE_DDL_LOCK_TIMEOUT or MIGRATE_DDL_LOCK_RETRIES)")

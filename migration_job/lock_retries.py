@@ -13,7 +13,7 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from migration_job.blocker_watch import BlockerWatch
 from migration_job.engines.blocking import describe_all
@@ -23,11 +23,18 @@ from migration_job.log import log
 if TYPE_CHECKING:
     from migration_job.config import Settings
     from migration_job.engines import Session
+    from migration_job.engines.blocking import Blocker
     from migration_job.interruption import Interruption
 
 FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 30.0
 Result = TypeVar("Result")
+
+
+class Watch(Protocol):
+    """Who blocked the revisions since last asked (blocker_watch.BlockerWatch)."""
+
+    def take(self) -> tuple[Blocker, ...]: ...
 
 
 def retry_delays(retries: int, jitter: Callable[[], float] = random.random) -> Iterator[float]:
@@ -51,7 +58,7 @@ def with_lock_retries(attempt: Callable[[], Result], settings: Settings, session
         return retrying(attempt, settings, watch, interruption.sleep)
 
 
-def retrying(attempt: Callable[[], Result], settings: Settings, watch: BlockerWatch,
+def retrying(attempt: Callable[[], Result], settings: Settings, watch: Watch,
              sleep: Callable[[float], None]) -> Result:
     """`attempt()`, tried again after each DDL lock timeout until the retries run out."""
     delays = retry_delays(settings.ddl_lock_retries)

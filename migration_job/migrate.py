@@ -85,8 +85,8 @@ class Progress:
     applied: list[tuple[str, float]] = field(default_factory=list)
     running: MigrationStep | None = None
     running_since: float = 0.0
-    # Whether the running revision already committed part of itself: on an engine without
-    # transactional DDL, each DDL statement commits (implicit_commits.py).
+    # Whether the running revision may have committed part of itself: on an engine without
+    # transactional DDL, each DDL statement commits, and what ran before it (implicit_commits.py).
     committed: bool = False
 
     def track(self, steps: Iterable[MigrationStep]) -> Iterator[MigrationStep]:

@@ -671,3 +671,53 @@ class TestAppliedHistory:
             ("0003", "applied", "v1.2.3"), ("0004", "failed", None)]
         assert rows[1]["parents"] == ["0001"]
         assert len(rows[1]["checksum"]) == 64
+
+
+ALTER_ITEMS_FIRST = revision("0004", "0003", '''
+op.execute("ALTER TABLE items ADD COLUMN note varchar(10)")
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+''')
+# The ALTER commits the INSERT before it waits for the table: a retry would insert it again.
+ALTER_ITEMS_AFTER_A_WRITE = revision("0004", "0003", '''
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+op.execute("ALTER TABLE items ADD COLUMN note varchar(10)")
+''')
+
+
+class TestDdlLockTimeout:
+    """lock_wait_timeout bounds a revision's wait for a table; a revision is retried only if
+    nothing of it was committed (MySQL commits each DDL statement), else exit 10."""
+
+    @staticmethod
+    def blocked(database: MariaDatabase, source: str) -> tuple[Any, Result]:
+        """Run the job (one retry) while a transaction of the test's holds `items`."""
+        assert database.run().code == 0
+        database.add_revision("0004_alter_items", source)
+        blocker = database.server.connect(database.name)
+        with blocker.cursor() as cursor:
+            cursor.execute("BEGIN")
+            cursor.execute("SELECT count(*) FROM items")
+        return blocker, database.run(MIGRATE_DDL_LOCK_TIMEOUT="1s",
+                                     MIGRATE_DDL_LOCK_RETRIES="1")
+
+    def test_blocked_before_any_commit_is_retried_then_exit_9(
+            self, db: MariaDatabase) -> None:
+        blocker, result = self.blocked(db, ALTER_ITEMS_FIRST)
+        assert result.code == 9, result.stderr
+        retry = result.event("ddl_lock_timeout")
+        assert blocker.thread_id() in [b["pid"] for b in retry["blockers"]]
+        assert result.events[-1]["event"] == "ddl_blocked"
+        assert db.unfinished() == []
+        assert db.revisions() == ["0003"]
+        assert "0004" not in db.applications()
+        blocker.commit()
+        blocker.close()
+        assert db.run().code == 0
+        assert db.applications()["0004"] == 1
+
+    def test_blocked_after_a_write_exits_10(self, db: MariaDatabase) -> None:
+        blocker, result = self.blocked(db, ALTER_ITEMS_AFTER_A_WRITE)
+        blocker.close()
+        assert result.code == 10, result.stderr
+        assert "ddl_lock_timeout" not in result.names()
+        assert db.unfinished() == ["0004"]

@@ -65,6 +65,10 @@ SLOW = audited("0003", 'op.execute("CREATE TABLE slow_marker (id int)")', "impor
                'op.execute("SELECT pg_sleep(" + os.environ.get("TEST_SLEEP_S", "0") + ")")')
 # Waits for advisory lock 555, which the test holds until it lets the revision go on.
 GATED = audited("0003", 'op.execute("SELECT pg_advisory_xact_lock(555)")')
+# What bounds env.py's own connection while revisions run (the job's timeouts).
+TIMEOUTS = audited("0003", 'op.execute("CREATE TABLE env_timeouts AS SELECT '
+                   "current_setting('lock_timeout') AS lock_timeout, "
+                   "current_setting('statement_timeout') AS statement_timeout\")")
 FAILING = audited("0003", 'op.execute("CREATE TABLE half_done (id int)")',
                   'op.execute("SELECT * FROM table_that_does_not_exist")')
 
@@ -191,6 +195,16 @@ def at_once(count: int, env: dict[str, str]) -> list[Result]:
 class TestEveryGuarantee:
     """For each driver env.py may use: upgrade and no-op, runners at once, SIGTERM, a lost lock
     session, a failing revision."""
+
+    def test_env_connection_gets_the_timeouts(self, database: Database,
+                                              make: Callable[..., Project], case: Case) -> None:
+        """env.py's own connection waits for a lock and runs as briefly as the job's."""
+        project = make(case.template, third=TIMEOUTS)
+        result = run_job(env=env_for(database, case, project, MIGRATE_DDL_LOCK_TIMEOUT="3s",
+                                     MIGRATE_STATEMENT_TIMEOUT="7s"))
+        assert result.code == 0, result.stderr
+        assert database.query("SELECT lock_timeout, statement_timeout FROM env_timeouts") == [
+            ("3s", "7s")]
 
     def test_fresh_upgrade_then_no_op(self, database: Database, make: Callable[..., Project],
                                       case: Case) -> None:

@@ -32,14 +32,18 @@ def writes(statement: str) -> bool:
 
 
 @contextmanager
-def implicit_commits(engine: Engine, progress: Progress) -> Iterator[None]:
+def implicit_commits(engine: Engine, progress: Progress,
+                     own_table: str | None = None) -> Iterator[None]:
     """Within the block, on an engine without transactional DDL, a statement that may write
-    and completes marks the running revision `progress.committed` (or soon to be)."""
+    and completes marks the running revision `progress.committed` (or soon to be); the
+    job's own rows in `own_table` (the applied-history table) are not the revision's."""
     if engine.transactional_ddl:
         yield
         return
 
     def completed(connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        if own_table is not None and own_table in statement:
+            return
         if progress.running is not None and writes(statement):
             progress.committed = True
 

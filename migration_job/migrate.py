@@ -185,7 +185,9 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     engine = job_engine(settings)
     try:
         with (lock.session.lent_to_sqlalchemy(sqlalchemy_url(settings.database_url)),
-              implicit_commits(settings.engine, progress), engine.connect() as connection):
+              implicit_commits(settings.engine, progress,
+                               recorder.table.name if recorder else None),
+              engine.connect() as connection):
             config.attributes["connection"] = connection
             try:
                 with job_environment(config, scripts, lock, interruption, recorder, fn=steps,

@@ -34,6 +34,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     6: ("a migration failed", "no"),
     7: ("history problem", "no"),
     8: ("migrations are pending", ""),
+    9: ("blocked: a revision kept hitting the DDL lock timeout", "yes, later"),
     10: ("a revision started and did not finish", "no"),
     12: ("squawk found a violation in a pending revision's SQL", "no"),
     130: ("interrupted by SIGINT / SIGTERM", "yes"),

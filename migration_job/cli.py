@@ -130,7 +130,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.configure(log_format=settings.log_format, level=settings.log_level,
                   secrets=settings.secrets)
     settings.engine.name_process()
-    exit_code, summary = run_in_worker(settings)
+    if settings.command == "fleet":
+        from migration_job.fleet import run_fleet
+
+        # The fleet takes signals itself and runs each target's worker in a process of its own.
+        exit_code, summary = run_fleet(settings)
+    else:
+        exit_code, summary = run_in_worker(settings)
     write_termination_log(settings.termination_log, exit_code, summary)
     return exit_code
 

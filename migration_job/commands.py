@@ -62,6 +62,9 @@ COMMANDS = {command.name: command for command in (
     Command("mark-repaired", "MySQL/MariaDB: after repairing by hand a revision that did not "
             "finish (exit 10), let the job go on (TARGET: that revision)",
             (), True, "migration_job.repair:mark_repaired", takes_revision=True),
+    Command("fleet", "upgrade many databases (MIGRATE_TARGETS_FILE, or a URL template and "
+            "names), a few at a time, this shard's share of them",
+            ("target",), False, "migration_job.fleet:fleet"),
     Command("manifest", "write the heads manifest that lets no-op runs skip loading Alembic",
             (), False, "migration_job.inspection:manifest"),
 )}

@@ -17,6 +17,7 @@ from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
     from migration_job.engines import Engine
+    from migration_job.fleet_config import FleetSettings
 
 LOG_FORMATS = ("text", "json")
 # Short enough that the application's queries queued behind a blocked ALTER wait no longer
@@ -122,6 +123,8 @@ class Settings(NamedTuple):
     ddl_lock_retries: int = 5
     # How long one statement of a revision may run (0: unbounded).
     statement_timeout: float = 0.0
+    # `fleet`: its targets, concurrency and shard.
+    fleet: FleetSettings | None = None
 
     @property
     def ini_config(self) -> Path | None:
@@ -382,6 +385,7 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
             "ddl_lock_retries", "MIGRATE_DDL_LOCK_RETRIES", DEFAULT_DDL_LOCK_RETRIES)),
         statement_timeout=parse_duration("MIGRATE_STATEMENT_TIMEOUT", pick(
             "statement_timeout", "MIGRATE_STATEMENT_TIMEOUT", "0")),
+        fleet=_fleet_settings(env) if command == "fleet" else None,
     )
     if flask_app is None:
         return settings
@@ -390,6 +394,12 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
 
     return settings._replace(alembic_config=migrations_ini(flask_app, secrets),
                              toml_config=None, flask_app=flask_app)
+
+
+def _fleet_settings(env: Mapping[str, str]) -> FleetSettings:
+    from migration_job.fleet_config import load_fleet_settings
+
+    return load_fleet_settings(env)
 
 
 def locate_project(named: str) -> tuple[Path, Path | None]:

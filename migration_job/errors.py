@@ -113,6 +113,13 @@ class LintViolations(JobError):
     event = "lint_failed"
 
 
+class FleetIncomplete(JobError):
+    """`fleet`: some targets did not reach the target revision (each result line says why)."""
+
+    exit_code = 13
+    event = "fleet_incomplete"
+
+
 class Interrupted(JobError):
     """SIGTERM or SIGINT stopped the job after it rolled back and released the lock."""
 

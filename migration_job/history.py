@@ -144,8 +144,16 @@ class History(NamedTuple):
         return tuple(sorted(self.scripts.get_heads()))
 
 
+# Set by `fleet` before it forks a process per target: each reuses the history read once.
+PRELOADED: list[History] = []
+
+
 def load_history(settings: Settings) -> History:
     """Config plus every revision file read (errors in them surface now, exit 7)."""
+    if PRELOADED:
+        config, scripts = PRELOADED[0]
+        point_env_at_database(config, settings, scripts)
+        return PRELOADED[0]
     config = alembic_config(settings)
     scripts = load_scripts(config)
     point_env_at_database(config, settings, scripts)

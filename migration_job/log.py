@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from collections.abc import Callable
 from typing import IO, Any
 
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
@@ -25,6 +26,11 @@ class EventLog:
         self.json = False
         self.threshold = LEVELS["INFO"]
         self.secrets: tuple[str, ...] = ()
+        # Fields every event carries (a fleet's tenant process: its target), shown first.
+        self.context: dict[str, str] = {}
+        # Called with every event's name and fields, whatever its level (a fleet's tenant
+        # process collects the revisions it applied).
+        self.observers: list[Callable[[str, dict[str, Any]], None]] = []
 
     def configure(self, *, log_format: str, level: str, secrets: tuple[str, ...]) -> None:
         """Apply the settings; called once the configuration is known."""
@@ -58,20 +64,24 @@ class EventLog:
 
     def emit(self, level: str, event: str, message: str, **fields: Any) -> None:
         """Write one event if its level passes the threshold."""
+        for observe in self.observers:
+            observe(event, fields)
         if LEVELS[level] < self.threshold:
             return
         now = time.time()
         millis = int(now % 1 * 1000)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}Z"
         if self.json:
-            record = {"ts": stamp, "level": level.lower(), "event": event, "message": message}
+            record = {"ts": stamp, "level": level.lower(), "event": event, **self.context,
+                      "message": message}
             record.update(fields)
             # Scrubbed before encoding: JSON escapes quotes, backslashes, control characters
             # and non-ASCII letters, so a secret holding one no longer matches in the line.
             line = json.dumps(self.scrub_value(record))
         else:
             # Scrubbed before rstrip(), which would cut a secret's trailing blank and the match.
-            line = f"{stamp} {level:<7} {self.scrub(message)}"
+            tags = "".join(f"[{value}] " for value in self.context.values())
+            line = f"{stamp} {level:<7} {tags}{self.scrub(message)}"
             if "traceback" in fields:
                 line += "\n" + self.scrub(str(fields["traceback"])).rstrip()
         # A second pass over the whole line, belt and braces.

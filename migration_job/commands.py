@@ -64,7 +64,7 @@ COMMANDS = {command.name: command for command in (
             (), True, "migration_job.repair:mark_repaired", takes_revision=True),
     Command("fleet", "upgrade many databases (MIGRATE_TARGETS_FILE, or a URL template and "
             "names), a few at a time, this shard's share of them",
-            ("target",), False, "migration_job.fleet:fleet"),
+            ("target",), False, "migration_job.fleet:run_fleet"),
     Command("manifest", "write the heads manifest that lets no-op runs skip loading Alembic",
             (), False, "migration_job.inspection:manifest"),
 )}

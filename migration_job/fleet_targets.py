@@ -46,7 +46,8 @@ class Target(NamedTuple):
 
 
 def fleet_targets(settings: Settings) -> list[Target]:
-    """Every target of the fleet, in the order given, duplicates dropped."""
+    """Every target of the fleet, in the order given; the same database twice is an error
+    (its password differs, or it is a mistake: either way, which one is meant?)."""
     fleet = settings.fleet
     assert fleet is not None
     if fleet.targets_file is not None:
@@ -54,14 +55,16 @@ def fleet_targets(settings: Settings) -> list[Target]:
                 for n, url in _lines(fleet.targets_file, "MIGRATE_TARGETS_FILE")]
     else:
         urls = _from_template(settings, fleet)
-    targets: dict[str, Target] = {}
+    targets: dict[str, tuple[str, Target]] = {}
     for where, url in urls:
         try:
             target = Target(url, *normalize_url(url))
         except ConfigError as error:
             raise ConfigError(f"{where}: {error}") from None
-        targets.setdefault(target.shown, target)
-    return list(targets.values())
+        if target.shown in targets:
+            raise ConfigError(f"{where}: the same database as {targets[target.shown][0]}")
+        targets[target.shown] = (where, target)
+    return [target for _, target in targets.values()]
 
 
 def shard_of(targets: Iterable[Target], fleet: FleetSettings) -> list[Target]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_job import audit, baseline, inspection, linting, planning, repair, runner
+from migration_job import audit, baseline, fleet, inspection, linting, planning, repair, runner
 from migration_job.cli import parse_options
 from migration_job.commands import COMMANDS
 from migration_job.errors import ConfigError
@@ -21,6 +21,7 @@ class TestCommandTable:
                              "plan": planning.plan, "lint": linting.lint,
                              "history": audit.history, "stamp": baseline.stamp,
                              "mark-repaired": repair.mark_repaired,
+                             "fleet": fleet.run_fleet,
                              "manifest": inspection.manifest}
 
     @pytest.mark.parametrize("command", ["downgrade", "mark-repaired", "stamp"])

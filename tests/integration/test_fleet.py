@@ -1,0 +1,242 @@
+"""fleet: 100 tenant databases on one PostgreSQL, 4 shards at once, bad targets, SIGTERM, reruns,
+and a handful of tenants on SQLite and MariaDB."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.support.job import Result, RunningJob, job_env, run_job
+from tests.support.mariadbserver import MariaDBServer
+from tests.support.pgserver import PostgresServer
+from tests.support.projects import SLOW, make_mysql_project, make_project, make_sqlite_project
+from tests.support.queries import run_once
+
+TENANTS = 100
+SHARDS = 4
+HEAD = ["0005"]
+EACH_ONCE = {"0001": 1, "0002": 1, "0003": 1, "0004": 1, "0005": 1}
+
+
+def masked(url: str) -> str:
+    """A test server's URL as the fleet shows it: the password masked."""
+    return url.replace(url.split(":")[2].split("@")[0], "***")
+
+
+def create_tenants(server: PostgresServer, prefix: str, count: int) -> list[str]:
+    """`count` empty databases, copied from one template (much faster than one by one)."""
+    template = f"{prefix}_template"
+    run_once(server.connect(), f'CREATE DATABASE "{template}" IS_TEMPLATE true')
+    conn = server.connect()
+    try:
+        with conn.cursor() as cursor:
+            for n in range(count):
+                cursor.execute(f'CREATE DATABASE "{prefix}_{n}" TEMPLATE "{template}" '
+                               "STRATEGY FILE_COPY")
+    finally:
+        conn.close()
+    return [f"{prefix}_{n}" for n in range(count)]
+
+
+def fleet_env(targets: Path, tmp: Path, **overrides: str) -> dict[str, str]:
+    """The fleet's environment: the targets file, the example project, JSON logs."""
+    return job_env(MIGRATE_TARGETS_FILE=str(targets), ALEMBIC_CONFIG=str(tmp / "alembic.ini"),
+                   **overrides)
+
+
+def results_of(result: Result) -> dict[str, dict[str, Any]]:
+    """Each target's result line, by target (fails on a target reported twice)."""
+    found: dict[str, dict[str, Any]] = {}
+    for event in result.events:
+        if event["event"] == "target_finished":
+            assert event["target"] not in found, event
+            found[event["target"]] = event
+    return found
+
+
+def tenant_state(server: PostgresServer, name: str) -> tuple[list[str], dict[str, int]]:
+    """(alembic_version, how often each revision was applied) of one tenant."""
+    conn = server.connect(name)
+    try:
+        with conn.cursor() as cursor:
+            cursor.execute("SELECT version_num FROM alembic_version")
+            versions = sorted(row[0] for row in cursor.fetchall())
+            cursor.execute("SELECT revision, count(*) FROM migration_audit "
+                           "WHERE direction = 'upgrade' GROUP BY revision")
+            applied = {row[0]: int(row[1]) for row in cursor.fetchall()}
+    finally:
+        conn.close()
+    return versions, applied
+
+
+class Fleet:
+    """The 100-tenant fleet, run once by 4 shards at once (shared by the tests below)."""
+
+    def __init__(self, server: PostgresServer, root: Path) -> None:
+        self.server = server
+        self.root = root
+        make_project(root)
+        self.tenants = create_tenants(server, "fleet", TENANTS)
+        self.wrong_password = server.url("fleet_template", password="not-the-password")
+        self.missing = server.url("fleet_missing")
+        self.targets = root / "targets"
+        self.targets.write_text("# the tenants\n\n" + "".join(
+            f"{server.url(name)}\n" for name in self.tenants)
+            + f"{self.wrong_password}\n  # bad ones\n{self.missing}\n")
+        self.shards = self.run_shards()
+
+    def env(self, **overrides: str) -> dict[str, str]:
+        """The fleet's environment."""
+        return fleet_env(self.targets, self.root, **overrides)
+
+    def run_shards(self) -> list[Result]:
+        """All 4 shards at once, as separate processes (each its own termination message)."""
+        shards = [RunningJob("fleet", env=self.env(
+            JOB_COMPLETION_INDEX=str(index), MIGRATE_SHARDS=str(SHARDS),
+            MIGRATE_TERMINATION_LOG=str(self.root / f"termination-{index}")))
+            for index in range(SHARDS)]
+        return [shard.finish(timeout=300) for shard in shards]
+
+    def shown(self, url: str) -> str:
+        """A URL as the fleet shows it."""
+        return masked(url)
+
+
+@pytest.fixture(scope="module")
+def fleet(pg: PostgresServer, tmp_path_factory: pytest.TempPathFactory) -> Fleet:
+    """The shared fleet run."""
+    return Fleet(pg, tmp_path_factory.mktemp("fleet"))
+
+
+class TestHundredTenantsInFourShards:
+    """4 shards at once over 100 tenants and 2 bad targets."""
+
+    def test_each_target_is_migrated_by_exactly_one_shard(self, fleet: Fleet) -> None:
+        """The shards' shares are disjoint and cover every target of the file."""
+        seen: list[str] = []
+        for shard in fleet.shards:
+            seen += list(results_of(shard))
+            assert 0 < len(results_of(shard)) < TENANTS, "one shard took everything"
+        expected = {fleet.shown(fleet.server.url(name)) for name in fleet.tenants}
+        expected |= {fleet.shown(fleet.wrong_password), fleet.shown(fleet.missing)}
+        assert sorted(seen) == sorted(expected)
+
+    def test_every_tenant_at_head_with_each_revision_applied_once(self, fleet: Fleet) -> None:
+        """Every tenant's result line names the 5 revisions it applied, and the database agrees."""
+        lines = {k: v for shard in fleet.shards for k, v in results_of(shard).items()}
+        for name in fleet.tenants:
+            line = lines[fleet.shown(fleet.server.url(name))]
+            assert (line["outcome"], line["exit_code"]) == ("migrated", 0), line
+            assert line["applied"] == sorted(EACH_ONCE)
+            assert line["duration_ms"] > 0
+            assert tenant_state(fleet.server, name) == (HEAD, EACH_ONCE)
+
+    def test_bad_targets_are_reported_and_the_rest_succeed(self, fleet: Fleet) -> None:
+        """A wrong password and a missing database: exit 4 on their line, exit 12 for their
+        shard, named in its termination message; the other shards exit 0."""
+        bad = {fleet.shown(fleet.wrong_password), fleet.shown(fleet.missing)}
+        for index, shard in enumerate(fleet.shards):
+            lines = results_of(shard)
+            mine = bad & set(lines)
+            termination = (fleet.root / f"termination-{index}").read_text()
+            for target in mine:
+                assert (lines[target]["outcome"], lines[target]["exit_code"]) == ("failed", 4)
+                assert target in termination
+            assert shard.code == (12 if mine else 0), shard.stderr[-2000:]
+            assert termination.startswith(f"exit {shard.code}: shard {index + 1}/4: ")
+            assert shard.events[-1]["event"] == ("fleet_incomplete" if mine else "fleet_finished")
+
+    def test_a_rerun_skips_the_tenants_at_head(self, fleet: Fleet) -> None:
+        """One process, no shards: every tenant at target with nothing applied, lock not taken."""
+        rerun = run_job("fleet", env=fleet.env(MIGRATE_CONCURRENCY="8"), timeout=300)
+        lines = results_of(rerun)
+        assert rerun.code == 12
+        for name in fleet.tenants:
+            assert lines[fleet.shown(fleet.server.url(name))]["outcome"] == "at_target"
+        assert "lock_acquired" not in rerun.names()
+        assert rerun.events[-1]["message"].startswith("shard 1/1: 102 target(s) in ")
+
+
+class TestFailFastAndSignals:
+    """MIGRATE_FLEET_FAIL_FAST and SIGTERM stop the fleet; a rerun finishes it."""
+
+    def test_fail_fast_starts_nothing_after_a_failure(self, pg: PostgresServer,
+                                                      tmp_path: Path) -> None:
+        """One at a time, the first target fails: the others are reported as not started."""
+        make_project(tmp_path)
+        names = create_tenants(pg, "fast", 3)
+        targets = tmp_path / "targets"
+        targets.write_text(pg.url("fast_missing") + "\n"
+                           + "".join(f"{pg.url(n)}\n" for n in names))
+        done = run_job("fleet", env=fleet_env(targets, tmp_path, MIGRATE_CONCURRENCY="1",
+                                               MIGRATE_FLEET_FAIL_FAST="1"))
+        assert done.code == 12
+        outcomes = [e["outcome"] for e in results_of(done).values()]
+        assert outcomes == ["failed", "not_started", "not_started", "not_started"]
+        assert all(not pg.scalar("SELECT to_regclass('alembic_version')", n) for n in names)
+
+    def test_sigterm_rolls_back_every_running_target_then_a_rerun_finishes(
+            self, pg: PostgresServer, tmp_path: Path) -> None:
+        """Two tenants in a slow revision: SIGTERM cancels both (143), rolls them back, starts
+        no other; a rerun migrates them all."""
+        make_project(tmp_path, extra={"0006_slow": SLOW})
+        names = create_tenants(pg, "term", 4)
+        targets = tmp_path / "targets"
+        targets.write_text("".join(f"{pg.url(n)}\n" for n in names))
+        env = fleet_env(targets, tmp_path, MIGRATE_CONCURRENCY="2")
+        job = RunningJob("fleet", env={**env, "PGOPTIONS": "-c migration_test.sleep=600"})
+        for name in names[:2]:
+            job.wait_for_event("revision_started", revision="0006", target=masked(pg.url(name)))
+        job.process.terminate()
+        done = job.finish(timeout=60)
+        assert done.code == 143, done.stderr[-3000:]
+        outcomes = [(e["outcome"], e["exit_code"]) for e in results_of(done).values()]
+        assert sorted(outcomes) == [("interrupted", 143)] * 2 + [("not_started", None)] * 2
+        for name in names[:2]:
+            versions, applied = tenant_state(pg, name)
+            assert versions == HEAD
+            assert "0006" not in applied
+            assert not pg.scalar("SELECT to_regclass('slow_marker')", name)
+        assert not pg.scalar("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")
+        rerun = run_job("fleet", env=env)
+        assert rerun.code == 0, rerun.stderr[-3000:]
+        assert all(tenant_state(pg, n)[1].get("0006") == 1 for n in names)
+
+
+class TestOtherEngines:
+    """A handful of tenants on SQLite and on MariaDB, from a URL template and names."""
+
+    def test_sqlite_tenants_from_a_template_and_a_names_file(self, tmp_path: Path) -> None:
+        """Three SQLite files named by a names file: each at head, each revision once."""
+        config = make_sqlite_project(tmp_path / "project")
+        names = tmp_path / "names"
+        names.write_text("alpha\n# not this one\nbeta\n\ngamma\n")
+        done = run_job("fleet", env=job_env(
+            ALEMBIC_CONFIG=str(config), MIGRATE_TARGET_NAMES_FILE=str(names),
+            MIGRATE_TARGET_URL_TEMPLATE=f"sqlite:///{tmp_path}/{{name}}.db"))
+        assert done.code == 0, done.stderr[-3000:]
+        assert sorted(results_of(done)) == [f"sqlite:///{tmp_path}/{n}.db"
+                                            for n in ("alpha", "beta", "gamma")]
+        assert all(e["applied"] == ["0001", "0002", "0003"] for e in results_of(done).values())
+
+    def test_mariadb_tenants_named_by_a_catalog_query(self, pg: PostgresServer,
+                                                      mariadb: MariaDBServer,
+                                                      tmp_path: Path) -> None:
+        """The names come from a query on a PostgreSQL catalog; the tenants are on MariaDB."""
+        config = make_mysql_project(tmp_path / "project")
+        catalog = pg.create_database("fleet_catalog")
+        run_once(pg.connect("fleet_catalog"), "CREATE TABLE tenants AS SELECT * FROM "
+                 "(VALUES ('m_one', true), ('m_two', true), ('m_gone', false)) t(name, live)")
+        for name in ("m_one", "m_two"):
+            mariadb.create_database(name)
+        done = run_job("fleet", env=job_env(
+            ALEMBIC_CONFIG=str(config), DATABASE_URL=catalog,
+            MIGRATE_TARGET_NAMES_QUERY="SELECT name FROM tenants WHERE live ORDER BY name",
+            MIGRATE_TARGET_URL_TEMPLATE=mariadb.url("{name}")))
+        assert done.code == 0, done.stderr[-3000:]
+        lines = results_of(done)
+        assert [e["outcome"] for e in lines.values()] == ["migrated", "migrated"]
+        assert json.dumps(done.event("fleet_names_read")["count"]) == "2"

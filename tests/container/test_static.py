@@ -140,20 +140,33 @@ def test_every_job_fails_fast_on_codes_a_retry_cannot_fix() -> None:
     assert {1, 2, 4, 6, 7, 10} <= set(non_retryable)
     assert {3, 5, 130, 143} <= set(retryable)
     jobs = [d for p in MANIFESTS for d in documents(p) if d["kind"] == "Job"]
-    assert len(jobs) == 3
+    assert len(jobs) == 4
     for job in jobs:
         spec = job["spec"]
         assert spec["template"]["spec"]["restartPolicy"] == "Never"
-        assert spec["backoffLimit"] <= 6
+        assert spec.get("backoffLimitPerIndex", spec.get("backoffLimit", 7)) <= 6
         assert spec["activeDeadlineSeconds"] > 0
         codes = {r["action"]: r["onExitCodes"]["values"]
                  for r in spec["podFailurePolicy"]["rules"] if "onExitCodes" in r}
         assert codes == {"FailJob": non_retryable, "Count": retryable}
 
 
+def test_the_fleet_job_is_indexed_with_one_shard_per_completion() -> None:
+    """Each pod's JOB_COMPLETION_INDEX picks its share: MIGRATE_SHARDS must be the completion
+    count, and a failed index is retried on its own."""
+    job = documents(REPO / "deploy" / "kubernetes" / "fleet-indexed-job.yaml")[0]
+    spec = job["spec"]
+    assert spec["completionMode"] == "Indexed"
+    assert "backoffLimit" not in spec
+    assert 0 < spec["backoffLimitPerIndex"] <= 6
+    env = {e["name"]: e["value"] for e in spec["template"]["spec"]["containers"][0]["env"]}
+    assert env["MIGRATE_SHARDS"] == str(spec["completions"])
+    assert spec["template"]["spec"]["containers"][0]["args"] == ["fleet"]
+
+
 def test_every_migrate_container_meets_the_restricted_pod_security_standard() -> None:
     pods = migrate_pods()
-    assert len(pods) == 4
+    assert len(pods) == 5
     for name, pod, container in pods:
         merged = {**pod["securityContext"], **container.get("securityContext", {})}
         assert merged["runAsNonRoot"] is True, name
@@ -170,7 +183,9 @@ def test_every_migrate_container_reads_the_url_from_a_mounted_secret() -> None:
         env = {e["name"]: e for e in container["env"]}
         assert "DATABASE_URL" not in env, name
         assert not [k for k in env if "PASSWORD" in k], name
-        url_file = Path(env["DATABASE_URL_FILE"]["value"])
+        # The fleet's URLs are its targets file.
+        url_file = Path(env["DATABASE_URL_FILE" if "DATABASE_URL_FILE" in env
+                            else "MIGRATE_TARGETS_FILE"]["value"])
         mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
         volumes = {v["name"]: v for v in pod["volumes"]}
         assert "secret" in volumes[mounts[str(url_file.parent)]], name

@@ -20,6 +20,7 @@ from pathlib import Path
 from benchmarks import (
     benchmarks_md,
     environment,
+    fleet_mode,
     fleets,
     import_profile,
     noop_plot,
@@ -112,7 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     raw = WORK / ("results-quick.json" if args.quick else "results.json")
     raw.write_text(json.dumps(dataclasses.asdict(results), indent=1, default=str))
     noop_plot.plot(results, plot_path)
-    markdown_path.write_text(benchmarks_md.markdown(results, plot_link))
+    # The fleet-mode section comes from its own run (benchmarks/fleet_mode.py): kept as it is.
+    kept = fleet_mode.kept_section(markdown_path)
+    markdown_path.write_text(benchmarks_md.markdown(results, plot_link)
+                             + (f"\n{kept}" if kept else ""))
     print(f"\nwrote {markdown_path.relative_to(REPO)}, {plot_path.relative_to(REPO)} and "
           f"{raw.relative_to(REPO)} in {results.runtime_s / 60:.1f} min\n", flush=True)
     for target in targets.targets(results) + targets.all_engine_targets(results):

@@ -48,10 +48,9 @@ def fleet(settings: Settings) -> str:
              f"{settings.fleet.concurrency} at a time", targets=len(mine), total=len(every),
              shard=settings.fleet.shard_index, shards=shards,
              concurrency=settings.fleet.concurrency)
-    if mine:
-        preload(settings, mine)
+    import_machinery(mine)
     started = time.monotonic()
-    run = FleetRun(settings, mine)
+    run = FleetRun(settings, mine, lambda: load_history_once(settings, mine[0]))
     results = run.run(report_result)
     summary = summarise(shard, results, time.monotonic() - started)
     if run.signal_number is not None:
@@ -63,18 +62,25 @@ def fleet(settings: Settings) -> str:
     return summary
 
 
-def preload(settings: Settings, targets: list[Target]) -> None:
-    """Import the machinery and read the history once, for every child to share.
-
-    A history that cannot be read stops the fleet here (exit 7) before any target is touched:
-    every target would fail the same way.
-    """
-    from migration_job import cli, engines, history, interruption, migrate, runner  # noqa: F401
+def import_machinery(targets: list[Target]) -> None:
+    """Import, once, what every child runs on the fast path (Alembic waits for work)."""
+    from migration_job import cli, engines, interruption, runner  # noqa: F401
 
     for target in targets:
         engines.engine_for(target.url)
-    history.PRELOADED.append(history.load_history(settings._replace(
-        database_url=targets[0].url, given_url=targets[0].given_url)))
     # Out of the collector's reach: its passes would write to every object the children
     # share, copying the parent's memory page by page into each of them.
+    gc.freeze()
+
+
+def load_history_once(settings: Settings, target: Target) -> None:
+    """Read the history for every child to share (the first child with work asks for it).
+
+    A history that cannot be read stops the fleet here (exit 7): every target with work
+    pending would fail the same way.
+    """
+    from migration_job import history, migrate  # noqa: F401
+
+    history.PRELOADED.append(history.load_history(settings._replace(
+        database_url=target.url, given_url=target.given_url)))
     gc.freeze()

@@ -52,6 +52,14 @@ class TenantResult(NamedTuple):
         return "interrupted" if self.exit_code in (130, 143) else "failed"
 
 
+class HistoryWanted(Exception):
+    """A child found work pending and has no history: it stops, and asks the parent."""
+
+    def __init__(self, target: Target) -> None:
+        super().__init__("the history is not loaded yet")
+        self.target = target
+
+
 class Running(NamedTuple):
     """A child at work."""
 
@@ -64,7 +72,8 @@ class Running(NamedTuple):
 class FleetRun:
     """Runs the targets `concurrency` at a time; a signal is passed on to every child."""
 
-    def __init__(self, settings: Settings, targets: Iterable[Target]) -> None:
+    def __init__(self, settings: Settings, targets: Iterable[Target],
+                 load_history: Callable[[], None]) -> None:
         assert settings.fleet is not None
         self.settings = settings
         self.concurrency = settings.fleet.concurrency
@@ -73,6 +82,9 @@ class FleetRun:
         self.running: dict[int, Running] = {}
         self.signal_number: int | None = None
         self.failed = False
+        # Read once, when the first child finds work pending (a fleet at head never needs it).
+        self.load_history = load_history
+        self.history_loaded = False
 
     def run(self, report: Callable[[TenantResult], None]) -> list[TenantResult]:
         """Every target's result, in the order they ended (those never started last)."""
@@ -86,7 +98,9 @@ class FleetRun:
                 if not self.running:
                     break
                 result = self._reap()
-                if result is not None:
+                if isinstance(result, HistoryWanted):
+                    self._load_history_for(result.target)
+                elif result is not None:
                     results.append(result)
                     report(result)
                     self.failed = self.failed or result.outcome == "failed"
@@ -96,6 +110,14 @@ class FleetRun:
             results.append(TenantResult(target, None, "not started"))
             report(results[-1])
         return results
+
+    def _load_history_for(self, target: Target) -> None:
+        """A child found work pending: read the history now, and start that target again
+        (it stopped before the lock, or under it before any change)."""
+        if not self.history_loaded:
+            self.load_history()
+            self.history_loaded = True
+        self.pending.appendleft(target)
 
     @property
     def starting(self) -> bool:
@@ -121,13 +143,13 @@ class FleetRun:
             pid = os.fork()
             if pid == 0:
                 os.close(results)
-                _child(self.settings, target, report_to)
+                _child(self.settings, target, report_to, self.history_loaded)
             os.close(report_to)
             self.running[pid] = Running(target, pid, results, time.monotonic())
         finally:
             signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
 
-    def _reap(self) -> TenantResult | None:
+    def _reap(self) -> TenantResult | HistoryWanted | None:
         pid, status = os.waitpid(-1, 0)
         running = self.running.pop(pid, None)
         if running is None:
@@ -143,6 +165,8 @@ class FleetRun:
             code = 128 - code if code < 0 else code
             return TenantResult(running.target, code, f"ended with exit code {code} before "
                                 "reporting a result", (), duration_ms)
+        if found.get("history_wanted"):
+            return HistoryWanted(running.target)
         return TenantResult(running.target, int(found["exit_code"]), str(found["summary"]),
                             tuple(found["applied"]), duration_ms)
 
@@ -160,23 +184,35 @@ def _kill(pid: int, signal_number: int) -> None:
         os.kill(pid, signal_number)
 
 
-def _child(settings: Settings, target: Target, report_to: int) -> NoReturn:
+def _child(settings: Settings, target: Target, report_to: int, history_loaded: bool,
+           ) -> NoReturn:
     """The forked process: run the single-database job on one target, report, exit."""
     code = 1
     try:
         for number in SIGNALS:
             signal.signal(number, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-        code = _migrate_one(settings, target, report_to)
+        code = _migrate_one(settings, target, report_to, history_loaded)
     finally:
         sys.stderr.flush()
         os._exit(code)
 
 
-def _migrate_one(settings: Settings, target: Target, report_to: int) -> int:
+def _migrate_one(settings: Settings, target: Target, report_to: int,
+                 history_loaded: bool) -> int:
+    from migration_job import steps
     from migration_job.cli import run_in_worker
 
     applied: list[str] = []
+    wanted: list[HistoryWanted] = []
+
+    def ask_the_parent() -> None:
+        wanted.append(HistoryWanted(target))
+        log.silence()  # this run is not the target's: it starts again once the history is read
+        raise wanted[0]
+
+    if not history_loaded:
+        steps.BEFORE_LOADING_HISTORY.append(ask_the_parent)
 
     def collect(event: str, fields: dict[str, Any]) -> None:
         if event == "revision_applied":
@@ -188,6 +224,6 @@ def _migrate_one(settings: Settings, target: Target, report_to: int) -> int:
         command="upgrade", database_url=target.url, given_url=target.given_url,
         secrets=(*settings.secrets, *target.secrets), termination_log=None, fleet=None))
     report = json.dumps({"exit_code": code, "summary": log.scrub(summary)[:RESULT_LIMIT // 2],
-                         "applied": applied})
+                         "applied": applied, "history_wanted": bool(wanted)})
     os.write(report_to, report.encode("utf-8")[:RESULT_LIMIT])
     return code

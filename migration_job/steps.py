@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING
 
@@ -61,8 +61,15 @@ def awaits_repair(session: Session, project: Project) -> bool:
     return unfinished is not None and unfinished.find() is not None
 
 
+# Called before the history is loaded: a fleet's child that has none asks its parent for it
+# instead (migration_job.fleet_workers), so that Alembic is loaded once per fleet.
+BEFORE_LOADING_HISTORY: list[Callable[[], None]] = []
+
+
 def load_history(settings: Settings) -> History:
     """The project's Alembic history (the first import of Alembic and SQLAlchemy)."""
+    for hook in BEFORE_LOADING_HISTORY:
+        hook()
     from migration_job.history import load_history as load
 
     return load(settings)

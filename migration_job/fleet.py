@@ -81,6 +81,10 @@ def load_history_once(settings: Settings, target: Target) -> None:
     """
     from migration_job import history, migrate  # noqa: F401
 
+    started = time.monotonic()
     history.PRELOADED.append(history.load_history(settings._replace(
         database_url=target.url, given_url=target.given_url)))
     gc.freeze()
+    elapsed_ms = round((time.monotonic() - started) * 1000, 1)
+    log.info("fleet_history_loaded", f"read the history once for every target in "
+             f"{elapsed_ms:.0f} ms", duration_ms=elapsed_ms)

@@ -12,7 +12,13 @@ import pytest
 from tests.support.job import Result, RunningJob, job_env, run_job
 from tests.support.mariadbserver import MariaDBServer
 from tests.support.pgserver import PostgresServer
-from tests.support.projects import SLOW, make_mysql_project, make_project, make_sqlite_project
+from tests.support.projects import (
+    SLOW,
+    SYNTAX_ERROR,
+    make_mysql_project,
+    make_project,
+    make_sqlite_project,
+)
 from tests.support.queries import run_once
 
 TENANTS = 100
@@ -134,6 +140,11 @@ class TestHundredTenantsInFourShards:
             assert line["duration_ms"] > 0
             assert tenant_state(fleet.server, name) == (HEAD, EACH_ONCE)
 
+    def test_each_shard_reads_the_history_once(self, fleet: Fleet) -> None:
+        """Alembic and the revision files are read by the shard's process, not per tenant."""
+        for shard in fleet.shards:
+            assert shard.names().count("fleet_history_loaded") == 1
+
     def test_bad_targets_are_reported_and_the_rest_succeed(self, fleet: Fleet) -> None:
         """A wrong password and a missing database: exit 4 on their line, exit 12 for their
         shard, named in its termination message; the other shards exit 0."""
@@ -204,6 +215,31 @@ class TestFailFastAndSignals:
         rerun = run_job("fleet", env=env)
         assert rerun.code == 0, rerun.stderr[-3000:]
         assert all(tenant_state(pg, n)[1].get("0006") == 1 for n in names)
+
+
+class TestFleetWideFailures:
+    """What every target would fail on stops the fleet before it touches any."""
+
+    def test_an_unreadable_history_exits_7_and_applies_nothing(self, pg: PostgresServer,
+                                                              tmp_path: Path) -> None:
+        make_project(tmp_path, extra={"0006_broken": SYNTAX_ERROR})
+        names = create_tenants(pg, "broken", 2)
+        targets = tmp_path / "targets"
+        targets.write_text("".join(f"{pg.url(n)}\n" for n in names))
+        done = run_job("fleet", env=fleet_env(targets, tmp_path))
+        assert done.code == 7, done.stderr[-3000:]
+        assert done.events[-1]["event"] == "history_error"
+        assert "0006_broken.py, line" in done.events[-1]["message"]
+        assert not any(pg.scalar("SELECT to_regclass('alembic_version')", n) for n in names)
+
+    def test_a_failing_names_query_exits_2(self, pg: PostgresServer, tmp_path: Path) -> None:
+        catalog = pg.create_database("fleet_bad_catalog")
+        done = run_job("fleet", env=job_env(
+            DATABASE_URL=catalog, MIGRATE_TARGET_NAMES_QUERY="SELECT name FROM no_such_table",
+            MIGRATE_TARGET_URL_TEMPLATE=pg.url("{name}")))
+        assert done.code == 2
+        assert done.events[-1]["message"].startswith(
+            "MIGRATE_TARGET_NAMES_QUERY failed on the catalog database: ")
 
 
 class TestOtherEngines:

@@ -146,7 +146,7 @@ class TestHundredTenantsInFourShards:
             assert shard.names().count("fleet_history_loaded") == 1
 
     def test_bad_targets_are_reported_and_the_rest_succeed(self, fleet: Fleet) -> None:
-        """A wrong password and a missing database: exit 4 on their line, exit 12 for their
+        """A wrong password and a missing database: exit 4 on their line, exit 13 for their
         shard, named in its termination message; the other shards exit 0."""
         bad = {fleet.shown(fleet.wrong_password), fleet.shown(fleet.missing)}
         for index, shard in enumerate(fleet.shards):
@@ -156,7 +156,7 @@ class TestHundredTenantsInFourShards:
             for target in mine:
                 assert (lines[target]["outcome"], lines[target]["exit_code"]) == ("failed", 4)
                 assert target in termination
-            assert shard.code == (12 if mine else 0), shard.stderr[-2000:]
+            assert shard.code == (13 if mine else 0), shard.stderr[-2000:]
             assert termination.startswith(f"exit {shard.code}: shard {index + 1}/4: ")
             assert shard.events[-1]["event"] == ("fleet_incomplete" if mine else "fleet_finished")
 
@@ -164,7 +164,7 @@ class TestHundredTenantsInFourShards:
         """One process, no shards: every tenant at target with nothing applied, lock not taken."""
         rerun = run_job("fleet", env=fleet.env(MIGRATE_CONCURRENCY="8"), timeout=300)
         lines = results_of(rerun)
-        assert rerun.code == 12
+        assert rerun.code == 13
         for name in fleet.tenants:
             assert lines[fleet.shown(fleet.server.url(name))]["outcome"] == "at_target"
         assert "lock_acquired" not in rerun.names()
@@ -184,7 +184,7 @@ class TestFailFastAndSignals:
                            + "".join(f"{pg.url(n)}\n" for n in names))
         done = run_job("fleet", env=fleet_env(targets, tmp_path, MIGRATE_CONCURRENCY="1",
                                                MIGRATE_FLEET_FAIL_FAST="1"))
-        assert done.code == 12
+        assert done.code == 13
         outcomes = [e["outcome"] for e in results_of(done).values()]
         assert outcomes == ["failed", "not_started", "not_started", "not_started"]
         assert all(not pg.scalar("SELECT to_regclass('alembic_version')", n) for n in names)

@@ -36,7 +36,8 @@ def implicit_commits(engine: Engine, progress: Progress,
                      own_table: str | None = None) -> Iterator[None]:
     """Within the block, on an engine without transactional DDL, a statement that may write
     and completes marks the running revision `progress.committed` (or soon to be); the
-    job's own rows in `own_table` (the applied-history table) are not the revision's."""
+    job's own rows in `own_table` (the applied-history table, written before a revision and
+    closed after it failed) are not the revision's."""
     if engine.transactional_ddl:
         yield
         return

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from migration_job.errors import first_line
 from migration_job.log import log
@@ -19,6 +19,20 @@ if TYPE_CHECKING:
 # is seen at least once; bounded, so that a long timeout still names its blocker promptly.
 LOOKS_PER_TIMEOUT = 4
 MAX_LOOK_EVERY_S = 1.0
+# Set in a fleet's children (migration_job.fleet_workers): the one spare connection the whole
+# fleet may open beside its targets' sessions. A watch then looks only when it holds it, over a
+# session opened and closed for that look, so the fleet's connections stay within its budget.
+SPARE_CONNECTION: list[SpareConnection] = []
+
+
+class SpareConnection(Protocol):
+    """A semaphore shared by the processes of a fleet."""
+
+    def acquire(self, block: bool = True) -> bool:
+        """Take it; False when not blocking and another process holds it."""
+
+    def release(self) -> None:
+        """Give it back."""
 
 
 class BlockerWatch:
@@ -51,19 +65,33 @@ class BlockerWatch:
 
     def _watch(self) -> None:
         session: Session | None = None
-        engine = self.settings.engine
+        spare = SPARE_CONNECTION[0] if SPARE_CONNECTION else None
         try:
             while not self._stop.wait(self.every):
-                try:
-                    session = session or engine.connect(self.settings, timeout=3)
-                    found = session.blockers()
-                except engine.errors as error:
-                    log.debug("blocker_watch_failed",
-                              f"could not ask who blocks the revisions: {first_line(error)}")
-                    session = None
-                    continue
-                if found:
-                    self.seen = found
+                if spare is None:
+                    session = self._look(session)
+                elif spare.acquire(block=False):
+                    try:
+                        opened = self._look(None)
+                        if opened is not None:
+                            opened.close()
+                    finally:
+                        spare.release()
         finally:
             if session is not None:
                 session.close()
+
+    def _look(self, session: Session | None) -> Session | None:
+        """Ask once who blocks this process's statements; the session to keep (None after
+        an error: it is dropped, and the next look opens another)."""
+        engine = self.settings.engine
+        try:
+            session = session or engine.connect(self.settings, timeout=3)
+            found = session.blockers()
+        except engine.errors as error:
+            log.debug("blocker_watch_failed",
+                      f"could not ask who blocks the revisions: {first_line(error)}")
+            return None
+        if found:
+            self.seen = found
+        return session

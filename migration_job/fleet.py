@@ -64,10 +64,15 @@ def fleet(settings: Settings) -> str:
 
 def import_machinery(targets: list[Target]) -> None:
     """Import, once, what every child runs on the fast path (Alembic waits for work)."""
-    from migration_job import cli, engines, interruption, runner  # noqa: F401
+    import multiprocessing
+
+    from migration_job import blocker_watch, cli, engines, interruption, runner  # noqa: F401
 
     for target in targets:
         engines.engine_for(target.url)
+    # The fleet's connection budget: a session per running target, plus this one spare, which
+    # the children watching who blocks their revisions take turns with.
+    blocker_watch.SPARE_CONNECTION.append(multiprocessing.get_context("fork").Semaphore(1))
     # Out of the collector's reach: its passes would write to every object the children
     # share, copying the parent's memory page by page into each of them.
     gc.freeze()

@@ -217,6 +217,34 @@ class TestFailFastAndSignals:
         assert all(tenant_state(pg, n)[1].get("0006") == 1 for n in names)
 
 
+class TestConnectionBudget:
+    """A fleet holds at most MIGRATE_CONCURRENCY + 1 connections to its targets' servers."""
+
+    def test_slow_revisions_share_one_spare_connection(self, pg: PostgresServer,
+                                                       tmp_path: Path) -> None:
+        """Revisions slower than the blocker watch's first look: without the shared spare,
+        each running target would open a second session to watch who blocks it."""
+        make_project(tmp_path, extra={"0006_slow": SLOW})
+        names = create_tenants(pg, "budget", 4)
+        targets = tmp_path / "targets"
+        targets.write_text("".join(f"{pg.url(n)}\n" for n in names))
+        job = RunningJob("fleet", env={**fleet_env(targets, tmp_path, MIGRATE_CONCURRENCY="2"),
+                                       "PGOPTIONS": "-c migration_test.sleep=1.5"})
+        peak = 0
+        conn = pg.connect()
+        try:
+            with conn.cursor() as cursor:
+                while job.process.poll() is None:
+                    cursor.execute("SELECT count(*) FROM pg_stat_activity "
+                                   "WHERE application_name LIKE 'migration-job:%'")
+                    row = cursor.fetchone()
+                    peak = max(peak, row[0] if row else 0)
+        finally:
+            conn.close()
+        assert job.finish().code == 0
+        assert 2 <= peak <= 3
+
+
 class TestFleetWideFailures:
     """What every target would fail on stops the fleet before it touches any."""
 

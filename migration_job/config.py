@@ -125,6 +125,8 @@ class Settings(NamedTuple):
     statement_timeout: float = 0.0
     # `fleet`: its targets, concurrency and shard.
     fleet: FleetSettings | None = None
+    # Where the head read from the revision files is kept between runs; None keeps none.
+    heads_cache: Path | None = None
 
     @property
     def ini_config(self) -> Path | None:
@@ -310,6 +312,15 @@ def _choice(name: str, value: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def heads_cache_folder(env: Mapping[str, str]) -> Path | None:
+    """MIGRATE_CACHE_DIR ('' disables it), else $XDG_CACHE_HOME or ~/.cache, /migration-job."""
+    if "MIGRATE_CACHE_DIR" in env:
+        return Path(env["MIGRATE_CACHE_DIR"]) if env["MIGRATE_CACHE_DIR"] else None
+    base = env.get("XDG_CACHE_HOME") or (
+        os.path.join(env["HOME"], ".cache") if env.get("HOME") else "")
+    return Path(base) / "migration-job" if base else None
+
+
 def termination_log_path(env: Mapping[str, str]) -> Path | None:
     """Where the termination message goes; None for nowhere.
 
@@ -386,6 +397,7 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         statement_timeout=parse_duration("MIGRATE_STATEMENT_TIMEOUT", pick(
             "statement_timeout", "MIGRATE_STATEMENT_TIMEOUT", "0")),
         fleet=_fleet_settings(env) if command == "fleet" else None,
+        heads_cache=heads_cache_folder(env),
     )
     if flask_app is None:
         return settings

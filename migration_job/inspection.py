@@ -123,13 +123,13 @@ def check(settings: Settings, interruption: Interruption) -> str:
     """Exit 0 when the database is at the target, 8 when revisions are pending, 7 when the
     history and the database disagree: the verdict on what `status` shows.
 
-    Readiness probes call this often: a fresh manifest answers "at head" without Alembic.
+    Readiness probes call this often: heads known without Alembic answer "at head".
     """
     project = project_for(settings)
     current, unfinished = database_state(settings, interruption, project)
-    fast = unfinished is None and not settings.x_arguments
-    if fast and current == steps.usable_manifest_heads(settings, project):
-        return steps.at_head_by_manifest(current, "database is at target")
+    known = steps.known_heads(settings, project)
+    if unfinished is None and current == known.revisions:
+        return steps.at_known_head(current, known, "database is at target")
     found = inspect(settings, current)
     audit_history(settings, project).report()
     if found.plan is None:

@@ -21,7 +21,11 @@ VERSION_TABLE_OPTION = "version_table"
 VERSION_SCHEMA_OPTION = "version_table_schema"
 # Alembic's multidb template lists its databases here.
 DATABASES_OPTION = "databases"
-OPTIONS = ("script_location", VERSION_TABLE_OPTION, VERSION_SCHEMA_OPTION, DATABASES_OPTION)
+# What decides which revision files Alembic loads (migration_job.script_files reads them).
+LOADING_OPTIONS = ("version_locations", "path_separator", "version_path_separator",
+                   "recursive_version_locations", "sourceless")
+OPTIONS = ("script_location", VERSION_TABLE_OPTION, VERSION_SCHEMA_OPTION, DATABASES_OPTION,
+           *LOADING_OPTIONS)
 MULTIPLE_DATABASES = ("is a multi-database project (`databases = {}`, Alembic's multidb "
                       "template): each of its revisions changes every database at once, "
                       "which one DATABASE_URL, one lock and one version table cannot cover; "
@@ -38,6 +42,11 @@ class Project(NamedTuple):
     version_table_schema: str | None = None
     # The pyproject.toml that holds part of the configuration, if it is not config_path.
     toml_path: Path | None = None
+    # The loading options as the ini says them (strings) and as [tool.alembic] does (any type).
+    ini_loading: tuple[tuple[str, str], ...] = ()
+    toml_loading: tuple[tuple[str, object], ...] = ()
+    # script_location as written: Alembic reads a relative one from the working directory.
+    location_as_written: str = ""
 
     @property
     def config_files(self) -> tuple[Path, ...]:
@@ -65,11 +74,17 @@ def read_project(ini: Path | None, toml: Path | None = None, section_name: str =
     a `script_location` given wins over the configuration's, as Flask-Migrate's does."""
     named = ini or toml
     assert named is not None
-    options, here = _toml_options(toml) if toml is not None else ({}, named.resolve().parent)
+    options: dict[str, str] = {}
+    toml_loading: dict[str, object] = {}
+    here = named.resolve().parent
+    if toml is not None:
+        options, toml_loading, here = _toml_options(toml)
+    ini_loading: dict[str, str] = {}
     if ini is not None:
         ini_options = _ini_options(ini, section_name, required=toml is None)
         if ini_options.get("script_location"):
             here = ini.resolve().parent
+        ini_loading = {n: v for n, v in ini_options.items() if n in LOADING_OPTIONS}
         options.update(ini_options)
     if options.get(DATABASES_OPTION):
         raise ConfigError(f"ALEMBIC_CONFIG={named} "
@@ -83,13 +98,14 @@ def read_project(ini: Path | None, toml: Path | None = None, section_name: str =
     table = options.get(VERSION_TABLE_OPTION) or "alembic_version"
     schema = options.get(VERSION_SCHEMA_OPTION) or None
     extra = toml if ini is not None and toml is not None else None
+    loading = (tuple(ini_loading.items()), tuple(toml_loading.items()))
     script_location = Path(location)
     if ":" in location and not script_location.is_absolute() and not location.startswith("."):
         # package:resource locations are resolved by Alembic itself; keep the text.
-        return Project(named, script_location, table, schema, extra)
+        return Project(named, script_location, table, schema, extra, *loading)
     if not script_location.is_absolute():
         script_location = here / script_location
-    return Project(named, script_location, table, schema, extra)
+    return Project(named, script_location, table, schema, extra, *loading, location)
 
 
 def _ini_options(path: Path, section_name: str, required: bool) -> dict[str, str]:
@@ -109,7 +125,7 @@ def _ini_options(path: Path, section_name: str, required: bool) -> dict[str, str
                           f"{type(error).__name__}: {str(error).splitlines()[0]}") from None
 
 
-def _toml_options(path: Path) -> tuple[dict[str, str], Path]:
+def _toml_options(path: Path) -> tuple[dict[str, str], dict[str, object], Path]:
     import tomllib
 
     here = path.resolve().parent
@@ -120,4 +136,4 @@ def _toml_options(path: Path) -> tuple[dict[str, str], Path]:
         raise ConfigError(f"{path} is not a usable pyproject.toml: {error}") from None
     options = {name: str(table[name]).replace("%(here)s", str(here)).strip()
                for name in OPTIONS if isinstance(table.get(name), str)}
-    return options, here
+    return options, {n: table[n] for n in LOADING_OPTIONS if n in table}, here

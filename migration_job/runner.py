@@ -15,14 +15,14 @@ from migration_job.errors import ReadOnlyDatabase, first_line
 from migration_job.log import log
 from migration_job.project import Project, project_for
 from migration_job.steps import (
-    at_head_by_manifest,
+    at_known_head,
     at_target,
     awaits_repair,
     connected,
     describe,
+    known_heads,
     load_history,
     refuse_unfinished,
-    usable_manifest_heads,
 )
 
 if TYPE_CHECKING:
@@ -37,34 +37,34 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
     if settings.x_arguments:
         return upgrade_through_env(settings, interruption)
     project = project_for(settings)
-    manifest_heads = usable_manifest_heads(settings, project)
+    known = known_heads(settings, project)
     with connected(settings, interruption) as session:
         current = session.revisions(project)
         fast = not awaits_repair(session, project)
-        if fast and current == manifest_heads:
-            return at_head_by_manifest(current, "no lock needed")
+        if fast and current == known.revisions:
+            return at_known_head(current, known, "no lock needed")
         session.prepare_for_migrations()
         history = None
-        if manifest_heads is None and fast:
-            # Without a manifest only the full history can tell whether work is pending.
+        if known.revisions is None and fast:
+            # Without known heads only the full history can tell whether work is pending.
             history = load_history(settings)
             before = history.plan(current, settings.target)
             if before.at_target:
                 return at_target(before, "already at target, lock not needed")
-        # With a manifest, runners that find work pending wait for the lock before loading
+        # With known heads, runners that find work pending wait for the lock before loading
         # Alembic, watching the version table: in a fleet, all but one see the work done and
         # leave without taking the lock or loading Alembic.
         def done_by_another() -> bool:
-            return session.revisions(project) == manifest_heads
+            return session.revisions(project) == known.revisions
 
         with migration_lock(session, settings, project, interruption,
-                            needless=done_by_another if manifest_heads else None) as lock:
+                            needless=done_by_another if known.revisions else None) as lock:
             current = session.revisions(project)
             if lock is None:
-                return at_head_by_manifest(current, "another runner finished the upgrade")
+                return at_known_head(current, known, "another runner finished the upgrade")
             refuse_unfinished(session, project, current)
-            if current == manifest_heads:
-                return at_head_by_manifest(current, "another runner finished the upgrade")
+            if current == known.revisions:
+                return at_known_head(current, known, "another runner finished the upgrade")
             history = history or load_history(settings)
             now = history.plan(current, settings.target)
             if now.at_target:

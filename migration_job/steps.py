@@ -1,10 +1,11 @@
-"""Steps every command shares: connect after waiting, the manifest's verdict, the outcome lines."""
+"""Steps every command shares: connect after waiting, the heads known without Alembic, the
+outcome lines."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import closing, contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.errors import DatabaseUnreachable, first_line
 from migration_job.log import log
@@ -75,26 +76,45 @@ def load_history(settings: Settings) -> History:
     return load(settings)
 
 
-def usable_manifest_heads(settings: Settings, project: Project) -> tuple[str, ...] | None:
-    """The heads a fresh manifest records, when they can decide this run's target; else None.
+class KnownHeads(NamedTuple):
+    """The heads known without Alembic, and how (None: only Alembic can tell)."""
 
-    None (never a guess) when the manifest is missing or stale, or the target is not head.
+    revisions: tuple[str, ...] | None
+    via: str = ""
+
+
+def known_heads(settings: Settings, project: Project) -> KnownHeads:
+    """The heads, without Alembic, when they can decide this run's target for certain: from
+    a fresh manifest, else read from the revision files' source (migration_job.source_heads).
+
+    None (never a guess) for a target other than head, -x arguments, Flask-Migrate, several
+    heads, or anything the reader is not certain of: the full path decides and reports.
     """
-    if settings.target not in ("head", "heads"):
-        return None
+    if settings.target not in ("head", "heads") or settings.x_arguments:
+        return KnownHeads(None)
     heads = fresh_heads(project.config_files, project.script_location)
-    if heads is None:
-        log.debug("manifest_not_used", "no fresh heads manifest: reading the full history")
-        return None
-    if settings.target == "head" and len(heads) != 1:
-        return None  # several heads: the full path explains the problem (exit 7)
-    return heads
+    if heads is not None:
+        # several heads: the full path explains the problem (exit 7)
+        single = settings.target == "heads" or len(heads) == 1
+        return KnownHeads(heads if single else None, "manifest")
+    if settings.flask_app:
+        return KnownHeads(None)  # Flask-Migrate's configuration is its app's, not a file's
+    from migration_job.heads_cache import cached_source_head
+    from migration_job.script_files import Declined
+
+    try:
+        return KnownHeads((cached_source_head(project, settings.heads_cache),),
+                          "revision files")
+    except Declined as reason:
+        log.debug("heads_not_read", f"reading the full history: the revision files do not "
+                  f"say the head for certain ({reason})", reason=str(reason))
+        return KnownHeads(None)
 
 
-def at_head_by_manifest(current: tuple[str, ...], reason: str) -> str:
-    """Log and summarise a run that a fresh manifest showed to be at head."""
-    summary = f"database at {describe(current)}: already at head (manifest), {reason}"
-    log.info("already_at_target", summary, revision=describe(current), via="manifest")
+def at_known_head(current: tuple[str, ...], known: KnownHeads, reason: str) -> str:
+    """Log and summarise a run whose heads, known without Alembic, showed it at head."""
+    summary = f"database at {describe(current)}: already at head ({known.via}), {reason}"
+    log.info("already_at_target", summary, revision=describe(current), via=known.via)
     return summary
 
 

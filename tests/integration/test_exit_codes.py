@@ -117,7 +117,8 @@ class TestBrokenRevisionFile:
         result = run_job(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config)))
         assert_failed_cleanly(result, 7, "history_error", "0006_broken.py", f"line {line}",
                               error)
-        assert "lock_acquired" not in result.names()
+        # The lock may be taken first: when the revision files name the head (the NameError
+        # file parses), runners behind wait for the lock before loading Alembic.
         assert database.revisions() == []
         assert not database.exists("migration_audit")
 

@@ -1,4 +1,5 @@
-"""The no-op fast path: skips Alembic only when a fresh manifest proves the database is at head."""
+"""The no-op fast path: skips Alembic only when a fresh manifest or the revision files prove
+the database is at head."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from pathlib import Path
 
 from tests.integration.conftest import Database
 from tests.support.job import imported_modules, job_env, run_job
-from tests.support.projects import SLOW, make_project
+from tests.support.projects import BRANCH_A, BRANCH_B, SLOW, make_project, revision
 
 
 def manifest(config: Path) -> None:
@@ -43,14 +44,15 @@ class TestManifestFastPath:
         assert database.revisions() == ["0006"]
         assert database.applications()["0006"] == 1
 
-    def test_without_manifest_the_full_path_decides(self, database: Database,
-                                                    tmp_path: Path) -> None:
+    def test_without_manifest_the_revision_files_decide(self, database: Database,
+                                                        tmp_path: Path) -> None:
         config = make_project(tmp_path)
-        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
+                      MIGRATE_CACHE_DIR=str(tmp_path / "cache"))
         assert run_job(env=env).code == 0
         again = run_job(env=env)
         assert again.code == 0
-        assert "via" not in again.event("already_at_target")
+        assert again.event("already_at_target")["via"] == "revision files"
 
     def test_manifest_never_hides_an_unknown_revision(self, database: Database,
                                                       tmp_path: Path) -> None:
@@ -76,3 +78,63 @@ class TestCheckByManifest:
         assert at_head.event("already_at_target")["via"] == "manifest"
         (tmp_path / "migrations" / "versions" / "0006_slow.py").write_text(SLOW)
         assert run_job("check", env=env).code == 8
+
+
+class TestHeadsFromRevisionFiles:
+    """Without a manifest the revision files name the head; when unsure, Alembic decides."""
+
+    @staticmethod
+    def env(database: Database, config: Path) -> dict[str, str]:
+        return job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
+                       MIGRATE_CACHE_DIR=str(config.parent / "cache"))
+
+    def test_no_alembic_import_at_head(self, database: Database, tmp_path: Path) -> None:
+        env = self.env(database, make_project(tmp_path))
+        assert run_job(env=env).code == 0
+        done, imported = imported_modules(env)
+        assert done.code == 0, done.stderr
+        assert not [m for m in imported if m.split(".")[0] in ("alembic", "sqlalchemy")]
+        assert done.event("already_at_target")["via"] == "revision files"
+
+    def test_computed_id_takes_the_full_path(self, database: Database, tmp_path: Path) -> None:
+        computed = revision("0006", "0005", "pass").replace("revision = '0006'",
+                                                            "revision = '00' + '06'")
+        env = self.env(database, make_project(tmp_path, extra={"0006_computed": computed}))
+        assert run_job(env=env).code == 0
+        again = run_job(env=env)
+        assert again.code == 0, again.stderr
+        assert "via" not in again.event("already_at_target")
+        assert database.revisions() == ["0006"]
+
+    def test_new_revision_after_a_cached_head_is_applied(self, database: Database,
+                                                         tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env = self.env(database, config)
+        assert run_job(env=env).code == 0
+        assert run_job(env=env).event("already_at_target")["via"] == "revision files"
+        (tmp_path / "migrations" / "versions" / "0006_slow.py").write_text(SLOW)
+        result = run_job(env=env)
+        assert result.code == 0, result.stderr
+        assert database.revisions() == ["0006"]
+        assert database.applications()["0006"] == 1
+
+    def test_several_heads_exit_7(self, database: Database, tmp_path: Path) -> None:
+        config = make_project(tmp_path)
+        env = self.env(database, config)
+        assert run_job(env=env).code == 0
+        versions = tmp_path / "migrations" / "versions"
+        (versions / "0006a.py").write_text(BRANCH_A)
+        (versions / "0006b.py").write_text(BRANCH_B)
+        result = run_job(env=env)
+        assert result.code == 7, result.stderr
+        assert "head" in result.events[-1]["message"]
+        assert database.revisions() == ["0005"]
+
+    def test_unknown_database_revision_exit_7(self, database: Database,
+                                              tmp_path: Path) -> None:
+        env = self.env(database, make_project(tmp_path))
+        assert run_job(env=env).code == 0
+        database.query("UPDATE alembic_version SET version_num = 'abc999'")
+        result = run_job(env=env)
+        assert result.code == 7, result.stderr
+        assert "abc999" in result.events[-1]["message"]

@@ -22,6 +22,8 @@ from benchmarks import (
     environment,
     fleet_mode,
     fleets,
+    heads_paths,
+    heads_targets,
     import_profile,
     noop_plot,
     other_engines,
@@ -76,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare_histories(bench)
         stage("no-op at head")
         noop = side_by_side.noop_at_head(bench)
+        stage("how the job learns the head: cache, no cache, manifest, public histories")
+        heads = heads_paths.heads_paths(bench)
         stage("where the job's no-op time goes (-X importtime)")
         imports = import_profile.import_profile(bench)
         stage("full upgrade from empty")
@@ -108,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     results = report.Report(env=env, profile=profile, command=command,
                             runtime_s=time.monotonic() - started, fast_path=bench.manifest,
                             notes=bench.notes, noop=noop, full=full, fleet=fleet, wait=wait,
-                            imports=imports, engines=engines, load=(load_before, os.getloadavg()))
+                            imports=imports, engines=engines, load=(load_before, os.getloadavg()),
+                            heads=heads)
     markdown_path.parent.mkdir(parents=True, exist_ok=True)
     raw = WORK / ("results-quick.json" if args.quick else "results.json")
     raw.write_text(json.dumps(dataclasses.asdict(results), indent=1, default=str))
@@ -119,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
                              + (f"\n{kept}" if kept else ""))
     print(f"\nwrote {markdown_path.relative_to(REPO)}, {plot_path.relative_to(REPO)} and "
           f"{raw.relative_to(REPO)} in {results.runtime_s / 60:.1f} min\n", flush=True)
-    for target in targets.targets(results) + targets.all_engine_targets(results):
+    for target in (targets.targets(results) + heads_targets.heads_targets(results)
+                   + targets.all_engine_targets(results)):
         print(f"  {'MET    ' if target.met else 'NOT MET'}  {target.what}: {target.goal}: "
               f"{target.measured}")
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from benchmarks.environment import Environment
 from benchmarks.fleets import FleetResults
@@ -13,6 +14,9 @@ from benchmarks.other_engines import EngineResults
 from benchmarks.side_by_side import NoopResults
 from benchmarks.waiting import WaitRun
 from benchmarks.world import Profile
+
+if TYPE_CHECKING:
+    from benchmarks.heads_paths import HeadsRow
 
 
 @dataclass(frozen=True)
@@ -32,6 +36,7 @@ class Report:
     imports: ImportProfile
     engines: list[EngineResults]
     load: tuple[tuple[float, float, float], tuple[float, float, float]]
+    heads: list[HeadsRow]
 
 
 def ms(value: float) -> str:

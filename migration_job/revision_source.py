@@ -32,6 +32,14 @@ BINDERS = frozenset({ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef, ast.al
                      ast.Global, ast.Nonlocal, ast.ExceptHandler, ast.MatchAs, ast.MatchStar,
                      ast.MatchMapping, ast.AnnAssign})
 
+# The same names as they would be spelled in source; Alembic's template comment names none.
+WATCHED_SOURCE = re.compile(rb"(?<![A-Za-z0-9_])(?:" + b"|".join(
+    re.escape(n.encode()) for n in sorted(WATCHED_NAMES | WATCHED_ATTRIBUTES))
+    + rb")(?![A-Za-z0-9_])")
+ONE_LINE_STRING = re.compile(rb"\"[^\"\n]*\"|'[^'\n]*'")
+STAR_IMPORT = re.compile(rb"import[\s\\]*\*")
+TEMPLATE_COMMENT = b"# revision identifiers, used by Alembic."
+
 
 class RevisionIds(NamedTuple):
     """What Alembic would read from one revision file."""
@@ -48,7 +56,7 @@ def read_revision(path: str, source: bytes) -> RevisionIds:
         tree = ast.parse(source, filename=path)
     except (SyntaxError, ValueError) as error:
         raise Declined(f"cannot parse {path}: {type(error).__name__}") from None
-    values = _literal_assignments(tree, path)
+    values = _literal_assignments(tree, path, source)
     for name in ("revision", "down_revision"):
         if name not in values:
             raise Declined(f"{path} assigns no literal {name}")
@@ -59,18 +67,23 @@ def read_revision(path: str, source: bytes) -> RevisionIds:
     return RevisionIds(revision, *(_ids(values.get(n), path, n) for n in NAMES[1:]))
 
 
-def _literal_assignments(tree: ast.Module, path: str) -> dict[str, object]:
+def _literal_assignments(tree: ast.Module, path: str, source: bytes) -> dict[str, object]:
     """The four names' values from their module-level `name = literal` (or annotated) lines."""
     values: dict[str, object] = {}
     plain: set[int] = set()
+    statements: list[ast.stmt] = []
     for statement in tree.body:
         target, value = _simple_assignment(statement)
         if target in NAMES:
             if target in values:
                 raise Declined(f"{path} assigns {target} twice")
             values[target] = _literal(value, path, target)
-            plain.update(id(node) for node in ast.walk(statement) if isinstance(node, ast.Name)
-                         and node.id == target and isinstance(node.ctx, ast.Store))
+            statements.append(statement)
+            # Its only binding: the value is a literal, an annotation only reads.
+            plain.add(id(statement.targets[0] if isinstance(statement, ast.Assign)
+                         else getattr(statement, "target", None)))
+    if not _mentions_watched_words(source, tree, statements):
+        return values
     for node in ast.walk(tree):
         # Most nodes cannot matter: sorted out by type and name before any call (this loop
         # is most of the reader's time).
@@ -84,6 +97,70 @@ def _literal_assignments(tree: ast.Module, path: str) -> dict[str, object]:
         elif kind in BINDERS:
             _refuse_other_binding(node, path)
     return values
+
+
+def _mentions_watched_words(source: bytes, tree: ast.Module, plain: list[ast.stmt]) -> bool:
+    """Whether the source, once the docstring, the plain assignments and Alembic's template
+    comment are left out, spells any name the walk below looks for (or `import *`).
+
+    Every node that walk could refuse is spelled in the source as that identifier, so when
+    no line outside those holds one, the walk would refuse nothing and is skipped (it is most
+    of the reader's time). Conservative: non-ASCII source (identifiers are NFKC-normalised),
+    a carriage return, a statement sharing a line, or an annotation with such a name means
+    walking.
+    """
+    if not source.isascii() or b"\r" in source:
+        return True  # (and line ends other than \n: ast's line numbers must be the split's)
+    body = tree.body
+    owned = list(plain)
+    if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+        owned.append(body[0])
+    lines = source.split(b"\n")
+    skipped: set[int] = set()
+    for statement in owned:
+        if not _owns_its_lines(statement, body) or _watched_in(
+                getattr(statement, "annotation", None), lines):
+            return True
+        skipped.update(range(statement.lineno - 1, statement.end_lineno or statement.lineno))
+    if STAR_IMPORT.search(source):
+        return True
+    for match in WATCHED_SOURCE.finditer(source):
+        number = source.count(b"\n", 0, match.start())
+        if number in skipped or lines[number].strip() == TEMPLATE_COMMENT:
+            continue
+        if WATCHED_SOURCE.search(_without_strings(lines[number])):
+            return True
+    return False
+
+
+def _without_strings(line: bytes) -> bytes:
+    """The line without its one-line string literals (SQL in op.execute names columns such as
+    `revision`), where they can be found as Python's tokenizer finds them: lines with a
+    backslash (escapes), a brace (f-strings hold code) or triple quotes are kept whole."""
+    if b"\\" in line or b"{" in line or b'"""' in line or b"'''" in line:
+        return line
+    return ONE_LINE_STRING.sub(b"", line)
+
+
+def _owns_its_lines(statement: ast.stmt, body: list[ast.stmt]) -> bool:
+    """Whether no other statement starts or ends on the statement's lines."""
+    index = body.index(statement)
+    before = (body[index - 1].end_lineno or 0) if index else 0
+    after = body[index + 1].lineno if index + 1 < len(body) else None
+    end = statement.end_lineno or statement.lineno
+    return (statement.col_offset == 0 and before < statement.lineno
+            and (after is None or after > end))
+
+
+def _watched_in(node: ast.expr | None, lines: list[bytes]) -> bool:
+    """Whether an annotation (evaluated at import) may name a watched name: its text on its
+    one line holds one, or it spans lines."""
+    if node is None:
+        return False
+    if node.end_lineno != node.lineno:
+        return True
+    text = lines[node.lineno - 1][node.col_offset:node.end_col_offset]
+    return WATCHED_SOURCE.search(text) is not None
 
 
 def _simple_assignment(statement: ast.stmt) -> tuple[str | None, ast.expr | None]:

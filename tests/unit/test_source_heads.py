@@ -84,8 +84,17 @@ class TestDeclines:
         "revision = 'b-2'\ndown_revision = 'a1'\n",
         "revision = 'b2'\ndown_revision = 'a1'\ndepends_on = 'labelled'\n",
         "revision = 'b2'\ndown_revision = 'a1'\ndef broken(:\n",
+        "revision = 'b2'; globals()['revision'] = 'c3'\ndown_revision = 'a1'\n",
+        "revision = 'b2'\ndown_revision = 'a1'\nx = \"it's\" + globals()['y']\n",
+        "revision = 'b2'\ndown_revision = 'a1'\nx = f'{globals().update(revision=1)}'\n",
+        "revision: globals().get('x') or str = 'b2'\ndown_revision = 'a1'\n",
+        "revision = 'b2'\ndown_revision = 'a1'\n\uff52evision = 'c3'\n",
+        "revision = 'b2'\ndown_revision = 'a1'\nx = 'a\\'' + vars()['y']\n",
+        "revision = 'b2'\ndown_revision = 'a1'\nfrom os import \\\n    *\n",
     ], ids=["f-string", "expression", "rebound", "vars", "sys.modules", "no down_revision",
-            "odd id", "depends on a label", "syntax error"])
+            "odd id", "depends on a label", "syntax error", "shared line", "quote in string",
+            "code in f-string", "annotation", "NFKC identifier", "escaped quote",
+            "star import"])
     def test_unreadable_revision(self, tmp_path: Path, second: str) -> None:
         ini = project_with(tmp_path, {"a1_first.py": FIRST, "b2_second.py": second})
         assert reader_head(ini) is None

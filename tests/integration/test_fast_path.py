@@ -112,6 +112,7 @@ class TestHeadsFromRevisionFiles:
         env = self.env(database, config)
         assert run_job(env=env).code == 0
         assert run_job(env=env).event("already_at_target")["via"] == "revision files"
+        assert list((tmp_path / "cache").iterdir())  # the head 0005 is cached
         (tmp_path / "migrations" / "versions" / "0006_slow.py").write_text(SLOW)
         result = run_job(env=env)
         assert result.code == 0, result.stderr

@@ -24,11 +24,13 @@ _JOB_VARIABLES = ("DATABASE_URL", "DATABASE_URL_FILE", "ALEMBIC_CONFIG", "PGHOST
 
 
 def job_env(**overrides: str) -> dict[str, str]:
-    """A clean environment: no inherited DB variables, JSON logs, no termination log."""
+    """A clean environment: no inherited DB variables, JSON logs, no termination log, no
+    heads cache."""
     env = {k: v for k, v in os.environ.items()
            if k not in _JOB_VARIABLES and not k.startswith("MIGRATE_")}
+    # No heads cache unless a test asks for one: runs must not write into the user's ~/.cache.
     env.update({"MIGRATE_LOG_FORMAT": "json", "MIGRATE_TERMINATION_LOG": "",
-                "PYTHONUNBUFFERED": "1"})
+                "MIGRATE_CACHE_DIR": "", "PYTHONUNBUFFERED": "1"})
     env.update(overrides)
     return env
 

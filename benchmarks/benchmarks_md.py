@@ -7,7 +7,7 @@ from collections.abc import Callable
 from benchmarks.contenders import ALEMBIC, DBMATE, FLOOR, JOB, LABELS, NOOP_ORDER, PASS
 from benchmarks.fleets import FleetResults
 from benchmarks.heads_paths import markdown_section as _heads_paths
-from benchmarks.heads_targets import heads_targets
+from benchmarks.heads_targets import heads_targets, heads_targets_note
 from benchmarks.import_profile import ImportProfile
 from benchmarks.markdown_table import table as _table
 from benchmarks.measure import Summary, percentile, summarize
@@ -85,7 +85,7 @@ def _targets(report: Report, plot_path: str) -> list[str]:
     out += _table(["target", "goal", "measured", "verdict"],
                   [[t.what, t.goal, t.measured, "MET" if t.met else "**NOT MET**"]
                    for t in heads_targets(report)])
-    out.append("")
+    out += ["", heads_targets_note(report), ""]
     return out
 
 

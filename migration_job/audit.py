@@ -1,5 +1,5 @@
 """What the applied-history table tells: the history command, and what status and check
-report from it (revisions that started and never finished)."""
+report from it (revisions that started and never finished, files changed since they ran)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,12 @@ from migration_job.log import log
 from migration_job.project import Project, project_for
 
 if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
     from migration_job.applied_history import Row
     from migration_job.config import Settings
     from migration_job.interruption import Interruption
+    from migration_job.verification import Changed
 
 
 def recorded_history(settings: Settings, project: Project) -> list[Row]:
@@ -34,19 +37,31 @@ class Audit(NamedTuple):
 
     # Rows whose revision started and never finished: running now, or the runner was killed.
     unfinished: list[Row]
+    # Applied revisions whose file changed since they ran (MIGRATE_VERIFY not off).
+    changed: list[Changed]
 
-    def report(self) -> None:
-        """Warn about each finding."""
+    def report(self, settings: Settings) -> None:
+        """Warn about each finding; a changed file fails with exit 11 under MIGRATE_VERIFY=fail."""
+        from migration_job.verification import verify
+
         for row in self.unfinished:
             log.warning("history_unfinished", f"history: {row.describe()}",
                         revision=row.revision, direction=row.direction,
                         started_at=row.started_at)
+        verify(settings, self.changed)
 
 
-def audit_history(settings: Settings, project: Project) -> Audit:
-    """Read the history table once and judge it."""
+def audit_history(settings: Settings, project: Project,
+                  scripts: ScriptDirectory | None) -> Audit:
+    """Read the history table once and judge it against the project's files."""
+    from migration_job.verification import changed_revisions
+
     rows = recorded_history(settings, project)
-    return Audit([row for row in rows if row.finished_at is None])
+    changed = []
+    if scripts is not None and settings.verify != "off":
+        changed = changed_revisions(((r.revision, r.outcome, r.checksum) for r in rows),
+                                    scripts)
+    return Audit([row for row in rows if row.finished_at is None], changed)
 
 
 def history(settings: Settings, interruption: Interruption) -> str:

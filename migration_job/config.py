@@ -25,6 +25,7 @@ LOG_FORMATS = ("text", "json")
 DEFAULT_DDL_LOCK_TIMEOUT = "2s"
 DEFAULT_DDL_LOCK_RETRIES = "5"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+VERIFY_MODES = ("warn", "fail", "off")
 DEFAULT_ALEMBIC_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
 PYPROJECT = "pyproject.toml"
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
@@ -127,6 +128,9 @@ class Settings(NamedTuple):
     fleet: FleetSettings | None = None
     # Where the head read from the revision files is kept between runs; None keeps none.
     heads_cache: Path | None = None
+    # MIGRATE_VERIFY: what an applied revision whose file changed since it ran does: warn,
+    # fail (exit 11) or off (migration_job.verification).
+    verify: str = "warn"
 
     @property
     def ini_config(self) -> Path | None:
@@ -398,6 +402,8 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
             "statement_timeout", "MIGRATE_STATEMENT_TIMEOUT", "0")),
         fleet=_fleet_settings(env) if command == "fleet" else None,
         heads_cache=heads_cache_folder(env),
+        verify=_choice("MIGRATE_VERIFY", env.get("MIGRATE_VERIFY", "warn").strip().lower(),
+                       VERIFY_MODES),
     )
     if flask_app is None:
         return settings

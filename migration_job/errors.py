@@ -106,6 +106,13 @@ class UnfinishedRevision(JobError):
     event = "revision_unfinished"
 
 
+class VerificationFailed(JobError):
+    """An applied revision's file changed since it ran (MIGRATE_VERIFY=fail)."""
+
+    exit_code = 11
+    event = "verification_failed"
+
+
 class LintViolations(JobError):
     """`lint`: squawk found a violation in a pending revision's SQL."""
 

@@ -99,13 +99,14 @@ def status(settings: Settings, interruption: Interruption) -> str:
     project = project_for(settings)
     current, unfinished = database_state(settings, interruption, project)
     found = inspect(settings, current)
-    audit = audit_history(settings, project)
+    audit = audit_history(settings, project, found.scripts)
     if settings.json_output:
         print(json.dumps({"current": list(found.current), "heads": list(found.heads),
                           "pending": found.pending, "at_target": found.at_target,
                           "target": settings.target, "problem": found.problem,
                           "unfinished": unfinished._asdict() if unfinished else None,
-                          "history_unfinished": [row._asdict() for row in audit.unfinished]}))
+                          "history_unfinished": [row._asdict() for row in audit.unfinished],
+                          "changed": [change._asdict() for change in audit.changed]}))
     else:
         lines = [f"current: {steps.describe(found.current)}",
                  f"heads:   {steps.describe(found.heads)}",
@@ -115,6 +116,8 @@ def status(settings: Settings, interruption: Interruption) -> str:
         if unfinished:
             lines.append(f"unfinished: {describe_unfinished(unfinished)}")
         lines.extend(f"history: {row.describe()}" for row in audit.unfinished)
+        lines.extend(f"changed: {c.revision} ({c.file}) changed since it ran"
+                     for c in audit.changed)
         print("\n".join(lines))
     return f"at {steps.describe(found.current)}, {len(found.pending)} pending"
 
@@ -131,7 +134,7 @@ def check(settings: Settings, interruption: Interruption) -> str:
     if unfinished is None and current == known.revisions:
         return steps.at_known_head(current, known, "database is at target")
     found = inspect(settings, current)
-    audit_history(settings, project).report()
+    audit_history(settings, project, found.scripts).report(settings)
     if found.plan is None:
         raise HistoryError(str(found.problem))
     if not found.at_target or unfinished:

@@ -69,6 +69,7 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
             now = history.plan(current, settings.target)
             if now.at_target:
                 return at_target(now, "another runner finished the upgrade while we waited")
+            verify_applied(session, settings, project, history)
             return apply_plan(settings, history, now, interruption, lock)
 
 
@@ -89,6 +90,18 @@ def upgrade_through_env(settings: Settings, interruption: Interruption) -> str:
             if now.at_target:
                 return at_target(now, "already at target (read through env.py: -x arguments)")
             return apply_plan(settings, history, now, interruption, lock)
+
+
+def verify_applied(session: Session, settings: Settings, project: Project,
+                   history: History) -> None:
+    """Before applying: warn about, or refuse (exit 11), applied revisions whose file changed
+    since they ran (MIGRATE_VERIFY). Only runs that have work pay for it."""
+    if settings.verify == "off":
+        return
+    from migration_job.verification import changed_revisions, recorded_checksums, verify
+
+    verify(settings, changed_revisions(recorded_checksums(session, settings, project),
+                                       history.scripts))
 
 
 def apply_plan(settings: Settings, history: History, now: Plan, interruption: Interruption,

@@ -36,6 +36,7 @@ EXIT_CODES: dict[int, tuple[str, str]] = {
     8: ("migrations are pending", ""),
     9: ("blocked: a revision kept hitting the DDL lock timeout", "yes, later"),
     10: ("a revision started and did not finish", "no"),
+    11: ("verification failed", "no"),
     12: ("squawk found a violation in a pending revision's SQL", "no"),
     13: ("one or more targets of the shard did not reach the target revision", "yes"),
     130: ("interrupted by SIGINT / SIGTERM", "yes"),

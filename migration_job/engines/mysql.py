@@ -140,16 +140,21 @@ class MysqlSession:
 
     def revisions(self, project: Project) -> tuple[str, ...]:
         """The revisions recorded in the version table; empty when it does not exist yet."""
-        table = _quote(project.version_table)
-        if project.version_table_schema:
-            table = f"{_quote(project.version_table_schema)}.{table}"
+        rows = self.table_rows(project.version_table_schema, project.version_table,
+                               ("version_num",))
+        return tuple(sorted(str(r[0]) for r in rows))
+
+    def table_rows(self, schema: str | None, name: str,
+                   columns: tuple[str, ...]) -> list[tuple[object, ...]]:
+        """The columns of every row of a table; none when it does not exist (see Session)."""
+        table = f"{_quote(schema)}.{_quote(name)}" if schema else _quote(name)
         try:
             with self.connection.cursor() as cursor:
-                cursor.execute(f"SELECT version_num FROM {table}")
-                return tuple(sorted(str(r[0]) for r in cursor.fetchall()))
+                cursor.execute(f"SELECT {', '.join(map(_quote, columns))} FROM {table}")
+                return list(cursor.fetchall())
         except pymysql.err.ProgrammingError as error:
             if mysql_errors.code(error) == mysql_errors.NO_SUCH_TABLE:
-                return ()
+                return []
             raise
 
     def read_only_reason(self) -> str | None:

@@ -79,19 +79,26 @@ class PostgresSession:
 
     def revisions(self, project: Project) -> tuple[str, ...]:
         """The revisions recorded in the version table; empty when it does not exist yet."""
+        rows = self.table_rows(project.version_table_schema, project.version_table,
+                               ("version_num",))
+        return tuple(sorted(str(r[0]) for r in rows))
+
+    def table_rows(self, schema: str | None, name: str,
+                   columns: tuple[str, ...]) -> list[tuple[object, ...]]:
+        """The columns of every row of a table; none when it does not exist (see Session)."""
         table: sql.Composable
-        if project.version_table_schema:
-            table = sql.SQL("{}.{}").format(sql.Identifier(project.version_table_schema),
-                                            sql.Identifier(project.version_table))
+        if schema:
+            table = sql.SQL("{}.{}").format(sql.Identifier(schema), sql.Identifier(name))
         else:
-            table = sql.Identifier(project.version_table)
+            table = sql.Identifier(name)
         with self.connection.cursor() as cursor:
             cursor.execute("SELECT to_regclass(%s)", (table.as_string(self.connection),))
             row = cursor.fetchone()
             if row is None or row[0] is None:
-                return ()
-            cursor.execute(sql.SQL("SELECT version_num FROM {}").format(table))
-            return tuple(sorted(str(r[0]) for r in cursor.fetchall()))
+                return []
+            cursor.execute(sql.SQL("SELECT {} FROM {}").format(
+                sql.SQL(", ").join(map(sql.Identifier, columns)), table))
+            return list(cursor.fetchall())
 
     def read_only_reason(self) -> str | None:
         """Why this session cannot write (a standby, or read-only transactions), else None."""

@@ -111,15 +111,21 @@ class SqliteSession:
 
     def revisions(self, project: Project) -> tuple[str, ...]:
         """The revisions recorded in the version table; empty when it does not exist yet."""
-        schema = _quote(project.version_table_schema or "main")
-        found = self.connection.execute(
-            f"SELECT 1 FROM {schema}.sqlite_master WHERE type = 'table' AND name = ?",
-            (project.version_table,)).fetchone()
-        if found is None:
-            return ()
-        rows = self.connection.execute(
-            f"SELECT version_num FROM {schema}.{_quote(project.version_table)}").fetchall()
+        rows = self.table_rows(project.version_table_schema, project.version_table,
+                               ("version_num",))
         return tuple(sorted(str(r[0]) for r in rows))
+
+    def table_rows(self, schema: str | None, name: str,
+                   columns: tuple[str, ...]) -> list[tuple[object, ...]]:
+        """The columns of every row of a table; none when it does not exist (see Session)."""
+        quoted_schema = _quote(schema or "main")
+        found = self.connection.execute(
+            f"SELECT 1 FROM {quoted_schema}.sqlite_master WHERE type = 'table' AND name = ?",
+            (name,)).fetchone()
+        if found is None:
+            return []
+        return list(self.connection.execute(
+            f"SELECT {', '.join(map(_quote, columns))} FROM {quoted_schema}.{_quote(name)}"))
 
     def read_only_reason(self) -> str | None:
         """Why this session cannot write (a read-only file), else None."""

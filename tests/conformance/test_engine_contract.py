@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import time
+from datetime import datetime
 
 import pytest
 
+from migration_job.applied_history import history_table
 from migration_job.errors import LockLost, LockTimeout
+from migration_job.migrate import job_engine
 from migration_job.project import Project
 from tests.conformance.conftest import Target, settings_for
 from tests.support.job import REPO
@@ -95,3 +98,24 @@ class TestVersionTable:
 
     def test_empty_database_has_no_revisions(self, target: Target) -> None:
         assert target.session().revisions(PROJECT) == ()
+
+    def test_table_rows_of_the_history_table(self, target: Target) -> None:
+        """table_rows reads a job table (none when missing): the applied-history table's
+        definition, created on each engine, through SQLAlchemy."""
+        settings = target.settings._replace(history_table="conformance_history")
+        session = target.session()
+        assert session.table_rows(None, "conformance_history", ("revision",)) == []
+        table = history_table(settings, PROJECT)
+        engine = job_engine(settings)
+        try:
+            with engine.begin() as connection:
+                table.create(connection)
+                connection.execute(table.insert().values(
+                    revision="0002", parents="0001", direction="upgrade",
+                    started_at=datetime(2026, 1, 1), runner_host="h", runner_pid=1,
+                    job_version="0"))
+            rows = session.table_rows(None, "conformance_history", ("revision", "parents"))
+            assert [tuple(map(str, row)) for row in rows] == [("0002", "0001")]
+        finally:
+            table.drop(engine, checkfirst=True)
+            engine.dispose()

@@ -25,14 +25,20 @@ def history(database: Database, config: Path, **env: str) -> list[dict[str, Any]
     return rows
 
 
+def at_head(database: Database, tmp_path: Path, extra: dict[str, str] | None = None,
+            **variables: str) -> tuple[Path, dict[str, str]]:
+    """A project under tmp_path, its job environment, and the database upgraded to head."""
+    config = make_project(tmp_path, extra=extra)
+    env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config), **variables)
+    assert run_job(env=env).code == 0
+    return config, env
+
+
 class TestRecorded:
     """Each revision applied or reverted is one finished row, with who, when and what."""
 
     def test_upgrade_then_downgrade(self, database: Database, tmp_path: Path) -> None:
-        config = make_project(tmp_path)
-        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
-                      MIGRATE_DEPLOY_REF="sha-abc123")
-        assert run_job(env=env).code == 0
+        config, env = at_head(database, tmp_path, MIGRATE_DEPLOY_REF="sha-abc123")
         assert run_job("downgrade", "0004", env=env).code == 0
         rows = history(database, config)
         assert [(r["revision"], r["direction"], r["outcome"]) for r in rows] == [
@@ -73,9 +79,7 @@ class TestRecorded:
             == ["0002", "0003", "0004", "0005"]
 
     def test_fast_path_reads_no_history(self, database: Database, tmp_path: Path) -> None:
-        config = make_project(tmp_path)
-        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
-        assert run_job(env=env).code == 0
+        _, env = at_head(database, tmp_path)
         database.query(f"DROP TABLE {HISTORY}")
         again = run_job(env=env)
         assert again.code == 0
@@ -138,9 +142,7 @@ class TestStamp:
 
     def test_refuses_a_database_with_a_revision_unless_replace(self, database: Database,
                                                                tmp_path: Path) -> None:
-        config = make_project(tmp_path)
-        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
-        assert run_job(env=env).code == 0
+        config, env = at_head(database, tmp_path)
         refused = run_job("stamp", "0002", env=env)
         assert refused.code == 7
         assert refused.events[-1]["event"] == "history_error"
@@ -162,3 +164,52 @@ class TestStamp:
         assert "cafe0001" in result.events[-1]["message"]
         assert "lock_acquired" not in result.names()
         assert not database.exists("alembic_version")
+
+
+def edit(config: Path, name: str) -> None:
+    """Change an applied revision's file (a comment is enough to change its checksum)."""
+    path = config.parent / "migrations" / "versions" / name
+    path.write_text(path.read_text() + "\n# edited after it ran\n")
+
+
+class TestChecksums:
+    """An applied revision whose file changed since it ran: warned about by default, exit 11
+    under MIGRATE_VERIFY=fail (check, and upgrade before applying), silent when off."""
+
+    def test_changed_file_reported_then_refused(self, database: Database,
+                                                tmp_path: Path) -> None:
+        config, env = at_head(database, tmp_path)
+        changed_file = next((tmp_path / "migrations" / "versions").glob("0002_*.py"))
+        edit(config, changed_file.name)
+        status = json.loads(run_job("status", "--json", env=env).stdout)
+        assert status["changed"] == [{"revision": "0002", "file": str(changed_file)}]
+        warned = run_job("check", env=env)
+        assert warned.code == 0, warned.stderr
+        assert warned.event("revision_file_changed")["revisions"] == ["0002"]
+        failing = {**env, "MIGRATE_VERIFY": "fail"}
+        refused = run_job("check", env=failing)
+        assert refused.code == 11
+        assert refused.events[-1]["event"] == "verification_failed"
+        assert "0002" in refused.events[-1]["message"]
+        noop = run_job(env=failing)  # a run with nothing to do does not verify
+        assert noop.code == 0, noop.stderr
+        (tmp_path / "migrations" / "versions" / "0006_slow.py").write_text(SLOW)
+        blocked = run_job(env=failing)
+        assert blocked.code == 11
+        assert "revision_started" not in blocked.names()
+        assert database.revisions() == ["0005"]
+        silent = run_job("check", env={**env, "MIGRATE_VERIFY": "off"})
+        assert "revision_file_changed" not in silent.names()
+        applied = run_job(env=env)
+        assert applied.code == 0, applied.stderr
+        assert applied.event("revision_file_changed")["revisions"] == ["0002"]
+        assert database.revisions() == ["0006"]
+
+    def test_reverted_revision_is_not_compared(self, database: Database,
+                                               tmp_path: Path) -> None:
+        config, env = at_head(database, tmp_path, MIGRATE_VERIFY="fail")
+        assert run_job("downgrade", "0004", env=env).code == 0
+        edit(config, next((tmp_path / "migrations" / "versions").glob("0005_*.py")).name)
+        checked = run_job("check", env=env)
+        assert checked.code == 8, checked.stderr  # 0005 pending, its new text not yet run
+        assert run_job(env=env).code == 0

@@ -224,3 +224,10 @@ class TestAppliedHistorySettings:
     def test_history_switch_must_be_on_or_off(self) -> None:
         with pytest.raises(ConfigError, match="MIGRATE_HISTORY='sometimes' is not on or off"):
             load_settings({}, {"DATABASE_URL": URL, "MIGRATE_HISTORY": "sometimes"})
+
+    @pytest.mark.parametrize("variable", ["MIGRATE_VERIFY"])
+    def test_verify_and_newer_database_take_their_words_only(self, variable: str) -> None:
+        settings = load_settings({}, {"DATABASE_URL": URL})
+        assert settings.verify == "warn"
+        with pytest.raises(ConfigError, match=f"{variable}='maybe' is not one of"):
+            load_settings({}, {"DATABASE_URL": URL, variable: "maybe"})

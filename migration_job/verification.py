@@ -1,0 +1,81 @@
+"""Checksums: an applied revision whose file changed since it ran (MIGRATE_VERIFY).
+
+The applied-history table keeps the sha256 of each revision's file when it ran; a file that
+differs now no longer says what the database ran: a fix edited into an applied revision never
+reaches the databases that ran it before.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, NamedTuple
+
+from migration_job.errors import VerificationFailed
+from migration_job.log import log
+
+if TYPE_CHECKING:
+    from alembic.script import ScriptDirectory
+
+    from migration_job.config import Settings
+    from migration_job.engines import Session
+    from migration_job.project import Project
+
+# A row whose outcome says its revision (and the file's checksum then) is in the database.
+IN_DATABASE = ("applied", "stamped")
+
+
+class Changed(NamedTuple):
+    """An applied revision whose file changed since it ran."""
+
+    revision: str
+    file: str
+
+
+def changed_revisions(recorded: Iterable[tuple[object, ...]],
+                      scripts: ScriptDirectory) -> list[Changed]:
+    """The revisions whose file differs from the checksum recorded when they last ran.
+
+    `recorded` is (revision, outcome, checksum) per history row, oldest first. A revision
+    reverted since it ran, or that this project does not know, is not compared.
+    """
+    from alembic.util import CommandError
+
+    from migration_job.applied_history import file_checksum
+
+    latest: dict[str, str] = {}
+    for revision, outcome, checksum in recorded:
+        if outcome in IN_DATABASE and checksum:
+            latest[str(revision)] = str(checksum)
+        elif outcome == "reverted":
+            latest.pop(str(revision), None)
+    changed = []
+    for revision, checksum in latest.items():
+        try:
+            script = scripts.get_revision(revision) if "," not in revision else None
+        except CommandError:
+            continue
+        if script is not None and file_checksum(script) != checksum:
+            changed.append(Changed(revision, str(script.path)))
+    return changed
+
+
+def recorded_checksums(session: Session, settings: Settings,
+                       project: Project) -> list[tuple[object, ...]]:
+    """(revision, outcome, checksum) of each history row, oldest first, on the job's session."""
+    rows = session.table_rows(project.version_table_schema,
+                              project.history_table(settings.history_table),
+                              ("id", "revision", "outcome", "checksum"))
+    return [row[1:] for row in sorted(rows, key=lambda row: int(str(row[0])))]
+
+
+def verify(settings: Settings, changed: list[Changed]) -> None:
+    """Per MIGRATE_VERIFY: warn about changed files, or fail with exit 11."""
+    if not changed or settings.verify == "off":
+        return
+    files = ", ".join(f"{c.revision} ({c.file})" for c in changed)
+    message = (f"{len(changed)} applied revision file(s) changed since they ran: {files}; the "
+               "database ran the earlier text. Restore the file and put the change in a new "
+               "revision")
+    if settings.verify == "fail":
+        raise VerificationFailed(f"{message} (MIGRATE_VERIFY=fail; warn only reports it)")
+    log.warning("revision_file_changed", message, revisions=[c.revision for c in changed])

@@ -26,6 +26,7 @@ DEFAULT_DDL_LOCK_TIMEOUT = "2s"
 DEFAULT_DDL_LOCK_RETRIES = "5"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 VERIFY_MODES = ("warn", "fail", "off")
+NEWER_DATABASE_MODES = ("fail", "accept")
 DEFAULT_ALEMBIC_CONFIG = Path(__file__).resolve().parent.parent / "alembic.ini"
 PYPROJECT = "pyproject.toml"
 KUBERNETES_TERMINATION_LOG = Path("/dev/termination-log")
@@ -131,6 +132,9 @@ class Settings(NamedTuple):
     # MIGRATE_VERIFY: what an applied revision whose file changed since it ran does: warn,
     # fail (exit 11) or off (migration_job.verification).
     verify: str = "warn"
+    # MIGRATE_ON_NEWER_DATABASE: a database ahead of this image's head (migration_job.skew):
+    # fail (exit 7) or accept (exit 0).
+    on_newer_database: str = "fail"
 
     @property
     def ini_config(self) -> Path | None:
@@ -404,6 +408,9 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
         heads_cache=heads_cache_folder(env),
         verify=_choice("MIGRATE_VERIFY", env.get("MIGRATE_VERIFY", "warn").strip().lower(),
                        VERIFY_MODES),
+        on_newer_database=_choice(
+            "MIGRATE_ON_NEWER_DATABASE",
+            env.get("MIGRATE_ON_NEWER_DATABASE", "fail").strip().lower(), NEWER_DATABASE_MODES),
     )
     if flask_app is None:
         return settings

@@ -74,6 +74,12 @@ class HistoryError(JobError):
     event = "history_error"
 
 
+class NewerDatabase(HistoryError):
+    """The database is ahead of this image's head (the image was rolled back)."""
+
+    event = "newer_database"
+
+
 class PendingMigrations(JobError):
     """`check` found revisions that are not applied yet."""
 

@@ -11,9 +11,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
-from migration_job.errors import ReadOnlyDatabase, first_line
+from migration_job.errors import HistoryError, ReadOnlyDatabase, first_line
 from migration_job.log import log
 from migration_job.project import Project, project_for
+from migration_job.skew import newer_database
 from migration_job.steps import (
     at_known_head,
     at_target,
@@ -43,12 +44,18 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
         fast = not awaits_repair(session, project)
         if fast and current == known.revisions:
             return at_known_head(current, known, "no lock needed")
+        if fast and known.revisions is not None:
+            newer = newer_database(session, settings, project, current, known.revisions)
+            if newer is not None:
+                return newer
         session.prepare_for_migrations()
         history = None
         if known.revisions is None and fast:
             # Without known heads only the full history can tell whether work is pending.
             history = load_history(settings)
-            before = history.plan(current, settings.target)
+            before = plan_unless_newer(session, settings, project, history, current)
+            if isinstance(before, str):
+                return before
             if before.at_target:
                 return at_target(before, "already at target, lock not needed")
         # With known heads, runners that find work pending wait for the lock before loading
@@ -90,6 +97,19 @@ def upgrade_through_env(settings: Settings, interruption: Interruption) -> str:
             if now.at_target:
                 return at_target(now, "already at target (read through env.py: -x arguments)")
             return apply_plan(settings, history, now, interruption, lock)
+
+
+def plan_unless_newer(session: Session, settings: Settings, project: Project,
+                      history: History, current: tuple[str, ...]) -> Plan | str:
+    """The plan; or when the database is at revisions this project does not know because it
+    is ahead of this image (skew), the summary of accepting that (or exit 7)."""
+    try:
+        return history.plan(current, settings.target)
+    except HistoryError:
+        newer = newer_database(session, settings, project, current, history.heads())
+        if newer is None:
+            raise
+        return newer
 
 
 def verify_applied(session: Session, settings: Settings, project: Project,

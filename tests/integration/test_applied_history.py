@@ -213,3 +213,48 @@ class TestChecksums:
         checked = run_job("check", env=env)
         assert checked.code == 8, checked.stderr  # 0005 pending, its new text not yet run
         assert run_job(env=env).code == 0
+
+
+class TestNewerDatabase:
+    """A database ahead of this image (rolled back) is told apart from an unknown revision:
+    MIGRATE_ON_NEWER_DATABASE decides, without the lock; an unrelated revision is exit 7."""
+
+    @staticmethod
+    def roll_back_image(tmp_path: Path) -> None:
+        """The older image: the project without the revision the newer one applied."""
+        (tmp_path / "migrations" / "versions" / "0006_slow.py").unlink()
+
+    def test_fail_by_default_then_accept(self, database: Database, tmp_path: Path) -> None:
+        _, env = at_head(database, tmp_path, extra={"0006_slow": SLOW})
+        self.roll_back_image(tmp_path)
+        refused = run_job(env=env)
+        assert refused.code == 7
+        assert refused.events[-1]["event"] == "newer_database"
+        message = refused.events[-1]["message"]
+        assert "1 revision(s) ahead" in message
+        assert "MIGRATE_ON_NEWER_DATABASE=accept" in message
+        assert "lock_acquired" not in refused.names()
+        accepted = run_job(env={**env, "MIGRATE_ON_NEWER_DATABASE": "accept"})
+        assert accepted.code == 0, accepted.stderr
+        assert accepted.event("newer_database_accepted")["revisions_ahead"] == 1
+        assert "lock_acquired" not in accepted.names()
+        assert database.revisions() == ["0006"]
+
+    def test_accepted_with_a_manifest_too(self, database: Database, tmp_path: Path) -> None:
+        _, env = at_head(database, tmp_path, extra={"0006_slow": SLOW},
+                         MIGRATE_ON_NEWER_DATABASE="accept")
+        self.roll_back_image(tmp_path)
+        assert run_job("manifest", env=env).code == 0
+        accepted = run_job(env=env)
+        assert accepted.code == 0, accepted.stderr
+        assert accepted.event("newer_database_accepted")["revisions_ahead"] == 1
+        assert "lock_acquired" not in accepted.names()
+
+    def test_unrelated_revision_is_still_exit_7(self, database: Database,
+                                                tmp_path: Path) -> None:
+        _, env = at_head(database, tmp_path, MIGRATE_ON_NEWER_DATABASE="accept")
+        database.query("UPDATE alembic_version SET version_num = 'cafe0001'")
+        result = run_job(env=env)
+        assert result.code == 7
+        assert result.events[-1]["event"] == "history_error"
+        assert "cafe0001" in result.events[-1]["message"]

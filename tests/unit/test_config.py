@@ -225,9 +225,9 @@ class TestAppliedHistorySettings:
         with pytest.raises(ConfigError, match="MIGRATE_HISTORY='sometimes' is not on or off"):
             load_settings({}, {"DATABASE_URL": URL, "MIGRATE_HISTORY": "sometimes"})
 
-    @pytest.mark.parametrize("variable", ["MIGRATE_VERIFY"])
+    @pytest.mark.parametrize("variable", ["MIGRATE_VERIFY", "MIGRATE_ON_NEWER_DATABASE"])
     def test_verify_and_newer_database_take_their_words_only(self, variable: str) -> None:
         settings = load_settings({}, {"DATABASE_URL": URL})
-        assert settings.verify == "warn"
+        assert (settings.verify, settings.on_newer_database) == ("warn", "fail")
         with pytest.raises(ConfigError, match=f"{variable}='maybe' is not one of"):
             load_settings({}, {"DATABASE_URL": URL, variable: "maybe"})

@@ -13,7 +13,6 @@ is created, under the migration lock, when the first row is written: never on th
 
 from __future__ import annotations
 
-import hashlib
 import os
 import time
 from datetime import UTC, datetime
@@ -97,11 +96,10 @@ class Row(NamedTuple):
 
 def file_checksum(script: Script | None) -> str | None:
     """sha256 of a revision's file, or None without one."""
+    from migration_job.verification import checksum_of
+
     path = getattr(script, "path", None)
-    if not path:
-        return None
-    with open(path, "rb") as file:
-        return hashlib.sha256(file.read()).hexdigest()
+    return checksum_of(path) if path else None
 
 
 def parents_of(script: Script | None) -> str:

@@ -54,13 +54,13 @@ class Audit(NamedTuple):
 def audit_history(settings: Settings, project: Project,
                   scripts: ScriptDirectory | None) -> Audit:
     """Read the history table once and judge it against the project's files."""
-    from migration_job.verification import changed_revisions
+    from migration_job.verification import changed_revisions, script_paths
 
     rows = recorded_history(settings, project)
     changed = []
     if scripts is not None and settings.verify != "off":
         changed = changed_revisions(((r.revision, r.outcome, r.checksum) for r in rows),
-                                    scripts)
+                                    script_paths(scripts))
     return Audit([row for row in rows if row.finished_at is None], changed)
 
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.log import log
 from migration_job.revision_source import read_revision
@@ -25,12 +25,20 @@ if TYPE_CHECKING:
     from migration_job.project import Project
 
 # Bumped whenever the reader's rules change, so that no cached verdict outlives them.
-READER_FORMAT = b"migration-job source heads 1"
+READER_FORMAT = b"migration-job source heads 2"
 
 
-def cached_source_head(project: Project, folder: Path | None) -> str:
-    """The project's one head: from the cache in `folder` when the fingerprint matches, else
-    read from source (and cached there). Raises Declined when the reader is not certain."""
+class SourceHistory(NamedTuple):
+    """What the revision files say for certain: the one head, and each revision's file."""
+
+    head: str
+    files: dict[str, str]
+
+
+def cached_source_head(project: Project, folder: Path | None) -> SourceHistory:
+    """The project's one head and revision files: from the cache in `folder` when the
+    fingerprint matches, else read from source (and cached there). Raises Declined when the
+    reader is not certain."""
     files = revision_files(project)
     contents = [_read(path) for path in files]
     fingerprint = _fingerprint(project, files, contents)
@@ -39,11 +47,13 @@ def cached_source_head(project: Project, folder: Path | None) -> str:
         cached = _cached(entry, fingerprint)
         if cached is not None:
             return cached
-    head = single_head(read_revision(path, source) for path, source in zip(files, contents,
-                                                                            strict=True))
+    revisions = [read_revision(path, source)
+                 for path, source in zip(files, contents, strict=True)]
+    found = SourceHistory(single_head(revisions),
+                          {one.revision: path for one, path in zip(revisions, files, strict=True)})
     if entry is not None:
-        _store(entry, fingerprint, head)
-    return head
+        _store(entry, fingerprint, found)
+    return found
 
 
 def _read(path: str) -> bytes:
@@ -70,18 +80,20 @@ def _entry(project: Project, folder: Path) -> Path:
     return folder / f"heads-{name}.json"
 
 
-def _cached(entry: Path, fingerprint: str) -> str | None:
+def _cached(entry: Path, fingerprint: str) -> SourceHistory | None:
     try:
         document = json.loads(entry.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
     if not isinstance(document, dict) or document.get("fingerprint") != fingerprint:
         return None
-    head = document.get("head")
-    return head if isinstance(head, str) else None
+    head, files = document.get("head"), document.get("files")
+    if not isinstance(head, str) or not isinstance(files, dict):
+        return None
+    return SourceHistory(head, {str(revision): str(path) for revision, path in files.items()})
 
 
-def _store(entry: Path, fingerprint: str, head: str) -> None:
+def _store(entry: Path, fingerprint: str, found: SourceHistory) -> None:
     """Write the entry atomically; a cache that cannot be written is only a slower next run."""
     import tempfile  # only when writing: most runs find the entry
 
@@ -89,7 +101,8 @@ def _store(entry: Path, fingerprint: str, head: str) -> None:
         entry.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=entry.parent, delete=False,
                                          suffix=".tmp", encoding="utf-8") as temporary:
-            json.dump({"fingerprint": fingerprint, "head": head}, temporary)
+            json.dump({"fingerprint": fingerprint, "head": found.head, "files": found.files},
+                      temporary)
         os.replace(temporary.name, entry)
     except OSError as error:
         log.debug("heads_cache_not_written", f"could not write the heads cache {entry}: "

@@ -9,6 +9,7 @@ from migration_job import steps
 from migration_job.audit import audit_history
 from migration_job.errors import HistoryError, PendingMigrations, first_line
 from migration_job.project import Project, project_for
+from migration_job.verification import changed_revisions, verify
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -28,18 +29,34 @@ def wait(settings: Settings, interruption: Interruption) -> str:
 def current_revisions(settings: Settings, interruption: Interruption,
                       project: Project | None = None) -> tuple[str, ...]:
     """The database's revision(s), after waiting for it."""
-    return database_state(settings, interruption, project)[0]
+    return database_state(settings, interruption, project).current
+
+
+class DatabaseState(NamedTuple):
+    """What the database says, read on one session."""
+
+    current: tuple[str, ...]
+    # A revision recorded as started and not finished (on an engine without transactional
+    # DDL: cut short, or running right now).
+    unfinished: Unfinished | None
+    # (revision, outcome, checksum) per applied-history row, when asked for.
+    recorded: list[tuple[object, ...]]
 
 
 def database_state(settings: Settings, interruption: Interruption,
-                   project: Project | None = None) -> tuple[tuple[str, ...], Unfinished | None]:
-    """The database's revision(s), and a revision recorded as started and not finished (on
-    an engine without transactional DDL: cut short, or running right now)."""
+                   project: Project | None = None, checksums: bool = False) -> DatabaseState:
+    """The database's revision(s), a revision started and not finished, and (`checksums`)
+    the checksums the applied-history table recorded."""
     project = project or project_for(settings)
+    recorded: list[tuple[object, ...]] = []
     with steps.connected(settings, interruption) as session:
         current = session.revisions(project)
         unfinished = session.unfinished_log(project)
         found = unfinished.find() if unfinished is not None else None
+        if checksums:
+            from migration_job.verification import recorded_checksums
+
+            recorded = recorded_checksums(session, settings, project)
     if found is not None and found.finished_after_all(current):
         found = None
     if settings.x_arguments:
@@ -47,7 +64,7 @@ def database_state(settings: Settings, interruption: Interruption,
 
         # env.py may choose the version table from -x arguments: ask it, as `alembic current`.
         current = current_through_env(settings, steps.load_history(settings))
-    return current, found
+    return DatabaseState(current, found, recorded)
 
 
 def describe_unfinished(found: Unfinished) -> str:
@@ -97,7 +114,7 @@ def inspect(settings: Settings, current: tuple[str, ...]) -> Inspection:
 def status(settings: Settings, interruption: Interruption) -> str:
     """Print current revision(s), head(s) and pending revisions; exit 0 if reachable."""
     project = project_for(settings)
-    current, unfinished = database_state(settings, interruption, project)
+    current, unfinished, _ = database_state(settings, interruption, project)
     found = inspect(settings, current)
     audit = audit_history(settings, project, found.scripts)
     if settings.json_output:
@@ -129,19 +146,49 @@ def check(settings: Settings, interruption: Interruption) -> str:
     Readiness probes call this often: heads known without Alembic answer "at head".
     """
     project = project_for(settings)
-    current, unfinished = database_state(settings, interruption, project)
+    verifying = settings.verify != "off"
+    current, unfinished, recorded = database_state(settings, interruption, project, verifying)
     known = steps.known_heads(settings, project)
     if unfinished is None and current == known.revisions:
-        return steps.at_known_head(current, known, "database is at target")
+        if not verifying:
+            return steps.at_known_head(current, known, "database is at target")
+        files = files_without_alembic(settings, project, known)
+        if files is not None:
+            verify(settings, changed_revisions(recorded, files.get))
+            return steps.at_known_head(current, known, "database is at target")
     found = inspect(settings, current)
     audit_history(settings, project, found.scripts).report(settings)
     if found.plan is None:
-        raise HistoryError(str(found.problem))
+        accepted = newer_than_image(settings, interruption, project, found)
+        if accepted is None:
+            raise HistoryError(str(found.problem))
+        return accepted
     if not found.at_target or unfinished:
         also = f"; {describe_unfinished(unfinished)}" if unfinished else ""
         raise PendingMigrations(f"{len(found.pending)} revision(s) pending: "
                                 f"{', '.join(found.pending) or 'none'}{also}; run the upgrade")
     return steps.at_target(found.plan, "database is at target")
+
+
+def files_without_alembic(settings: Settings, project: Project,
+                          known: steps.KnownHeads) -> dict[str, str] | None:
+    """Each revision's file, known without Alembic (None: only Alembic can tell)."""
+    if known.files is not None:
+        return known.files
+    found = steps.source_history(settings, project)  # the heads came from a manifest
+    return found.files if found is not None else None
+
+
+def newer_than_image(settings: Settings, interruption: Interruption, project: Project,
+                     found: Inspection) -> str | None:
+    """For a database the history cannot plan: when it is ahead of this image's head, exit 7
+    saying so, or (MIGRATE_ON_NEWER_DATABASE=accept) the summary of accepting it; else None."""
+    if not found.heads:
+        return None
+    from migration_job.skew import newer_database
+
+    with steps.connected(settings, interruption) as session:
+        return newer_database(session, settings, project, found.current, found.heads)
 
 
 def sql(settings: Settings, interruption: Interruption) -> str:

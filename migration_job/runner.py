@@ -118,10 +118,15 @@ def verify_applied(session: Session, settings: Settings, project: Project,
     since they ran (MIGRATE_VERIFY). Only runs that have work pay for it."""
     if settings.verify == "off":
         return
-    from migration_job.verification import changed_revisions, recorded_checksums, verify
+    from migration_job.verification import (
+        changed_revisions,
+        recorded_checksums,
+        script_paths,
+        verify,
+    )
 
     verify(settings, changed_revisions(recorded_checksums(session, settings, project),
-                                       history.scripts))
+                                       script_paths(history.scripts)))
 
 
 def apply_plan(settings: Settings, history: History, now: Plan, interruption: Interruption,

@@ -15,6 +15,7 @@ from migration_job.wait import wait_for_database
 if TYPE_CHECKING:
     from migration_job.config import Settings
     from migration_job.engines import Session
+    from migration_job.heads_cache import SourceHistory
     from migration_job.history import History, Plan
     from migration_job.interruption import Interruption
     from migration_job.project import Project
@@ -81,6 +82,8 @@ class KnownHeads(NamedTuple):
 
     revisions: tuple[str, ...] | None
     via: str = ""
+    # Each revision's file, when the revision files were read (not with a manifest).
+    files: dict[str, str] | None = None
 
 
 def known_heads(settings: Settings, project: Project) -> KnownHeads:
@@ -99,16 +102,22 @@ def known_heads(settings: Settings, project: Project) -> KnownHeads:
         return KnownHeads(heads if single else None, "manifest")
     if settings.flask_app:
         return KnownHeads(None)  # Flask-Migrate's configuration is its app's, not a file's
+    found = source_history(settings, project)
+    return KnownHeads((found.head,), "revision files", found.files) if found else KnownHeads(None)
+
+
+def source_history(settings: Settings, project: Project) -> SourceHistory | None:
+    """The head and each revision's file, read from the revision files' source (cached); None
+    when the reader is not certain."""
     from migration_job.heads_cache import cached_source_head
     from migration_job.script_files import Declined
 
     try:
-        return KnownHeads((cached_source_head(project, settings.heads_cache),),
-                          "revision files")
+        return cached_source_head(project, settings.heads_cache)
     except Declined as reason:
         log.debug("heads_not_read", f"reading the full history: the revision files do not "
                   f"say the head for certain ({reason})", reason=str(reason))
-        return KnownHeads(None)
+        return None
 
 
 def at_known_head(current: tuple[str, ...], known: KnownHeads, reason: str) -> str:

@@ -7,7 +7,8 @@ reaches the databases that ran it before.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import hashlib
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.errors import VerificationFailed
@@ -32,16 +33,13 @@ class Changed(NamedTuple):
 
 
 def changed_revisions(recorded: Iterable[tuple[object, ...]],
-                      scripts: ScriptDirectory) -> list[Changed]:
+                      path_of: Callable[[str], str | None]) -> list[Changed]:
     """The revisions whose file differs from the checksum recorded when they last ran.
 
-    `recorded` is (revision, outcome, checksum) per history row, oldest first. A revision
-    reverted since it ran, or that this project does not know, is not compared.
+    `recorded` is (revision, outcome, checksum) per history row, oldest first; `path_of`
+    gives a revision's file (None when this project does not know it). A revision reverted
+    since it ran, a merge point's stamp, or one this project does not know is not compared.
     """
-    from alembic.util import CommandError
-
-    from migration_job.applied_history import file_checksum
-
     latest: dict[str, str] = {}
     for revision, outcome, checksum in recorded:
         if outcome in IN_DATABASE and checksum:
@@ -50,13 +48,30 @@ def changed_revisions(recorded: Iterable[tuple[object, ...]],
             latest.pop(str(revision), None)
     changed = []
     for revision, checksum in latest.items():
-        try:
-            script = scripts.get_revision(revision) if "," not in revision else None
-        except CommandError:
-            continue
-        if script is not None and file_checksum(script) != checksum:
-            changed.append(Changed(revision, str(script.path)))
+        path = path_of(revision) if "," not in revision else None
+        if path is not None and checksum_of(path) != checksum:
+            changed.append(Changed(revision, path))
     return changed
+
+
+def checksum_of(path: str) -> str:
+    """sha256 of a file, as the applied-history table records it."""
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()
+
+
+def script_paths(scripts: ScriptDirectory) -> Callable[[str], str | None]:
+    """A revision's file as Alembic found it (None for a revision it does not know)."""
+    from alembic.util import CommandError
+
+    def path_of(revision: str) -> str | None:
+        try:
+            script = scripts.get_revision(revision)
+        except CommandError:
+            return None
+        return str(script.path) if script is not None else None
+
+    return path_of
 
 
 def recorded_checksums(session: Session, settings: Settings,

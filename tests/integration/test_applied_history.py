@@ -1,5 +1,6 @@
 """The applied-history table on PostgreSQL: a row per revision applied or reverted, rows a
-killed runner left unfinished reported by status and check, and the history command."""
+killed runner left unfinished reported by status and check, the history command,
+checksums (MIGRATE_VERIFY) and a database newer than the image (MIGRATE_ON_NEWER_DATABASE)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from typing import Any
 
 from tests.integration.conftest import Database
 from tests.integration.test_signals import SLEEP_QUERY, start_slow_job
-from tests.support.job import job_env, run_job, wait_until
+from tests.support.job import imported_modules, job_env, run_job, wait_until
 from tests.support.projects import FAILING, SLOW, make_project
 
 HISTORY = "alembic_version_history"
@@ -205,6 +206,25 @@ class TestChecksums:
         assert applied.event("revision_file_changed")["revisions"] == ["0002"]
         assert database.revisions() == ["0006"]
 
+    def test_check_at_head_verifies_without_alembic(self, database: Database,
+                                                     tmp_path: Path) -> None:
+        """A readiness probe's check at head reads the files and the history table itself,
+        with the head read from the revision files or from a manifest."""
+        config, env = at_head(database, tmp_path, MIGRATE_VERIFY="fail")
+        edit(config, next((tmp_path / "migrations" / "versions").glob("0003_*.py")).name)
+        for via in ("revision files", "manifest"):
+            if via == "manifest":
+                assert run_job("manifest", env=env).code == 0
+            refused, imported = imported_modules(env, "check")
+            assert refused.code == 11, refused.stderr
+            assert refused.events[-1]["event"] == "verification_failed"
+            assert "0003" in refused.events[-1]["message"]
+            assert not [m for m in imported if m.split(".")[0] in ("alembic", "sqlalchemy")]
+            warned = run_job("check", env={**env, "MIGRATE_VERIFY": "warn"})
+            assert warned.code == 0, warned.stderr
+            assert warned.event("already_at_target")["via"] == via
+            assert warned.event("revision_file_changed")["revisions"] == ["0003"]
+
     def test_reverted_revision_is_not_compared(self, database: Database,
                                                tmp_path: Path) -> None:
         config, env = at_head(database, tmp_path, MIGRATE_VERIFY="fail")
@@ -239,6 +259,12 @@ class TestNewerDatabase:
         assert accepted.event("newer_database_accepted")["revisions_ahead"] == 1
         assert "lock_acquired" not in accepted.names()
         assert database.revisions() == ["0006"]
+        gate = run_job("check", env=env)
+        assert gate.code == 7
+        assert gate.events[-1]["event"] == "newer_database"
+        passed = run_job("check", env={**env, "MIGRATE_ON_NEWER_DATABASE": "accept"})
+        assert passed.code == 0, passed.stderr
+        assert passed.event("newer_database_accepted")["revisions_ahead"] == 1
 
     def test_accepted_with_a_manifest_too(self, database: Database, tmp_path: Path) -> None:
         _, env = at_head(database, tmp_path, extra={"0006_slow": SLOW},
@@ -258,3 +284,6 @@ class TestNewerDatabase:
         assert result.code == 7
         assert result.events[-1]["event"] == "history_error"
         assert "cafe0001" in result.events[-1]["message"]
+        gate = run_job("check", env=env)
+        assert gate.code == 7
+        assert gate.events[-1]["event"] == "history_error"

@@ -130,9 +130,9 @@ class RunningJob:
         return Result(self.process.returncode, stdout, stderr, parse_events(stderr))
 
 
-def imported_modules(env: dict[str, str]) -> tuple[Result, list[str]]:
+def imported_modules(env: dict[str, str], *args: str) -> tuple[Result, list[str]]:
     """Run the job with -X importtime: its result and every module it imported, in order."""
-    done = subprocess.run([sys.executable, "-X", "importtime", str(ENTRYPOINT)], env=env,
+    done = subprocess.run([sys.executable, "-X", "importtime", str(ENTRYPOINT), *args], env=env,
                           text=True, capture_output=True, check=False)
     OUTPUTS.append(done.stderr)
     imported = [line.rsplit("|", 1)[-1].strip() for line in done.stderr.splitlines()

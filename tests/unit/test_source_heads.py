@@ -34,7 +34,7 @@ def alembic_heads(ini: Path) -> list[str] | None:
 def reader_head(ini: Path) -> str | None:
     """The reader's head (no cache), or None when it declines."""
     try:
-        return cached_source_head(read_project(ini), None)
+        return cached_source_head(read_project(ini), None).head
     except Declined:
         return None
 
@@ -119,22 +119,22 @@ class TestCache:
     def test_edit_after_a_cached_read_is_seen(self, tmp_path: Path) -> None:
         ini = project_with(tmp_path, {"a1_first.py": FIRST, "b2_second.py": SECOND})
         cache = tmp_path / "cache"
-        assert cached_source_head(read_project(ini), cache) == "b2"
+        assert cached_source_head(read_project(ini), cache).head == "b2"
         assert list((tmp_path / "cache").iterdir())
         (tmp_path / "migrations" / "versions" / "c3_third.py").write_text(
             "revision = 'c3'\ndown_revision = 'b2'\n")
-        assert cached_source_head(read_project(ini), cache) == "c3"
+        assert cached_source_head(read_project(ini), cache).head == "c3"
 
     def test_cached_verdict_is_used(self, tmp_path: Path) -> None:
         ini = project_with(tmp_path, {"a1_first.py": FIRST, "b2_second.py": SECOND})
         cache = tmp_path / "cache"
-        assert cached_source_head(read_project(ini), cache) == "b2"
+        assert cached_source_head(read_project(ini), cache).head == "b2"
         entry = next((tmp_path / "cache").iterdir())
         entry.write_text(entry.read_text().replace('"b2"', '"from-cache"'))
-        assert cached_source_head(read_project(ini), cache) == "from-cache"
+        assert cached_source_head(read_project(ini), cache).head == "from-cache"
 
     def test_unwritable_cache_still_reads(self, tmp_path: Path) -> None:
         ini = project_with(tmp_path, {"a1_first.py": FIRST, "b2_second.py": SECOND})
         blocker = tmp_path / "not-a-folder"
         blocker.write_text("")
-        assert cached_source_head(read_project(ini), blocker) == "b2"
+        assert cached_source_head(read_project(ini), blocker).head == "b2"

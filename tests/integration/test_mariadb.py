@@ -23,6 +23,7 @@ from urllib.parse import quote
 
 import pytest
 
+from tests.support.audit_checks import changed_file_then_older_image
 from tests.support.job import (
     Result,
     RunningJob,
@@ -671,6 +672,11 @@ class TestAppliedHistory:
             ("0003", "applied", "v1.2.3"), ("0004", "failed", None)]
         assert rows[1]["parents"] == ["0001"]
         assert len(rows[1]["checksum"]) == 64
+
+    def test_changed_file_and_a_database_newer_than_the_image(self, db: MariaDatabase) -> None:
+        """Checksums (MIGRATE_VERIFY=fail: exit 11) and skew (MIGRATE_ON_NEWER_DATABASE) read
+        the history table on MariaDB as on PostgreSQL."""
+        changed_file_then_older_image(db.run, db.config.parent / "migrations" / "versions")
 
 
 ALTER_ITEMS_FIRST = revision("0004", "0003", '''

@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from tests.support.audit_checks import changed_file_then_older_image
 from tests.support.job import (
     Result,
     RunningJob,
@@ -158,6 +159,12 @@ class TestAppliedHistory:
             ("0003", "upgrade", "applied"), ("0003", "downgrade", "reverted")]
         assert db.query("SELECT count(*) FROM alembic_version_history "
                         "WHERE finished_at IS NULL") == [(0,)]
+
+
+    def test_changed_file_and_a_database_newer_than_the_image(self, db: SqliteDatabase) -> None:
+        """Checksums (MIGRATE_VERIFY=fail: exit 11) and skew (MIGRATE_ON_NEWER_DATABASE) read
+        the history table on SQLite as on PostgreSQL."""
+        changed_file_then_older_image(db.run, db.config.parent / "migrations" / "versions")
 
 
 class TestHistoryProblems:

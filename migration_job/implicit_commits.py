@@ -1,10 +1,13 @@
-"""MySQL and MariaDB commit each DDL statement at once: whether a revision committed yet.
+"""Whether a running revision committed part of itself yet.
 
 A revision that timed out waiting for a lock may run again only if nothing of it had been
-committed. A DDL statement commits the transaction before it even waits for its table (the
-tests show a revision's INSERT committed by the ALTER TABLE that then timed out), so only a
-revision that had run nothing but reads before the timeout is safe to retry; any other is
-possibly partly applied and needs a repair (exit 10).
+committed. MySQL and MariaDB commit each DDL statement at once, and a DDL statement commits
+the transaction before it even waits for its table (the tests show a revision's INSERT
+committed by the ALTER TABLE that then timed out), so only a revision that had run nothing
+but reads before the timeout is safe to retry; any other is possibly partly applied and needs
+a repair (exit 10). On PostgreSQL a revision's transaction rolls back whole, except what it
+ran in Alembic's `autocommit_block` (CREATE INDEX CONCURRENTLY, say): each such statement
+commits, or leaves its trace (an invalid index) when it fails, so it counts once it starts.
 """
 
 from __future__ import annotations
@@ -34,22 +37,29 @@ def writes(statement: str) -> bool:
 @contextmanager
 def implicit_commits(engine: Engine, progress: Progress,
                      own_table: str | None = None) -> Iterator[None]:
-    """Within the block, on an engine without transactional DDL, a statement that may write
-    and completes marks the running revision `progress.committed` (or soon to be); the
+    """Within the block, a statement that may write marks the running revision
+    `progress.committed` (or soon to be): on an engine without transactional DDL once it
+    completes, on one with it once it starts outside a transaction (autocommit_block); the
     job's own rows in `own_table` (the applied-history table, written before a revision and
     closed after it failed) are not the revision's."""
-    if engine.transactional_ddl:
-        yield
-        return
+    def marks(statement: str) -> bool:
+        return (progress.running is not None and writes(statement)
+                and (own_table is None or own_table not in statement))
 
     def completed(connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        if own_table is not None and own_table in statement:
-            return
-        if progress.running is not None and writes(statement):
+        if marks(statement):
             progress.committed = True
 
-    event.listen(SqlalchemyEngine, "after_cursor_execute", completed)
+    def started_outside_a_transaction(connection: Any, cursor: Any, statement: str,
+                                      *rest: Any) -> None:
+        if (connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+                and marks(statement)):
+            progress.committed = True
+
+    name, listener = (("before_cursor_execute", started_outside_a_transaction)
+                      if engine.transactional_ddl else ("after_cursor_execute", completed))
+    event.listen(SqlalchemyEngine, name, listener)
     try:
         yield
     finally:
-        event.remove(SqlalchemyEngine, "after_cursor_execute", completed)
+        event.remove(SqlalchemyEngine, name, listener)

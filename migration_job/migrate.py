@@ -86,7 +86,8 @@ class Progress:
     running: MigrationStep | None = None
     running_since: float = 0.0
     # Whether the running revision may have committed part of itself: on an engine without
-    # transactional DDL, each DDL statement commits, and what ran before it (implicit_commits.py).
+    # transactional DDL, each DDL statement commits, and what ran before it; on PostgreSQL
+    # what it ran in an autocommit_block (implicit_commits.py).
     committed: bool = False
 
     def track(self, steps: Iterable[MigrationStep]) -> Iterator[MigrationStep]:
@@ -317,8 +318,7 @@ def _failure(settings: Settings, error: Exception, progress: Progress,
             f"lost the migration lock: the database session holding it ended during {where} "
             f"({first_line(cause)}); the server rolled that revision back; run the job again")
     earlier = f"{len(progress.applied)} earlier revision(s) stay applied"
-    if (revision is not None and engine.is_lock_timeout(cause)
-            and (engine.transactional_ddl or not progress.committed)):
+    if revision is not None and engine.is_lock_timeout(cause) and not progress.committed:
         return DdlLockTimedOut(
             f"{where} waited longer than the DDL lock timeout "
             f"({settings.ddl_lock_timeout:g} s) for a lock and was rolled back ({earlier})",
@@ -335,8 +335,10 @@ def _failure(settings: Settings, error: Exception, progress: Progress,
             f" MIGRATE_STATEMENT_TIMEOUT) and was cancelled: {first_line(cause)}; its "
             f"transaction was rolled back ({earlier}); make the revision faster (or split "
             "it), or raise MIGRATE_STATEMENT_TIMEOUT")
+    outside = ("; what it ran in an autocommit_block stays committed"
+               if progress.committed else "")
     rolled_back = (f"{where} failed: {first_line(cause)}; its transaction was rolled back "
-                   f"({earlier})")
+                   f"({earlier}){outside}")
     if engine.is_permission_denied(cause):
         return PermissionDenied(f"{rolled_back}; grant the job's database role the privileges "
                                 "the migrations need, or run the job as the owner")

@@ -23,6 +23,12 @@ ALTER_BUSY = revision("0006", "0005", '''
 op.execute("ALTER TABLE busy ADD COLUMN note text")
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 ''')
+# Writes its audit row outside its transaction first: a retry would write it again.
+ALTER_BUSY_AFTER_AUTOCOMMIT = revision("0006", "0005", '''
+with op.get_context().autocommit_block():
+    op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+op.execute("ALTER TABLE busy ADD COLUMN note text")
+''')
 SLEEPY = revision("0006", "0005", '''
 op.execute("CREATE TABLE sleepy_marker (id int)")
 op.execute("SELECT pg_sleep(600)")
@@ -134,6 +140,21 @@ class TestRetries:
         assert "0006" not in busy.applications()
         assert busy.query("SELECT count(*) FROM information_schema.columns "
                           "WHERE table_name = 'busy' AND column_name = 'note'")[0][0] == 0
+        assert busy.advisory_locks() == 0
+
+    def test_no_retry_once_an_autocommit_block_wrote(
+            self, busy: Database, blocker: Any, tmp_path: Path) -> None:
+        """What a revision ran outside its transaction stays: a retry would run it twice, so
+        the lock timeout fails the revision (exit 6) saying so."""
+        config = make_project(tmp_path, extra={"0006_alter_busy": ALTER_BUSY_AFTER_AUTOCOMMIT})
+        result = run_job(env=job_env(DATABASE_URL=busy.url, ALEMBIC_CONFIG=str(config),
+                                     MIGRATE_DDL_LOCK_TIMEOUT=f"{DDL_LOCK_TIMEOUT_S}s",
+                                     MIGRATE_DDL_LOCK_RETRIES="3"))
+        assert result.code == 6, result.stderr
+        assert "ddl_lock_timeout" not in result.names()
+        assert "autocommit_block stays committed" in result.events[-1]["message"]
+        assert busy.applications()["0006"] == 1
+        assert busy.revisions() == ["0005"]
         assert busy.advisory_locks() == 0
 
     def test_sigterm_during_the_retry_sleep_exits_143(

@@ -20,11 +20,11 @@ from pathlib import Path
 from benchmarks import (
     benchmarks_md,
     environment,
-    fleet_mode,
     fleets,
     heads_paths,
     heads_targets,
     import_profile,
+    marked_section,
     noop_plot,
     other_engines,
     report,
@@ -118,8 +118,8 @@ def main(argv: list[str] | None = None) -> int:
     raw = WORK / ("results-quick.json" if args.quick else "results.json")
     raw.write_text(json.dumps(dataclasses.asdict(results), indent=1, default=str))
     noop_plot.plot(results, plot_path)
-    # The fleet-mode section comes from its own run (benchmarks/fleet_mode.py): kept as it is.
-    kept = fleet_mode.kept_section(markdown_path)
+    # Fleet mode's and container starts' sections come from runs of their own: kept as they are.
+    kept = marked_section.kept_sections(markdown_path)
     markdown_path.write_text(benchmarks_md.markdown(results, plot_link)
                              + (f"\n{kept}" if kept else ""))
     print(f"\nwrote {markdown_path.relative_to(REPO)}, {plot_path.relative_to(REPO)} and "

@@ -11,6 +11,12 @@ RUN python3 -m venv /opt/venv \
     && /opt/venv/bin/python -m pip install --no-cache-dir --disable-pip-version-check \
         --require-hashes --only-binary=:all: -r requirements.lock \
     && /opt/venv/bin/python -m pip uninstall --yes --quiet pip setuptools
+# What the wheels ship for their own test suites and for compilers, which no run reads
+# (sqlalchemy/testing, greenlet/tests, .pyx, .h, .pyi...: BENCHMARKS.md, container starts).
+RUN find /opt/venv/lib/python3*/site-packages -mindepth 2 -maxdepth 2 -type d \
+        \( -name tests -o -name testing \) -exec rm -rf {} + \
+    && find /opt/venv \( -name '*.c' -o -name '*.h' -o -name '*.cpp' -o -name '*.pyx' \
+        -o -name '*.pxd' -o -name '*.pyi' \) -delete
 COPY entrypoint.py alembic.ini .squawk.toml /app/
 COPY migration_job /app/migration_job
 COPY migrations /app/migrations

@@ -412,10 +412,8 @@ _METHOD = [
     "beside the generated histories.",
     "- Raw samples: `benchmarks/work/results.json`; each contender's last output: "
     "`benchmarks/work/output/`.",
-    "- Image size (measured by hand with `docker image inspect`, not by this run; "
-    "2026-11-25, the Debian stand-in base with Python 3.11): the drivers a project's "
-    "`env.py` may use (asyncpg, psycopg 3 with the libpq it brings, greenlet) add 27.3 MB to "
-    "the image, 214.1 MB before and 241.5 MB after (installed: asyncpg 11.9 MiB, psycopg 3 "
-    "and its libpq 12.6 MiB, greenlet 2.5 MiB); a no-op run imports none of them.",
+    "- The image's size, what each layer and each kind of file adds, and container start to "
+    "exit: the section \"Container start to exit (issue 12)\" below, written by its own run "
+    "(`python -m benchmarks.container_start`), not by this one.",
     "",
 ]

@@ -16,6 +16,14 @@ from models import metadata
 from sqlalchemy import URL, Connection, create_engine, make_url, pool
 
 config = context.config
+# migration-job's applied-history table (MIGRATE_HISTORY_TABLE; this is its default name) is
+# the job's record, not the application's: autogenerate must not offer to drop it.
+JOB_TABLES = {"alembic_version_history"}
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic's include_name hook: what autogenerate reflects from the database."""
+    return type_ != "table" or name not in JOB_TABLES
 
 
 def database_url() -> URL:
@@ -30,7 +38,7 @@ def database_url() -> URL:
 def run_on(connection: Connection) -> None:
     """Each revision in its own transaction: a failure rolls back only that revision."""
     context.configure(connection=connection, target_metadata=metadata,
-                      transaction_per_migration=True)
+                      include_name=include_name, transaction_per_migration=True)
     with context.begin_transaction():
         context.run_migrations()
 

@@ -48,6 +48,7 @@ def fleet(settings: Settings) -> str:
              f"{settings.fleet.concurrency} at a time", targets=len(mine), total=len(every),
              shard=settings.fleet.shard_index, shards=shards,
              concurrency=settings.fleet.concurrency)
+    read_project_once(settings)
     import_machinery(mine)
     started = time.monotonic()
     run = FleetRun(settings, mine, lambda: load_history_once(settings, mine[0]))
@@ -76,6 +77,16 @@ def import_machinery(targets: list[Target]) -> None:
     # Out of the collector's reach: its passes would write to every object the children
     # share, copying the parent's memory page by page into each of them.
     gc.freeze()
+
+
+def read_project_once(settings: Settings) -> None:
+    """Read the project and the heads known without Alembic once, for every child to share
+    (each would read the configuration, the manifest or the revision files again)."""
+    from migration_job import project, steps
+
+    found = project.project_for(settings)
+    project.PRELOADED.append(found)
+    steps.KNOWN.append(steps.known_heads(settings._replace(command="upgrade"), found))
 
 
 def load_history_once(settings: Settings, target: Target) -> None:

@@ -86,6 +86,10 @@ class KnownHeads(NamedTuple):
     files: dict[str, str] | None = None
 
 
+# Set by `fleet` before it forks a process per target: each reuses the heads known once.
+KNOWN: list[KnownHeads] = []
+
+
 def known_heads(settings: Settings, project: Project) -> KnownHeads:
     """The heads, without Alembic, when they can decide this run's target for certain: from
     a fresh manifest, else read from the revision files' source (migration_job.source_heads).
@@ -93,6 +97,8 @@ def known_heads(settings: Settings, project: Project) -> KnownHeads:
     None (never a guess) for a target other than head, -x arguments, Flask-Migrate, several
     heads, or anything the reader is not certain of: the full path decides and reports.
     """
+    if KNOWN:
+        return KNOWN[0]
     if settings.target not in ("head", "heads") or settings.x_arguments:
         return KnownHeads(None)
     heads = fresh_heads(project.config_files, project.script_location)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
-from benchmarks.contenders import IMPORT_PSYCOPG2, IMPORT_STACK, NO_SITE, PASS
+from benchmarks.contenders import IMPORT_PSYCOPG2, IMPORT_STACK, JOB_NO_HISTORY, NO_SITE, PASS
 from benchmarks.histories import History
 from benchmarks.measure import Command, Sample, run_once
 from benchmarks.sites import Site
@@ -82,7 +82,8 @@ def full_upgrade(bench: Bench) -> dict[str, list[Sample]]:
     database = "full_upgrade"
     url = bench.url(database)
     contenders = [bench.job(history, url), bench.alembic(history, url),
-                  bench.psql_upgrade(history, url)]
+                  bench.psql_upgrade(history, url),
+                  replace(bench.job(history, url, MIGRATE_HISTORY="off"), name=JOB_NO_HISTORY)]
     samples: dict[str, list[Sample]] = {c.name: [] for c in contenders}
     bench.say(f"  full upgrade from empty, {size} revisions: {bench.profile.full_runs} rounds")
     for round_number in range(bench.profile.full_runs):

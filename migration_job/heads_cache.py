@@ -17,9 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.log import log
-from migration_job.revision_source import read_revision
 from migration_job.script_files import Declined, revision_files
-from migration_job.source_heads import single_head
 
 if TYPE_CHECKING:
     from migration_job.project import Project
@@ -47,6 +45,10 @@ def cached_source_head(project: Project, folder: Path | None) -> SourceHistory:
         cached = _cached(entry, fingerprint)
         if cached is not None:
             return cached
+    # Only on a miss: the reader (ast and its patterns) costs a warm run more than the rest.
+    from migration_job.revision_source import read_revision
+    from migration_job.source_heads import single_head
+
     revisions = [read_revision(path, source)
                  for path, source in zip(files, contents, strict=True)]
     found = SourceHistory(single_head(revisions),

@@ -50,8 +50,10 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
                 return newer
         session.prepare_for_migrations()
         history = None
-        if known.revisions is None and fast:
-            # Without known heads only the full history can tell whether work is pending.
+        if fast and (known.revisions is None or known.unknown(current)):
+            # Without known heads only the full history can tell whether work is pending; a
+            # revision the files do not hold is a history problem it explains (exit 7) before
+            # any lock.
             history = load_history(settings)
             before = plan_unless_newer(session, settings, project, history, current)
             if isinstance(before, str):

@@ -85,6 +85,10 @@ class KnownHeads(NamedTuple):
     # Each revision's file, when the revision files were read (not with a manifest).
     files: dict[str, str] | None = None
 
+    def unknown(self, current: tuple[str, ...]) -> bool:
+        """Whether the revision files, read, hold none of some revision of the database."""
+        return self.files is not None and any(r not in self.files for r in current)
+
 
 # Set by `fleet` before it forks a process per target: each reuses the heads known once.
 KNOWN: list[KnownHeads] = []

@@ -139,3 +139,4 @@ class TestHeadsFromRevisionFiles:
         result = run_job(env=env)
         assert result.code == 7, result.stderr
         assert "abc999" in result.events[-1]["message"]
+        assert "lock_acquired" not in result.names()

@@ -49,9 +49,10 @@ def heads_targets_note(report: Report) -> str:
     cold = summarize(largest.samples[UNCACHED]).cpu_ms - summarize(largest.samples[CACHED]).cpu_ms
     return (f"Reading the head costs the job little next to its own start-up (CPython and "
             f"psycopg2): at {smallest.revisions} revisions even the manifest run is at "
-            f"{cpu_ratio(smallest, MANIFEST):.3f}x plain Alembic ({ms(floor)} ms), the warm "
-            f"cache {ms(warm - floor)} ms more, so a ratio near {CPU_LIMIT:g}x for small "
-            "histories is the start-up's, which the manifest cannot lower either. With no cache "
+            f"{cpu_ratio(smallest, MANIFEST):.3f}x plain Alembic ({ms(floor)} ms) and the warm "
+            f"cache at {cpu_ratio(smallest, CACHED):.3f}x ({ms(warm)} ms), so a ratio near "
+            f"{CPU_LIMIT:g}x for small histories is the start-up's, which the manifest cannot "
+            "lower either. With no cache "
             f"the reader parses every file: {ms(cold)} ms more at {largest.revisions} "
             "revisions, which is why the image keeps its build-time manifest. The fleets ran "
             "on a machine shared with other work: the ratio on the cores other work left "

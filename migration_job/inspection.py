@@ -141,9 +141,11 @@ def status(settings: Settings, interruption: Interruption) -> str:
 
 def check(settings: Settings, interruption: Interruption) -> str:
     """Exit 0 when the database is at the target, 8 when revisions are pending, 7 when the
-    history and the database disagree: the verdict on what `status` shows.
+    history and the database disagree, 11 when an applied revision's file changed
+    (MIGRATE_VERIFY=fail): the verdict on what `status` shows.
 
-    Readiness probes call this often: heads known without Alembic answer "at head".
+    Readiness probes call this often: heads known without Alembic answer "at head", after
+    comparing the applied files' checksums, still without Alembic.
     """
     project = project_for(settings)
     verifying = settings.verify != "off"

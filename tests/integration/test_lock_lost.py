@@ -30,9 +30,16 @@ with op.get_context().autocommit_block():
     op.execute("SELECT pg_advisory_unlock(777)")
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 ''')
+# The same proof for a revision that a revision gate let in: a row lock, taken NOWAIT. An
+# advisory lock would not do here: the transaction that ends releases the gate's lock and the
+# advisory lock one after the other, and the runner the gate wakes may try the second in
+# between; a row lock is free as soon as that transaction has ended, which comes first.
+ROW_ALONE = ("DO $$ BEGIN PERFORM 1 FROM alone_guard FOR UPDATE NOWAIT; "
+             "EXCEPTION WHEN lock_not_available THEN "
+             "RAISE EXCEPTION 'two runners at once'; END $$")
 # Waits for advisory lock 555, which the test holds until it lets the revision go on.
 GATED = revision("0006", "0005", f'''
-op.execute("{ALONE.format(kind="xact_")}")
+op.execute("{ROW_ALONE}")
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 op.execute("SELECT pg_advisory_xact_lock(555)")
 ''')
@@ -113,6 +120,7 @@ class TestLockSessionLostUnderAForeignConnection:
     def test_next_runner_waits_then_completes(self, database: Database, tmp_path: Path) -> None:
         config = make_project(tmp_path, extra={"0006_gated": GATED})
         (tmp_path / "migrations" / "env.py").write_text(OWN_CONNECTION_ENV)
+        database.query("CREATE TABLE alone_guard (id int); INSERT INTO alone_guard VALUES (1)")
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")
@@ -134,5 +142,6 @@ class TestLockSessionLostUnderAForeignConnection:
         assert lost.events[-1]["event"] == "lock_lost"
         took_over = second.finish()
         assert took_over.code == 0, took_over.stderr
+        assert "two runners at once" not in took_over.stderr + lost.stderr
         assert database.revisions() == ["0006"]
         assert database.applications()["0006"] == 1

@@ -33,6 +33,7 @@ from tests.support.job import (
     run_job,
     wait_until,
 )
+from tests.support.projects import ALONE_BEHIND_A_GATE, ALONE_GUARD
 
 ALEMBIC = [sys.executable, "-m", "alembic"]
 # What `alembic revision` writes for upgrade() in every template's script.py.mako.
@@ -43,9 +44,9 @@ ALONE = ('op.execute("DO $$ BEGIN IF NOT pg_try_advisory_xact_lock(777) THEN '
          "RAISE EXCEPTION 'two runners at once'; END IF; END $$\")")
 
 
-def audited(revision: str, *body: str) -> str:
+def audited(revision: str, *body: str, alone: str = ALONE) -> str:
     """A revision body: alone, audited, then `body`."""
-    return "\n".join((ALONE, f'op.execute("INSERT INTO migration_audit VALUES '
+    return "\n".join((alone, f'op.execute("INSERT INTO migration_audit VALUES '
                              f"('{revision}', 'upgrade')\")", *body))
 
 
@@ -64,7 +65,8 @@ QUICK = audited("0003")
 SLOW = audited("0003", 'op.execute("CREATE TABLE slow_marker (id int)")', "import os",
                'op.execute("SELECT pg_sleep(" + os.environ.get("TEST_SLEEP_S", "0") + ")")')
 # Waits for advisory lock 555, which the test holds until it lets the revision go on.
-GATED = audited("0003", 'op.execute("SELECT pg_advisory_xact_lock(555)")')
+GATED = audited("0003", 'op.execute("SELECT pg_advisory_xact_lock(555)")',
+                alone=f'op.execute("{ALONE_BEHIND_A_GATE}")')
 # What bounds env.py's own connection while revisions run (the job's timeouts).
 TIMEOUTS = audited("0003", 'op.execute("CREATE TABLE env_timeouts AS SELECT '
                    "current_setting('lock_timeout') AS lock_timeout, "
@@ -259,6 +261,7 @@ class TestEveryGuarantee:
         revision: the next runner's revision waits at the revision gate; the first rolls
         back at its check before commit (exit 3); the revision is applied once."""
         project = make(case.template, third=GATED)
+        database.query(ALONE_GUARD)
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")
@@ -279,7 +282,7 @@ class TestEveryGuarantee:
         assert "lost the migration lock" in lost.events[-1]["message"]
         took_over = second.finish()
         assert took_over.code == 0, took_over.stderr
-        assert "two runners at once" not in took_over.stderr
+        assert "two runners at once" not in took_over.stderr + lost.stderr
         assert database.revisions() == ["0003"]
         assert database.applications() == dict.fromkeys(REVISIONS, 1)
         assert database.advisory_locks() == 0
@@ -289,6 +292,7 @@ class TestEveryGuarantee:
         """pg_terminate_backend on env.py's connection mid-revision (the lock's session
         lives on): exit 3, the revision rolled back, and the next run applies it."""
         project = make(case.template, third=GATED)
+        database.query(ALONE_GUARD)
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")

@@ -9,7 +9,7 @@ import pytest
 from migration_job.engines.locking import derive_lock_key
 from tests.integration.conftest import Database
 from tests.support.job import RunningJob, job_env, wait_until
-from tests.support.projects import make_project, revision
+from tests.support.projects import ALONE_BEHIND_A_GATE, ALONE_GUARD, make_project, revision
 
 # Each revision body proves it runs alone: it takes a second advisory lock (777) that a
 # concurrent run of the same revision could not get, and fails loudly if it cannot.
@@ -30,16 +30,9 @@ with op.get_context().autocommit_block():
     op.execute("SELECT pg_advisory_unlock(777)")
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 ''')
-# The same proof for a revision that a revision gate let in: a row lock, taken NOWAIT. An
-# advisory lock would not do here: the transaction that ends releases the gate's lock and the
-# advisory lock one after the other, and the runner the gate wakes may try the second in
-# between; a row lock is free as soon as that transaction has ended, which comes first.
-ROW_ALONE = ("DO $$ BEGIN PERFORM 1 FROM alone_guard FOR UPDATE NOWAIT; "
-             "EXCEPTION WHEN lock_not_available THEN "
-             "RAISE EXCEPTION 'two runners at once'; END $$")
 # Waits for advisory lock 555, which the test holds until it lets the revision go on.
 GATED = revision("0006", "0005", f'''
-op.execute("{ROW_ALONE}")
+op.execute("{ALONE_BEHIND_A_GATE}")
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 op.execute("SELECT pg_advisory_xact_lock(555)")
 ''')
@@ -120,7 +113,7 @@ class TestLockSessionLostUnderAForeignConnection:
     def test_next_runner_waits_then_completes(self, database: Database, tmp_path: Path) -> None:
         config = make_project(tmp_path, extra={"0006_gated": GATED})
         (tmp_path / "migrations" / "env.py").write_text(OWN_CONNECTION_ENV)
-        database.query("CREATE TABLE alone_guard (id int); INSERT INTO alone_guard VALUES (1)")
+        database.query(ALONE_GUARD)
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")

@@ -12,6 +12,17 @@ from tests.support.job import REPO
 GENERIC_ENV = Path(alembic.__file__).parent / "templates" / "generic" / "env.py"
 
 
+# Proves that a revision a revision gate let in runs alone: a row lock taken NOWAIT on the
+# one row of ALONE_GUARD (the test creates it). An advisory lock would not do: a transaction
+# that ends releases the gate's advisory lock and another one after the other, and the runner
+# the gate woke may try the second in between; a row lock is free as soon as that
+# transaction has ended, which comes first.
+ALONE_GUARD = "CREATE TABLE alone_guard (id int); INSERT INTO alone_guard VALUES (1)"
+ALONE_BEHIND_A_GATE = ("DO $$ BEGIN PERFORM 1 FROM alone_guard FOR UPDATE NOWAIT; "
+                       "EXCEPTION WHEN lock_not_available THEN "
+                       "RAISE EXCEPTION 'two runners at once'; END $$")
+
+
 def revision(rev: str, down: str | None, upgrade: str, downgrade: str = "pass") -> str:
     """Source of a revision file whose bodies are the given Python statements."""
     def indent(body: str) -> str:

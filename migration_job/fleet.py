@@ -86,7 +86,7 @@ def read_project_once(settings: Settings) -> None:
 
     found = project.project_for(settings)
     project.PRELOADED.append(found)
-    steps.KNOWN.append(steps.known_heads(settings._replace(command="upgrade"), found))
+    steps.KNOWN.append(steps.known_heads(settings, found))
 
 
 def load_history_once(settings: Settings, target: Target) -> None:

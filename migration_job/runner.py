@@ -44,7 +44,9 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
         fast = not awaits_repair(session, project)
         if fast and current == known.revisions:
             return at_known_head(current, known, "no lock needed")
-        if fast and known.revisions is not None:
+        if fast and known.revisions is not None and known.files is None:
+            # A manifest names only the heads: a database ahead of them is told apart here.
+            # (Read revision files name every revision: the block below tells it apart.)
             newer = newer_database(session, settings, project, current, known.revisions)
             if newer is not None:
                 return newer

@@ -123,10 +123,9 @@ class SqliteSession:
     @contextmanager
     def lent_to_sqlalchemy(self, url: str) -> Iterator[None]:
         """Within the block, SQLAlchemy connections to this file get this connection."""
-        from migration_job.engines.sqlite_connection import begin_immediate
         from migration_job.engines.sqlite_handover import lent_to_sqlalchemy
 
-        with lent_to_sqlalchemy(self.connection, self.path, begin_immediate):
+        with lent_to_sqlalchemy(self.connection, self.path):
             yield
 
     @contextmanager

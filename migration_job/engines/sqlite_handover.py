@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
@@ -28,7 +28,11 @@ from sqlalchemy import Connection, event
 from sqlalchemy.engine import Dialect, Engine
 
 from migration_job.engines.lending import lent
-from migration_job.engines.sqlite_connection import LendableConnection, empty_stand_in
+from migration_job.engines.sqlite_connection import (
+    LendableConnection,
+    begin_immediate,
+    empty_stand_in,
+)
 from migration_job.engines.sqlite_url import Target
 from migration_job.errors import ConfigError
 
@@ -51,10 +55,9 @@ def file_of(dialect: Dialect, cargs: Any, cparams: dict[str, Any]) -> str | None
 
 
 @contextmanager
-def lent_to_sqlalchemy(session: LendableConnection, path: str,
-                       begin_immediate: Callable[[LendableConnection], None]) -> Iterator[None]:
+def lent_to_sqlalchemy(session: LendableConnection, path: str) -> Iterator[None]:
     """Within the block, SQLAlchemy connections to the file at `path` get `session`, whose
-    transactions begin with `begin_immediate`."""
+    transactions begin IMMEDIATE."""
 
     def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         # Lent again only while idle: never two transactions at once on one connection.

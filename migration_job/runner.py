@@ -146,7 +146,7 @@ def apply_plan(settings: Settings, history: History, now: Plan, interruption: In
              current=list(now.current), target=list(now.target), pending=list(now.pending))
     with_lock_retries(
         lambda: run_alembic(settings, history, settings.target, progress, interruption, lock),
-        settings, lock.session, interruption)
+        settings, lock, interruption)
     elapsed_ms = (time.monotonic() - started) * 1000
     summary = (f"upgraded {describe(now.current)} -> {describe(now.target)}: "
                f"{len(progress.applied)} revision(s) in {elapsed_ms:.0f} ms")
@@ -173,7 +173,7 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
             with_lock_retries(
                 lambda: run_alembic(settings, history, settings.target, progress,
                                     interruption, lock),
-                settings, lock.session, interruption)
+                settings, lock, interruption)
             now = session.revisions(project)
             summary = (f"downgraded {describe(current)} -> {describe(now)}: "
                        f"{len(progress.applied)} revision(s)")

@@ -23,12 +23,30 @@ ALTER_BUSY = revision("0006", "0005", '''
 op.execute("ALTER TABLE busy ADD COLUMN note text")
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 ''')
-# Writes its audit row outside its transaction first: a retry would write it again.
-ALTER_BUSY_AFTER_AUTOCOMMIT = revision("0006", "0005", '''
+# Each writes its audit row where it is committed before the ALTER waits: a retry would
+# write it again. Outside its transaction (an INSERT, or a SELECT of a function that writes),
+# or in its transaction before an autocommit_block, which Alembic commits on entering it.
+COMMITTED_BEFORE_THE_ALTER = {
+    "insert-in-block": revision("0006", "0005", '''
 with op.get_context().autocommit_block():
     op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 op.execute("ALTER TABLE busy ADD COLUMN note text")
-''')
+'''),
+    "select-of-a-writing-function-in-block": revision("0006", "0005", '''
+with op.get_context().autocommit_block():
+    op.execute("SELECT backfill()")
+op.execute("ALTER TABLE busy ADD COLUMN note text")
+'''),
+    "insert-before-block": revision("0006", "0005", '''
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+with op.get_context().autocommit_block():
+    pass
+op.execute("ALTER TABLE busy ADD COLUMN note text")
+'''),
+}
+BACKFILL = ("CREATE FUNCTION backfill() RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade'); "
+            "END $$")
 SLEEPY = revision("0006", "0005", '''
 op.execute("CREATE TABLE sleepy_marker (id int)")
 op.execute("SELECT pg_sleep(600)")
@@ -142,17 +160,22 @@ class TestRetries:
                           "WHERE table_name = 'busy' AND column_name = 'note'")[0][0] == 0
         assert busy.advisory_locks() == 0
 
-    def test_no_retry_once_an_autocommit_block_wrote(
-            self, busy: Database, blocker: Any, tmp_path: Path) -> None:
-        """What a revision ran outside its transaction stays: a retry would run it twice, so
-        the lock timeout fails the revision (exit 6) saying so."""
-        config = make_project(tmp_path, extra={"0006_alter_busy": ALTER_BUSY_AFTER_AUTOCOMMIT})
+    @pytest.mark.parametrize("body", list(COMMITTED_BEFORE_THE_ALTER))
+    def test_no_retry_once_part_of_the_revision_committed(
+            self, busy: Database, blocker: Any, tmp_path: Path, body: str) -> None:
+        """What a revision ran in an autocommit_block, or before one (Alembic commits on
+        entering it), stays: a retry would run it twice, so the lock timeout fails the
+        revision (exit 6) saying what stays committed."""
+        busy.query(BACKFILL)
+        config = make_project(tmp_path, extra={"0006_alter_busy": COMMITTED_BEFORE_THE_ALTER[body]})
         result = run_job(env=job_env(DATABASE_URL=busy.url, ALEMBIC_CONFIG=str(config),
                                      MIGRATE_DDL_LOCK_TIMEOUT=f"{DDL_LOCK_TIMEOUT_S}s",
                                      MIGRATE_DDL_LOCK_RETRIES="3"))
         assert result.code == 6, result.stderr
         assert "ddl_lock_timeout" not in result.names()
-        assert "autocommit_block stays committed" in result.events[-1]["message"]
+        message = result.events[-1]["message"]
+        assert "stays committed" in message, message
+        assert "Traceback" not in result.stderr
         assert busy.applications()["0006"] == 1
         assert busy.revisions() == ["0005"]
         assert busy.advisory_locks() == 0
@@ -195,5 +218,42 @@ class TestStatementTimeout:
         assert "statement timeout" in last["message"]
         assert "0006" in last["message"]
         assert "interrupted" not in result.names()
+        assert database.revisions() == ["0005"]
+        assert not database.exists("sleepy_marker")
+
+
+def role_setting(database: Database, name: str, value: str) -> None:
+    """Set `name` for the test's role in the test's database only (pg_db_role_setting)."""
+    database.query(f'ALTER ROLE CURRENT_USER IN DATABASE "{database.name}" SET {name} = '
+                   f"'{value}'")
+
+
+class TestTheDatabasesOwnTimeouts:
+    """With the job's timeouts off (0), a role's lock_timeout or statement_timeout still
+    limits the revisions: the message names that setting, never 'the DDL lock timeout (0 s)'."""
+
+    def test_a_roles_lock_timeout(self, busy: Database, blocker: Any, tmp_path: Path) -> None:
+        role_setting(busy, "lock_timeout", "500ms")
+        result = run_job(env=job(busy, tmp_path, MIGRATE_DDL_LOCK_TIMEOUT="0"))
+        assert result.code == 9, result.stderr
+        message = result.events[-1]["message"]
+        assert "0 s" not in message, message
+        assert "lock_timeout" in message, message
+        assert "role" in message, message
+        assert "MIGRATE_DDL_LOCK_TIMEOUT" in message, message
+        assert "Traceback" not in result.stderr
+        assert busy.revisions() == ["0005"]
+        assert "0006" not in busy.applications()
+
+    def test_a_roles_statement_timeout(self, database: Database, tmp_path: Path) -> None:
+        role_setting(database, "statement_timeout", "1s")
+        config = make_project(tmp_path, extra={"0006_sleepy": SLEEPY})
+        result = run_job(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config)))
+        assert result.code == 6, result.stderr
+        message = result.events[-1]["message"]
+        assert "0 s" not in message, message
+        assert "statement_timeout" in message, message
+        assert "role" in message, message
+        assert "Traceback" not in result.stderr
         assert database.revisions() == ["0005"]
         assert not database.exists("sleepy_marker")

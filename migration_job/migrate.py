@@ -149,10 +149,11 @@ def job_engine(settings: Settings) -> sqlalchemy.Engine:
 
 
 def apply(settings: Settings, history: History, destination: str, progress: Progress,
-          interruption: Interruption, lock: MigrationLock, **options: Any) -> None:
+          interruption: Interruption, lock: MigrationLock, removing: tuple[str, ...] = (),
+          **options: Any) -> None:
     """Upgrade (or downgrade or stamp, per progress.verb) to `destination` through the
     project's env.py; `options` go to Alembic's EnvironmentContext (purge=True for a stamp
-    that replaces the version table's revisions).
+    that replaces the version table's revisions, `removing` those it takes out).
 
     A connection is handed to env.py in config.attributes["connection"] (Alembic's cookbook
     pattern); an env.py that ignores it opens its own engine from sqlalchemy.url instead.
@@ -161,7 +162,8 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     config, scripts = history
     project = project_for(settings)
     unfinished = lock.session.unfinished_log(project)
-    recorder = Recorder(settings, project, progress.verb) if settings.record_history else None
+    recorder = (Recorder(settings, project, progress.verb, removing)
+                if settings.record_history else None)
 
     # The same step lists alembic.command.upgrade/downgrade/stamp build, through Progress.
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
@@ -243,10 +245,12 @@ def offline_sql(history: History, starting_rev: str | None, destination: str,
 
 
 def run_alembic(settings: Settings, history: History, destination: str, progress: Progress,
-                interruption: Interruption, lock: MigrationLock, **options: Any) -> None:
+                interruption: Interruption, lock: MigrationLock, removing: tuple[str, ...] = (),
+                **options: Any) -> None:
     """Apply through Alembic (the lock is held), turning what it raises into contract errors."""
     try:
-        apply(settings, history, destination, progress, interruption, lock, **options)
+        apply(settings, history, destination, progress, interruption, lock, removing,
+              **options)
     except CommandError as error:
         raise HistoryError(f"Alembic refused: {first_line(error)}") from None
     except Exception as error:

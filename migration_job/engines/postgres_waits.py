@@ -13,19 +13,21 @@ from contextlib import contextmanager
 
 import psycopg2
 
-from migration_job.engines import APPLICATION_NAME
+from migration_job.engines import application_name
 from migration_job.engines.blocking import Blocker, query_line
 from migration_job.engines.postgres import LendableConnection
 
-# The sessions that hold (or queue ahead for) the locks this process's statements wait for;
-# pg_blocking_pids only for statements that wait for a lock, as it locks the lock manager.
+# The sessions that hold (or queue ahead for) the locks this process's statements wait for,
+# in the database the asking session is in (a fleet's target); pg_blocking_pids only for
+# statements that wait for a lock, as it locks the lock manager.
 BLOCKERS = (
     "SELECT DISTINCT b.pid, coalesce(b.application_name, ''), host(b.client_addr), "
     "extract(epoch FROM clock_timestamp() - b.xact_start)::float8, coalesce(b.query, '') "
     "FROM pg_stat_activity w "
     "CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocking(pid) "
     "JOIN pg_stat_activity b ON b.pid = blocking.pid "
-    "WHERE w.application_name = %s AND w.wait_event_type = 'Lock' ORDER BY b.pid")
+    "WHERE w.application_name = %s AND w.datname = current_database() "
+    "AND w.wait_event_type = 'Lock' ORDER BY b.pid")
 
 
 def server_milliseconds(seconds: float) -> str:
@@ -78,7 +80,7 @@ def _restore(connection: LendableConnection, settings: dict[str, str]) -> None:
 def blockers(connection: LendableConnection) -> tuple[Blocker, ...]:
     """The sessions that hold the locks this process's statements wait for."""
     with connection.cursor() as cursor:
-        cursor.execute(BLOCKERS, (APPLICATION_NAME,))
+        cursor.execute(BLOCKERS, (application_name(),))
         rows = cursor.fetchall()
     return tuple(Blocker(pid=int(row[0]), application_name=str(row[1]), client_addr=row[2],
                          transaction_age_s=row[3], query=query_line(row[4])) for row in rows)

@@ -95,7 +95,7 @@ def what_stays(progress: Progress) -> str:
     if progress.running is None:
         return f"no revision was running ({earlier})"
     if progress.committed:
-        return (f"part of it stays committed ({AUTOCOMMIT_BLOCK}); only the rest was rolled "
+        return (f"part of it may stay committed ({AUTOCOMMIT_BLOCK}); only the rest was rolled "
                 f"back ({earlier}); a rerun runs the whole revision again: undo that part, "
                 "or make it safe to repeat")
     return f"its transaction was rolled back ({earlier})"

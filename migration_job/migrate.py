@@ -162,6 +162,7 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     config, scripts = history
     project = project_for(settings)
     unfinished = lock.session.unfinished_log(project)
+    progress.running, progress.committed = None, False  # a retry starts afresh
     recorder = (Recorder(settings, project, progress.verb, removing)
                 if settings.record_history else None)
 

@@ -149,8 +149,8 @@ class Engine(Protocol):
     check_url(url): raise ConfigError for a (normalised) URL this engine cannot migrate.
 
     is_lock_timeout(error): whether a statement gave up waiting for a lock because of the
-    DDL lock timeout (Session.bounded_waits): the revision is retried (lock_retries.py), and
-    after the last try the job exits 9.
+    DDL lock timeout (Session.bounded_waits), or of the database's own when the job sets none:
+    the revision is retried (lock_retries.py), and after the last try the job exits 9.
 
     is_statement_timeout(error): whether the statement timeout (not a signal's cancel) ended
     a statement: exit 6, saying so.

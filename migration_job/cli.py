@@ -98,7 +98,8 @@ def _takers(flag: str) -> str:
 
 def parse_options(argv: Sequence[str]) -> dict[str, object]:
     """Flags as a dict; no command means `upgrade`; each flag checked against its command."""
-    options = vars(build_parser().parse_args(list(argv)))
+    # Intermixed: a flag may come between the command and its revision (`stamp --replace 1`).
+    options = vars(build_parser().parse_intermixed_args(list(argv)))
     command = str(options["command"])
     for option, spelling in FLAG_SPELLING.items():
         if options.get(option) and option not in COMMANDS[command].flags:

@@ -54,7 +54,12 @@ def with_lock_retries(attempt: Callable[[], Result], settings: Settings, lock: M
         stack.enter_context(lock.session.bounded_waits(settings.ddl_lock_timeout,
                                                        settings.statement_timeout))
         if settings.ddl_lock_timeout <= 0:
-            return attempt()
+            try:
+                return attempt()
+            except DdlLockTimedOut as timed_out:  # the database's own lock timeout
+                raise Blocked(f"{timed_out}; retry later, once the transaction holding the "
+                              "lock has ended (or set MIGRATE_DDL_LOCK_TIMEOUT to retry "
+                              "within the run)") from None
         watch = stack.enter_context(BlockerWatch(settings))
         return retrying(attempt, settings, watch, interruption.sleep,
                         lambda timed_out: still_held(lock, settings, timed_out))

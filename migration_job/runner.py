@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from migration_job.errors import HistoryError, ReadOnlyDatabase, first_line
+from migration_job.interruption import LOCK_HELD, LOCK_RELEASED
 from migration_job.log import log
 from migration_job.project import Project, project_for
 from migration_job.skew import newer_database
@@ -199,11 +200,15 @@ def migration_lock(session: Session, settings: Settings, project: Project,
     session.refuse_shared_sessions(settings)
     lock = session.lock(settings.lock_key, project, sleep=interruption.sleep)
     held = lock.acquire(settings.lock_timeout, needless)
+    if held:
+        interruption.lock = LOCK_HELD
     try:
         yield lock if held else None
     finally:
         try:
             lock.release()
+            if held:
+                interruption.lock = LOCK_RELEASED
         except settings.engine.errors as error:
             log.warning("lock_release_failed", f"could not release the lock cleanly "
                         f"({first_line(error)}); closing the session releases it")

@@ -17,6 +17,9 @@ class Blocker(NamedTuple):
     transaction_age_s: float | None
     # The first line of its current (or, when idle in a transaction, last) statement.
     query: str
+    # Whether the job's statement waits for this transaction to end rather than for a lock on
+    # a table (CREATE INDEX CONCURRENTLY waiting for older transactions, on PostgreSQL).
+    transaction_wait: bool = False
 
     def describe(self) -> str:
         """One human line."""

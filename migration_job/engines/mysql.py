@@ -18,7 +18,7 @@ import pymysql
 from pymysql.connections import Connection
 from pymysql.constants import CLIENT
 
-from migration_job.engines import APPLICATION_NAME, mysql_errors
+from migration_job.engines import application_name, mysql_errors
 from migration_job.engines.locking import derive_lock_key
 from migration_job.engines.mysql_lock import NamedLock
 from migration_job.engines.mysql_unfinished import MysqlUnfinishedLog
@@ -89,7 +89,7 @@ def connect(settings: Settings, *, timeout: float | None = None) -> LendableConn
         session = LendableConnection(
             **connect_arguments(settings.database_url), autocommit=True,
             connect_timeout=max(1, int(timeout + 0.999)) if timeout is not None else 10,
-            program_name=APPLICATION_NAME, client_flag=CLIENT.FOUND_ROWS)
+            program_name=application_name(), client_flag=CLIENT.FOUND_ROWS)
     except RuntimeError as error:
         if "cryptography" not in str(error):
             raise
@@ -278,12 +278,12 @@ class MysqlEngine:
         return len(running)
 
     def name_process(self) -> None:
-        """The job's own sessions carry APPLICATION_NAME as their program_name attribute;
+        """The job's own sessions carry application_name() as their program_name attribute;
         MySQL has no variable that names the connections env.py opens itself."""
 
     def sqlalchemy_connect_args(self) -> dict[str, object]:
         """PyMySQL's connect arguments for the job's SQLAlchemy engines."""
-        return {"program_name": APPLICATION_NAME}
+        return {"program_name": application_name()}
 
     def check_url(self, url: str) -> None:
         """Only the query parameters the job knows how to pass on."""

@@ -4,10 +4,21 @@ What differs from PostgreSQL: DDL is not transactional (each statement commits o
 so each revision is recorded before it starts (mysql_unfinished.py) and a revision that did
 not finish stops the next run (exit 10); the lock is a named lock (mysql_lock.py); a signal
 stops a running statement with KILL QUERY from a second session.
+
+PyMySQL waits for a reply as long as the server takes unless told otherwise, and the server
+speaks first: a server that accepts a connection and never answers (frozen, or something
+else on its port) would hang the job. So every wait for a reply is bounded on the job's own
+clock: the connect, the greeting and the login by the connect's timeout (the wait step's
+attempt), the job's own statements by REPLY_TIMEOUT_S or the wait timeout, the lock's polls
+by what is left of the lock timeout (mysql_lock.py). Only a revision's statements wait for
+as long as they run (mysql_handover.py): the server bounds those (lock_wait_timeout,
+max_statement_time), and a signal cancels them.
 """
 
 from __future__ import annotations
 
+import math
+import time
 import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -47,12 +58,51 @@ else:
     PyMySQLConnection = Connection  # generic only in its type stubs
 # Every PyMySQL connection this process opened and has not closed: what a signal interrupts.
 OPEN: weakref.WeakSet[LendableConnection] = weakref.WeakSet()
+# The least time a reply to the job's own statements may take (they take milliseconds), and
+# so the bound when the wait timeout is shorter (0 tries once: not a reason to fail a busy
+# server's reply).
+REPLY_TIMEOUT_S = 10.0
+# The least time a reply may take when a deadline is near: the last poll of the lock still
+# gets an answer from a server that is slow rather than frozen.
+MIN_REPLY_S = 1.0
+# The session that cancels statements after a signal: connected and answered within this, so
+# that a frozen server cannot keep the job from exiting.
+CANCEL_TIMEOUT_S = 3.0
 
 
 class LendableConnection(PyMySQLConnection):
-    """A PyMySQL session that SQLAlchemy may borrow without closing it (see postgres.py)."""
+    """A PyMySQL session that SQLAlchemy may borrow without closing it (see postgres.py),
+    whose replies are awaited for a bounded time (see the module's docstring)."""
 
     lendable = False
+    # How long the connect, the greeting and the login were awaited.
+    handshake_timeout = REPLY_TIMEOUT_S
+    # While set (time.monotonic()), each statement's reply is awaited until then only.
+    reply_by: float | None = None
+
+    @property
+    def reply_timeout(self) -> float | None:
+        """How long each reply is awaited (None: as long as the server takes)."""
+        return self._read_timeout
+
+    def reply_within(self, seconds: float | None) -> None:
+        """Await each reply (and each write) for at most `seconds`; None: no limit.
+
+        PyMySQL reads these attributes before each packet: the next statement obeys.
+        """
+        self._read_timeout = self._write_timeout = seconds
+
+    def query(self, sql: str | bytes, unbuffered: bool = False) -> int:
+        """Run a statement (every cursor's way to the server), within `reply_by` if set."""
+        if self.reply_by is not None:
+            self.reply_within(max(MIN_REPLY_S, self.reply_by - time.monotonic()))
+        waited = self.reply_timeout
+        try:
+            return super().query(sql, unbuffered)
+        except pymysql.err.OperationalError as error:
+            if not mysql_errors.is_no_reply(error):
+                raise
+            raise mysql_errors.no_reply(waited, "a statement") from None
 
     def close(self) -> None:
         """Close, unless lent out to SQLAlchemy; closing a closed session does nothing."""
@@ -78,18 +128,23 @@ def connect_arguments(url: str) -> dict[str, Any]:
     return arguments
 
 
-def connect(settings: Settings, *, timeout: float | None = None) -> LendableConnection:
+def connect(settings: Settings, *, timeout: float | None = None,
+            reply_timeout: float | None = None) -> LendableConnection:
     """Open an autocommit session named after this process (where the server records it).
 
+    `timeout` (default 10 s) bounds the connect, the server's greeting and the login; then
+    each reply to a statement is awaited `reply_timeout` (default: `timeout`).
     FOUND_ROWS as SQLAlchemy sets it: Alembic checks that its version-table UPDATE matched
     one row.
     """
     assert settings.database_url is not None
+    handshake = max(MIN_REPLY_S, timeout if timeout is not None else REPLY_TIMEOUT_S)
     try:
         session = LendableConnection(
             **connect_arguments(settings.database_url), autocommit=True,
-            connect_timeout=max(1, int(timeout + 0.999)) if timeout is not None else 10,
-            program_name=APPLICATION_NAME, client_flag=CLIENT.FOUND_ROWS)
+            connect_timeout=math.ceil(handshake), read_timeout=handshake,
+            write_timeout=handshake, program_name=APPLICATION_NAME,
+            client_flag=CLIENT.FOUND_ROWS)
     except RuntimeError as error:
         if "cryptography" not in str(error):
             raise
@@ -97,6 +152,12 @@ def connect(settings: Settings, *, timeout: float | None = None) -> LendableConn
             mysql_errors.NEEDS_RSA, "the server asks for sha256_password or "
             "caching_sha2_password authentication over a connection without TLS, which needs "
             "the 'cryptography' package that the image leaves out") from None
+    except pymysql.err.OperationalError as error:
+        if not mysql_errors.is_no_reply(error):
+            raise
+        raise mysql_errors.no_reply(handshake, "the connection (greeting and login)") from None
+    session.handshake_timeout = handshake
+    session.reply_within(reply_timeout or handshake)
     OPEN.add(session)
     return session
 
@@ -127,8 +188,14 @@ class MysqlSession:
         return major * 10_000 + minor * 100 + patch
 
     def ping(self) -> None:
-        """Run a trivial query."""
-        self._one("SELECT 1")
+        """Run a trivial query, answered within the connect's timeout (the wait's proof
+        that the server answers: it must not outlast the wait's attempt)."""
+        standing = self.connection.reply_timeout
+        self.connection.reply_within(self.connection.handshake_timeout)
+        try:
+            self._one("SELECT 1")
+        finally:
+            self.connection.reply_within(standing)
 
     def describe(self) -> str:
         """host:port/database of the session, without credentials."""
@@ -241,8 +308,10 @@ class MysqlEngine:
     transactional_ddl = False
 
     def connect(self, settings: Settings, timeout: float | None = None) -> MysqlSession:
-        """Open an autocommit session."""
-        return MysqlSession(connect(settings, timeout=timeout))
+        """Open an autocommit session: connected and pinged within `timeout`, its other
+        statements answered within the wait timeout (at least REPLY_TIMEOUT_S)."""
+        replies = max(settings.wait_timeout, REPLY_TIMEOUT_S)
+        return MysqlSession(connect(settings, timeout=timeout, reply_timeout=replies))
 
     def is_transient(self, error: BaseException) -> bool:
         """See mysql_errors.is_transient."""
@@ -265,7 +334,7 @@ class MysqlEngine:
         ids = sorted(_thread_id(c) for c in list(OPEN) if c.open)
         if not ids:
             return 0
-        session = connect(settings, timeout=3)
+        session = connect(settings, timeout=CANCEL_TIMEOUT_S)
         try:
             with session.cursor() as cursor:
                 cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN %s "

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
+from migration_job.engines import mysql_errors
 from migration_job.engines.locking import Holder, PolledLock
-from migration_job.errors import LockLost, PoolerNotSupported
+from migration_job.errors import LockLost, LockTimeout, PoolerNotSupported
 
 if TYPE_CHECKING:
     from migration_job.engines.mysql import MysqlSession
@@ -39,6 +40,23 @@ class NamedLock(PolledLock):
         super().__init__(key, sleep)
         self.session = session
         self.name = lock_name(key)
+
+    def acquire(self, timeout: float, needless: Callable[[], bool] | None = None) -> bool:
+        """PolledLock.acquire, with each reply awaited only until the lock timeout ends
+        (at least MIN_REPLY_S): a server that stops answering is a lock not acquired in
+        time (exit 5), not a wait without end."""
+        connection = self.session.connection
+        connection.reply_by = time.monotonic() + timeout
+        try:
+            return super().acquire(timeout, needless)
+        except pymysql.err.OperationalError as error:
+            if not mysql_errors.is_no_reply(error):
+                raise
+            raise LockTimeout(f"migration lock (key {self.key}) not acquired within "
+                              f"{timeout:g}s: {error.args[1]}; retry when the server answers "
+                              "again, or raise MIGRATE_LOCK_TIMEOUT") from None
+        finally:
+            connection.reply_by = None
 
     def _one(self, query: str, *parameters: Any) -> Any:
         with self.session.connection.cursor() as cursor:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pymysql
 import pytest
 
+from migration_job.engines import mysql_errors
 from migration_job.engines.locking import derive_lock_key
 from migration_job.engines.mysql import ENGINE, connect_arguments
 from migration_job.engines.mysql_lock import lock_name
@@ -99,3 +100,20 @@ class TestErrors:
         advice = ENGINE.failure_advice(error(1205, "Lock wait timeout exceeded"))
         assert advice is not None
         assert "another session" in advice
+
+    def test_no_reply_in_time_is_a_lost_session_worth_waiting_for(self) -> None:
+        # As PyMySQL raises it when its read timeout passes, and as the job words it.
+        try:
+            try:
+                raise TimeoutError("timed out")
+            except TimeoutError:
+                raise error(2013, "Lost connection to MySQL server during query (timed out)")  # noqa: B904
+        except pymysql.err.OperationalError as timed_out:
+            raw = timed_out
+        worded = mysql_errors.no_reply(3.0, "a statement")
+        for lost in (raw, worded):
+            assert mysql_errors.is_no_reply(lost)
+            assert ENGINE.is_connection_lost(lost)
+            assert ENGINE.is_transient(lost)
+        assert "did not answer a statement within 3 s" in str(worded)
+        assert not mysql_errors.is_no_reply(error(2013, "Lost connection to MySQL server"))

@@ -1,0 +1,163 @@
+"""The job on MariaDB when the server or the configuration misbehaves: a server that never
+answers, a frozen one, an env.py that reads the URL itself, URLs the driver cannot use, and
+records of revisions that did finish.
+
+Every wait is bounded by its configured timeout on the job's own clock: a test that says "did
+not hang" gives the job its timeouts plus a generous margin, never a speed to beat.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.integration import test_mariadb
+from tests.integration.test_mariadb import (
+    MariaDatabase,
+    applied,
+    assert_failed_cleanly,
+    assert_no_password,
+    start_slow_job,
+    stop_leftovers,
+)
+from tests.support.job import job_env, run_job
+from tests.support.mariadbserver import MariaDBServer
+from tests.support.projects import MYSQL_SLOW, make_mysql_project
+
+# test_mariadb.py's fixtures, which pytest finds here by these names: a fresh database and
+# project per test on the session's server.
+server = test_mariadb.server
+make_db = test_mariadb.make_db
+db = test_mariadb.db
+# Beyond a configured timeout: how long the job may take to notice it and report.
+MARGIN_S = 10
+# The job's grace for a rollback after a signal (cli.SHUTDOWN_GRACE_S) and the bound of
+# its cancelling connection: what a SIGTERM may take at most when the server is frozen.
+SHUTDOWN_GRACE_S = 15
+CANCEL_TIMEOUT_S = 3
+LOCK_KEY = "4242"
+
+
+@contextmanager
+def silent_listener() -> Iterator[int]:
+    """A TCP port that accepts connections and never sends a byte (MySQL's server speaks
+    first: a client waits for its greeting)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    accepted: list[socket.socket] = []
+    stopping = threading.Event()
+
+    def accept() -> None:
+        while not stopping.is_set():
+            try:
+                accepted.append(listener.accept()[0])
+            except OSError:
+                return
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        yield int(listener.getsockname()[1])
+    finally:
+        stopping.set()
+        listener.close()
+        for connection in accepted:
+            connection.close()
+
+
+@pytest.fixture
+def own_server() -> Iterator[MariaDBServer]:
+    """A server of the test's own, which it may freeze (SIGSTOP); thawed and destroyed after.
+
+    With the plugin that lists named locks (as the session's server in test_mariadb.py).
+    """
+    mariadb = MariaDBServer()
+    try:
+        mariadb.start().scalar("INSTALL SONAME 'metadata_lock_info'")
+        yield mariadb
+    finally:
+        pid = mariadb.pid()
+        if pid is not None:
+            os.kill(pid, signal.SIGCONT)
+        mariadb.destroy()
+
+
+def freeze(mariadb: MariaDBServer) -> None:
+    """Stop the server's process (SIGSTOP): the kernel still accepts connections, nobody
+    answers them."""
+    pid = mariadb.pid()
+    assert pid is not None
+    os.kill(pid, signal.SIGSTOP)
+
+
+def own_database(mariadb: MariaDBServer, tmp_path: Path) -> MariaDatabase:
+    """A fresh database and project on a server of the test's own."""
+    database = MariaDatabase(mariadb, "frozen", make_mysql_project(tmp_path / "project"))
+    mariadb.create_database(database.name)
+    return database
+
+
+class TestNoAnswer:
+    """A server that stops answering ends each wait at its configured timeout, with the
+    contract's code: 3 while waiting for the database, 5 while waiting for the lock."""
+
+    def test_server_that_never_greets_is_exit_3_within_the_wait_timeout(
+            self, db: MariaDatabase) -> None:
+        with silent_listener() as port:
+            url = db.server.url(db.name, port=port)
+            result = run_job(env=job_env(DATABASE_URL=url, ALEMBIC_CONFIG=str(db.config),
+                                         MIGRATE_WAIT_TIMEOUT="3"), timeout=3 + MARGIN_S)
+        message = assert_failed_cleanly(result, 3, "MIGRATE_WAIT_TIMEOUT")
+        assert result.events[-1]["event"] == "database_unreachable", message
+        assert "timed out" in message or "no answer" in message, message
+        assert_no_password(result)
+
+    def test_frozen_server_while_waiting_for_the_lock_is_exit_5(
+            self, own_server: MariaDBServer, tmp_path: Path) -> None:
+        database = own_database(own_server, tmp_path)
+        holder = own_server.connect()
+        try:
+            with holder.cursor() as cursor:
+                cursor.execute("SELECT GET_LOCK(%s, 0)", (f"migration-job:{LOCK_KEY}",))
+                assert cursor.fetchone() == (1,)
+            job = database.start(MIGRATE_LOCK_KEY=LOCK_KEY, MIGRATE_LOCK_TIMEOUT="5")
+            job.wait_for_event("waiting_for_lock")
+            freeze(own_server)
+            result = job.finish(timeout=5 + MARGIN_S)
+        finally:
+            stop_leftovers(database)
+            holder.close()
+        message = assert_failed_cleanly(result, 5, "MIGRATE_LOCK_TIMEOUT")
+        assert result.events[-1]["event"] == "lock_timeout", message
+        assert "lock_acquired" not in result.names()
+        assert_no_password(result)
+
+    def test_sigterm_while_the_server_is_frozen_exits_143(
+            self, own_server: MariaDBServer, tmp_path: Path) -> None:
+        # The revision's statement may run for hours and has no bound of the job's; the
+        # connection that cancels it after a signal has, and the job exits 143 anyway.
+        database = own_database(own_server, tmp_path)
+        try:
+            slow = start_slow_job(database)
+            freeze(own_server)
+            slow.job.process.send_signal(signal.SIGTERM)
+            result = slow.job.finish(timeout=SHUTDOWN_GRACE_S + CANCEL_TIMEOUT_S + MARGIN_S)
+        finally:
+            stop_leftovers(database)
+        assert result.code == 143, result.stderr
+        assert result.events[-1]["event"] == "interrupted", result.stderr
+
+    def test_a_revision_may_run_longer_than_every_timeout(self, db: MariaDatabase) -> None:
+        # The bounds are the job's waits', never a revision's: SLEEP(3) outlives them all.
+        assert db.run().code == 0
+        db.add_revision("0004_slow", MYSQL_SLOW)
+        result = db.run(SLOW_SECONDS="3", MIGRATE_WAIT_TIMEOUT="1", MIGRATE_LOCK_TIMEOUT="1")
+        assert result.code == 0, result.stderr
+        assert applied(result) == ["0004"]
+        assert db.unfinished() == []

@@ -347,8 +347,15 @@ class MysqlEngine:
         return len(running)
 
     def name_process(self) -> None:
-        """The job's own sessions carry APPLICATION_NAME as their program_name attribute;
-        MySQL has no variable that names the connections env.py opens itself."""
+        """PyMySQL answers to the name MySQLdb too (mysqlclient's module, which SQLAlchemy
+        loads for a bare mysql:// or mariadb:// and for +mysqldb, as the tutorial writes
+        them): an env.py that builds its engine from DATABASE_URL itself then connects
+        through PyMySQL, which the job answers with the lock's session (mysql_handover.py).
+
+        The job's own sessions carry APPLICATION_NAME as their program_name attribute;
+        MySQL has no variable that names the connections env.py opens itself.
+        """
+        pymysql.install_as_MySQLdb()
 
     def sqlalchemy_connect_args(self) -> dict[str, object]:
         """PyMySQL's connect arguments for the job's SQLAlchemy engines."""

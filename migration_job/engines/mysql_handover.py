@@ -1,7 +1,8 @@
 """The revisions run on the very session that holds the migration lock (MySQL/MariaDB).
 
 As on PostgreSQL (postgres_handover.py): SQLAlchemy's `do_connect` event answers every PyMySQL
-connection to the job's database with the lock's session. While lent, the session leaves
+connection to the job's database with the lock's session (those of SQLAlchemy's mysqldb
+driver included, which PyMySQL serves under MySQLdb's name). While lent, the session leaves
 autocommit mode, so that each revision's statements (those MySQL can roll back) form one
 transaction that SQLAlchemy commits or rolls back.
 """
@@ -36,7 +37,9 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
     def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         # Lent again only while idle: env.py may ignore the connection the job handed it
         # (config.attributes) and open its own, but never two transactions at once.
-        if dialect.driver != "pymysql" or not session.open or in_transaction(session):
+        # PyMySQL under its own name, or under MySQLdb's (MysqlEngine.name_process).
+        if (dialect.loaded_dbapi.__name__ != "pymysql" or not session.open
+                or in_transaction(session)):
             return None
         if not reaches(url, dialect, cargs, cparams, NEUTRAL_ARGUMENTS):
             return None

@@ -20,11 +20,14 @@ import pytest
 
 from tests.integration import test_mariadb
 from tests.integration.test_mariadb import (
+    HEAD,
+    MakeDatabase,
     MariaDatabase,
     applied,
     assert_failed_cleanly,
     assert_no_password,
     start_slow_job,
+    stop,
     stop_leftovers,
 )
 from tests.support.job import job_env, run_job
@@ -161,3 +164,63 @@ class TestNoAnswer:
         assert result.code == 0, result.stderr
         assert applied(result) == ["0004"]
         assert db.unfinished() == []
+
+
+# env.py as the tutorial writes it: an engine of its own, from the environment's URL
+# (ENV_URL when the test sets one, else DATABASE_URL), ignoring the connection the job hands it.
+OWN_URL_ENV = '''
+import os
+
+from alembic import context
+from sqlalchemy import create_engine, pool
+
+url = os.environ.get("ENV_URL") or os.environ["DATABASE_URL"]
+if context.is_offline_mode():
+    context.configure(url=url, literal_binds=True)
+    with context.begin_transaction():
+        context.run_migrations()
+else:
+    engine = create_engine(url, poolclass=pool.NullPool)
+    with engine.connect() as connection:
+        context.configure(connection=connection)
+        with context.begin_transaction():
+            context.run_migrations()
+'''
+
+
+def reading_the_url_itself(database: MariaDatabase) -> MariaDatabase:
+    """The database with the tutorial's env.py in its project."""
+    (database.config.parent / "migrations" / "env.py").write_text(OWN_URL_ENV)
+    return database
+
+
+class TestEnvReadsTheUrl:
+    """An env.py that builds its engine from DATABASE_URL gets PyMySQL for every MySQL form
+    and runs on the lock's session; a driver that is not installed is exit 2 naming it."""
+
+    @pytest.mark.parametrize("scheme", ["mysql", "mysql+mysqldb", "mariadb"])
+    def test_tutorial_urls_migrate(self, make_db: MakeDatabase, scheme: str) -> None:
+        database = reading_the_url_itself(make_db(scheme=scheme))
+        result = database.run()
+        assert result.code == 0, result.stderr
+        assert database.revisions() == HEAD
+        assert database.applications() == {"0001": 1, "0002": 1, "0003": 1}
+        assert_no_password(result)
+
+    def test_revisions_run_on_the_session_holding_the_lock(self, make_db: MakeDatabase) -> None:
+        database = reading_the_url_itself(make_db(scheme="mysql+mysqldb"))
+        slow = start_slow_job(database)
+        assert slow.statement_connection == slow.lock_holder
+        stop(slow)
+
+    @pytest.mark.parametrize(("env_url", "driver"), [
+        ("postgresql+pg8000://u:p@127.0.0.1:1/db", "pg8000"),
+        ("mysql+mysqlconnector://u:p@127.0.0.1:1/db", "mysqlconnector"),
+    ])
+    def test_driver_not_installed_is_exit_2_naming_it(self, db: MariaDatabase, env_url: str,
+                                                      driver: str) -> None:
+        result = reading_the_url_itself(db).run(ENV_URL=env_url)
+        message = assert_failed_cleanly(result, 2, driver)
+        assert result.events[-1]["event"] == "configuration_error", message
+        assert "revision_started" not in result.names()
+        assert_no_password(result)

@@ -6,14 +6,19 @@ integration tests (test_mariadb.py) see the same numbers come from a real server
 
 from __future__ import annotations
 
+import sys
+
 import pymysql
 import pytest
+import sqlalchemy
+from alembic.config import Config
 
 from migration_job.engines import mysql_errors
 from migration_job.engines.locking import derive_lock_key
 from migration_job.engines.mysql import ENGINE, connect_arguments
 from migration_job.engines.mysql_lock import lock_name
 from migration_job.engines.mysql_unfinished import table_name
+from migration_job.env_drivers import driver_mismatch
 from migration_job.errors import ConfigError
 
 
@@ -117,3 +122,37 @@ class TestErrors:
             assert ENGINE.is_transient(lost)
         assert "did not answer a statement within 3 s" in str(worded)
         assert not mysql_errors.is_no_reply(error(2013, "Lost connection to MySQL server"))
+
+
+class TestEnvPyDrivers:
+    """An env.py that builds its own engine: the tutorial's MySQL URLs get PyMySQL, a driver
+    that is not installed is a configuration error naming it."""
+
+    def test_mysqldb_urls_load_pymysql(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delitem(sys.modules, "MySQLdb", raising=False)  # restored afterwards
+        ENGINE.name_process()
+        for url in ("mysql://app@h/app", "mysql+mysqldb://app@h/app", "mariadb://app@h/app"):
+            engine = sqlalchemy.create_engine(url)
+            assert engine.dialect.loaded_dbapi.__name__ == "pymysql"
+
+    @pytest.mark.parametrize(("url", "named"), [
+        ("postgresql+pg8000://app@h/app", "postgresql+pg8000"),
+        ("mysql+mysqlconnector://app@h/app", "mysql+mysqlconnector"),
+    ])
+    def test_driver_not_installed(self, url: str, named: str) -> None:
+        with pytest.raises(ModuleNotFoundError) as caught:
+            sqlalchemy.create_engine(url)
+        mismatch = driver_mismatch(caught.value, Config())
+        assert isinstance(mismatch, ConfigError)
+        assert f"({named}://)" in str(mismatch)
+
+    def test_other_module_env_py_needs(self) -> None:
+        mismatch = driver_mismatch(ModuleNotFoundError("No module named 'app'", name="app"),
+                                   Config())
+        assert isinstance(mismatch, ConfigError)
+        assert "No module named 'app'" in str(mismatch)
+
+    def test_a_module_of_the_jobs_own_stays_a_bug(self) -> None:
+        missing = ModuleNotFoundError("No module named 'migration_job.nope'",
+                                      name="migration_job.nope")
+        assert driver_mismatch(missing, Config()) is None

@@ -16,6 +16,8 @@ PERMANENT = {
     1044: "grant the job's user access to the database (or fix the database name in the URL)",
     1045: "check the user and password in DATABASE_URL",
     1049: "create the database first, or fix its name in DATABASE_URL",
+    1115: "the server does not know the character set DATABASE_URL's charset= names; use "
+          "utf8mb4, or leave it out",
     1129: "the server blocked this host after too many connection errors; run "
           "`mariadb-admin flush-hosts` (or FLUSH HOSTS) on the server",
     1130: "the server does not let this user connect from the job's host; grant it access",

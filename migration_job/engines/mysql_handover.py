@@ -18,7 +18,7 @@ from pymysql.constants import SERVER_STATUS
 from sqlalchemy.engine import Dialect
 
 from migration_job.engines.lending import lent, reaches
-from migration_job.engines.mysql import LendableConnection
+from migration_job.engines.mysql_connection import LendableConnection
 
 # Connect arguments the job or env.py may add that do not change which database is reached.
 NEUTRAL_ARGUMENTS = ("program_name", "connect_timeout", "client_flag", "charset")

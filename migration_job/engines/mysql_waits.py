@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pymysql
 
 from migration_job.engines.blocking import Blocker, query_line
-from migration_job.engines.mysql import OPEN, LendableConnection
+from migration_job.engines.mysql_connection import OPEN, LendableConnection
 
 WAITING_FOR_TABLE = "Waiting for table metadata lock"
 

@@ -224,3 +224,21 @@ class TestEnvReadsTheUrl:
         assert result.events[-1]["event"] == "configuration_error", message
         assert "revision_started" not in result.names()
         assert_no_password(result)
+
+
+class TestUrlMistakes:
+    """A MySQL URL the driver cannot use is a configuration error (exit 2), in one line."""
+
+    @pytest.mark.parametrize(("suffix", "named"), [
+        ("", "database"),
+        ("/{db}?ssl_ca=/nonexistent/ca.pem", "ssl_ca"),
+        ("/{db}?charset=nonsense", "charset"),
+    ], ids=["no-database", "missing-ssl-ca", "unknown-charset"])
+    def test_exit_2_in_one_line(self, db: MariaDatabase, suffix: str, named: str) -> None:
+        url = db.server.url(db.name).rsplit("/", 1)[0] + suffix.format(db=db.name)
+        result = run_job(env=job_env(DATABASE_URL=url, ALEMBIC_CONFIG=str(db.config),
+                                     MIGRATE_WAIT_TIMEOUT="5"))
+        message = assert_failed_cleanly(result, 2, named)
+        assert result.events[-1]["event"] == "configuration_error", message
+        assert db.tables() == []
+        assert_no_password(result)

@@ -7,6 +7,7 @@ integration tests (test_mariadb.py) see the same numbers come from a real server
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pymysql
 import pytest
@@ -15,9 +16,10 @@ from alembic.config import Config
 
 from migration_job.engines import mysql_errors
 from migration_job.engines.locking import derive_lock_key
-from migration_job.engines.mysql import ENGINE, connect_arguments
+from migration_job.engines.mysql import ENGINE
 from migration_job.engines.mysql_lock import lock_name
 from migration_job.engines.mysql_unfinished import table_name
+from migration_job.engines.mysql_url import connect_arguments
 from migration_job.env_drivers import driver_mismatch
 from migration_job.errors import ConfigError
 
@@ -156,3 +158,32 @@ class TestEnvPyDrivers:
         missing = ModuleNotFoundError("No module named 'migration_job.nope'",
                                       name="migration_job.nope")
         assert driver_mismatch(missing, Config()) is None
+
+
+class TestUrlChecks:
+    """A URL PyMySQL cannot use is a configuration error naming the part to fix."""
+
+    @pytest.mark.parametrize(("url", "named"), [
+        ("mysql+pymysql://app:pw@h:3306", "names no database"),
+        ("mysql+pymysql://app:pw@h:3306/", "names no database"),
+        ("mysql+pymysql://app@h/app?charset=nonsense", "charset"),
+        ("mysql+pymysql://app@h/app?ssl_ca=/nonexistent/ca.pem", "ssl_ca"),
+        ("mysql+pymysql://app@h/app?ssl_cert=/nonexistent/c.pem", "ssl_cert"),
+        ("mysql+pymysql://app@h/app?ssl_cert=/nonexistent/c.pem&ssl_key=/k", "ssl_key"),
+    ])
+    def test_refused(self, url: str, named: str) -> None:
+        with pytest.raises(ConfigError, match=named):
+            ENGINE.check_url(url)
+
+    def test_a_file_that_is_no_certificate(self, tmp_path: Path) -> None:
+        ca = tmp_path / "ca.pem"
+        ca.write_text("not a certificate\n")
+        with pytest.raises(ConfigError, match="ssl_ca: the file cannot be loaded"):
+            ENGINE.check_url(f"mysql+pymysql://app@h/app?ssl_ca={ca}")
+
+    def test_usable_urls_pass(self) -> None:
+        ENGINE.check_url("mysql+pymysql://app:pw@h:3306/app?charset=utf8mb4"
+                         "&ssl_ca=/etc/ssl/certs/ca-certificates.crt&ssl_verify_cert=true")
+
+    def test_the_server_not_knowing_the_charset_is_a_refusal(self) -> None:
+        assert not ENGINE.is_transient(error(1115, "Unknown character set: 'utf32'"))

@@ -30,7 +30,7 @@ from tests.integration.test_mariadb import (
     stop,
     stop_leftovers,
 )
-from tests.support.job import job_env, run_job
+from tests.support.job import job_env, run_job, wait_until
 from tests.support.mariadbserver import MariaDBServer
 from tests.support.projects import MYSQL_SLOW, make_mysql_project
 
@@ -242,3 +242,43 @@ class TestUrlMistakes:
         assert result.events[-1]["event"] == "configuration_error", message
         assert db.tables() == []
         assert_no_password(result)
+
+
+class TestFinishedRecords:
+    """A record of a revision that did finish (its runner died before deleting it) is cleared
+    by the next upgrade, at head as with work pending; one that did not finish is exit 10."""
+
+    @staticmethod
+    def killed_in_0004(database: MariaDatabase) -> None:
+        """A runner killed inside 0004: its record stays, the version table says 0003."""
+        slow = start_slow_job(database)
+        slow.job.process.send_signal(signal.SIGKILL)
+        slow.job.finish(timeout=30)
+        assert wait_until(lambda: database.lock_is_free(slow.lock_name), timeout=60)
+        assert database.unfinished() == ["0004"]
+
+    def test_record_of_a_finished_head_is_cleared(self, db: MariaDatabase) -> None:
+        self.killed_in_0004(db)
+        # As if 0004 had committed and only deleting its record was lost.
+        db.query("UPDATE alembic_version SET version_num = '0004'")
+        result = db.run()
+        assert result.code == 0, result.stderr
+        assert result.event("unfinished_record_cleared")["revision"] == "0004"
+        assert "another runner" not in result.events[-1]["message"]
+        assert applied(result) == []
+        assert db.unfinished() == []
+        assert not db.exists("alembic_version_unfinished")
+        again = db.run()
+        assert again.code == 0, again.stderr
+        assert "lock_acquired" not in again.names()
+
+    def test_unfinished_revision_the_image_no_longer_has_is_exit_10(
+            self, db: MariaDatabase) -> None:
+        self.killed_in_0004(db)
+        # The image rolled back to one whose head is 0003: the database is at its head,
+        # but 0004 is half applied.
+        (db.config.parent / "migrations" / "versions" / "0004_slow.py").unlink()
+        result = db.run()
+        assert_failed_cleanly(result, 10, "0004", "mark-repaired")
+        assert result.events[-1]["event"] == "revision_unfinished", result.stderr
+        assert db.unfinished() == ["0004"]

@@ -41,6 +41,9 @@ REPLY_TIMEOUT_S = 10.0
 # The least time a reply may take when a deadline is near: the last poll of the lock still
 # gets an answer from a server that is slow rather than frozen.
 MIN_REPLY_S = 1.0
+# What the server's id of a session is (CONNECTION_ID(), the process list's ID): a thread of
+# mysqld's, not a process; labelled so wherever the job names another session.
+CONNECTION_ID = "connection id"
 # The session that cancels statements after a signal: connected and answered within this, so
 # that a frozen server cannot keep the job from exiting.
 CANCEL_TIMEOUT_S = 3.0

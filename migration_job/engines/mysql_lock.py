@@ -16,6 +16,7 @@ import pymysql
 
 from migration_job.engines import mysql_errors
 from migration_job.engines.locking import Holder, PolledLock
+from migration_job.engines.mysql_connection import CONNECTION_ID
 from migration_job.errors import LockLost, LockTimeout, PoolerNotSupported
 
 if TYPE_CHECKING:
@@ -101,11 +102,13 @@ class NamedLock(PolledLock):
         if row is None:
             return Holder(pid=int(holder_id), application_name=self._program(holder_id),
                           client_addr=None, backend_start="",
-                          state="details hidden (the job's user lacks the PROCESS privilege)")
+                          state="details hidden (the job's user lacks the PROCESS privilege)",
+                          id_label=CONNECTION_ID)
         user, host, command, seconds, state = row
         return Holder(pid=int(holder_id), application_name=self._program(holder_id) or user,
                       client_addr=host, backend_start="",
-                      state=f"{command.lower()} for {seconds}s" + (f" ({state})" if state else ""))
+                      state=f"{command.lower()} for {seconds}s" + (f" ({state})" if state else ""),
+                      id_label=CONNECTION_ID)
 
     def _program(self, holder_id: int) -> str:
         """The holder's program name, where the server keeps connection attributes."""

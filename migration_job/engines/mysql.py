@@ -62,12 +62,8 @@ class MysqlSession:
     def ping(self) -> None:
         """Run a trivial query, answered within the connect's timeout (the wait's proof
         that the server answers: it must not outlast the wait's attempt)."""
-        standing = self.connection.reply_timeout
-        self.connection.reply_within(self.connection.handshake_timeout)
-        try:
+        with self.connection.answered_within(self.connection.handshake_timeout):
             self._one("SELECT 1")
-        finally:
-            self.connection.reply_within(standing)
 
     def describe(self) -> str:
         """host:port/database of the session, without credentials."""

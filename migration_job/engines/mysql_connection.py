@@ -16,6 +16,8 @@ from __future__ import annotations
 import math
 import time
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import pymysql
@@ -24,6 +26,7 @@ from pymysql.constants import CLIENT
 
 from migration_job.engines import APPLICATION_NAME, mysql_errors
 from migration_job.engines.mysql_url import connect_arguments
+from migration_job.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
@@ -70,6 +73,28 @@ class LendableConnection(PyMySQLConnection):
         PyMySQL reads these attributes before each packet: the next statement obeys.
         """
         self._read_timeout = self._write_timeout = seconds
+
+    @contextmanager
+    def answered_within(self, seconds: float | None) -> Iterator[None]:
+        """Within the block, each reply is awaited `seconds` (None: no limit); afterwards as
+        before."""
+        standing = self.reply_timeout
+        self.reply_within(seconds)
+        try:
+            yield
+        finally:
+            self.reply_within(standing)
+
+    @contextmanager
+    def answered_by(self, deadline: float) -> Iterator[None]:
+        """Within the block, each statement's reply is awaited only until `deadline`
+        (time.monotonic(); at least MIN_REPLY_S); afterwards as before."""
+        with self.answered_within(self.reply_timeout):
+            self.reply_by = deadline
+            try:
+                yield
+            finally:
+                self.reply_by = None
 
     def query(self, sql: str | bytes, unbuffered: bool = False) -> int:
         """Run a statement (every cursor's way to the server), within `reply_by` if set."""
@@ -120,6 +145,9 @@ def connect(settings: Settings, *, timeout: float | None = None,
         if not mysql_errors.is_no_reply(error):
             raise
         raise mysql_errors.no_reply(handshake, "the connection (greeting and login)") from None
+    except OSError as error:  # PyMySQL reports the network's as OperationalError: TLS files
+        raise ConfigError(f"DATABASE_URL's TLS files (ssl_ca, ssl_cert, ssl_key) cannot be "
+                          f"used: {first_line(error)}; give PEM files that match") from None
     session.handshake_timeout = handshake
     session.reply_within(reply_timeout or handshake)
     OPEN.add(session)

@@ -51,13 +51,9 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
     # A revision's statement may legitimately run for hours: its reply is awaited as long as
     # it takes (the server's lock_wait_timeout and max_statement_time bound it; a signal
     # cancels it). The job's own bound comes back with the session.
-    standing = session.reply_timeout
-    session.reply_within(None)
-    try:
-        with lent(session, {"do_connect": borrow}, lambda: _take_back(session)):
-            yield
-    finally:
-        session.reply_within(standing)
+    with (session.answered_within(None),
+          lent(session, {"do_connect": borrow}, lambda: _take_back(session))):
+        yield
 
 
 def _take_back(session: LendableConnection) -> None:

@@ -46,18 +46,15 @@ class NamedLock(PolledLock):
         """PolledLock.acquire, with each reply awaited only until the lock timeout ends
         (at least MIN_REPLY_S): a server that stops answering is a lock not acquired in
         time (exit 5), not a wait without end."""
-        connection = self.session.connection
-        connection.reply_by = time.monotonic() + timeout
         try:
-            return super().acquire(timeout, needless)
+            with self.session.connection.answered_by(time.monotonic() + timeout):
+                return super().acquire(timeout, needless)
         except pymysql.err.OperationalError as error:
             if not mysql_errors.is_no_reply(error):
                 raise
             raise LockTimeout(f"migration lock (key {self.key}) not acquired within "
                               f"{timeout:g}s: {error.args[1]}; retry when the server answers "
                               "again, or raise MIGRATE_LOCK_TIMEOUT") from None
-        finally:
-            connection.reply_by = None
 
     def _one(self, query: str, *parameters: Any) -> Any:
         with self.session.connection.cursor() as cursor:

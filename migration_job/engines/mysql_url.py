@@ -8,7 +8,6 @@ Messages name the part, never quote the URL: any part of it may be a piece of th
 
 from __future__ import annotations
 
-import ssl
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -49,7 +48,7 @@ def connect_arguments(url: str) -> dict[str, Any]:
 
 def check_url(url: str) -> None:
     """Raise ConfigError for a URL PyMySQL cannot migrate through: an unknown parameter, no
-    database, a character set PyMySQL does not know, TLS files it cannot load."""
+    database, a character set PyMySQL does not know, TLS files it cannot read."""
     for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         if name not in QUERY_PARAMETERS:
             raise ConfigError(f"DATABASE_URL parameter {name!r} is not supported for "
@@ -65,23 +64,14 @@ def check_url(url: str) -> None:
 
 
 def _check_tls_files(arguments: dict[str, Any]) -> None:
-    """Load the TLS files as PyMySQL will: a missing, unreadable or malformed one is named."""
-    cert = "ssl_cert and ssl_key" if "ssl_key" in arguments else "ssl_cert"
-    for name, needed, load in (("ssl_ca", "ssl_ca", _load_ca), (cert, "ssl_cert", _load_cert)):
-        if needed not in arguments:
+    """Each TLS file the URL names can be read (what is in it, PyMySQL checks on connect)."""
+    for name in ("ssl_ca", "ssl_cert", "ssl_key"):
+        if name not in arguments:
             continue
         try:
-            load(arguments)
-        except OSError as error:  # ssl.SSLError (a malformed file) is one too
-            raise ConfigError(f"DATABASE_URL parameter {name}: the file cannot be loaded "
+            with open(arguments[name], "rb"):
+                pass
+        except OSError as error:
+            raise ConfigError(f"DATABASE_URL parameter {name}: the file cannot be read "
                               f"({error.strerror or error}); mount it where the URL says, or "
                               "fix the path") from None
-
-
-def _load_ca(arguments: dict[str, Any]) -> None:
-    ssl.create_default_context(cafile=arguments["ssl_ca"])
-
-
-def _load_cert(arguments: dict[str, Any]) -> None:
-    ssl.create_default_context().load_cert_chain(arguments["ssl_cert"],
-                                                 keyfile=arguments.get("ssl_key"))

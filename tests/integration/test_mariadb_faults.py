@@ -232,10 +232,14 @@ class TestUrlMistakes:
     @pytest.mark.parametrize(("suffix", "named"), [
         ("", "database"),
         ("/{db}?ssl_ca=/nonexistent/ca.pem", "ssl_ca"),
+        ("/{db}?ssl_ca={tmp}/not-a-certificate.pem", "ssl_ca"),
         ("/{db}?charset=nonsense", "charset"),
-    ], ids=["no-database", "missing-ssl-ca", "unknown-charset"])
-    def test_exit_2_in_one_line(self, db: MariaDatabase, suffix: str, named: str) -> None:
-        url = db.server.url(db.name).rsplit("/", 1)[0] + suffix.format(db=db.name)
+    ], ids=["no-database", "missing-ssl-ca", "malformed-ssl-ca", "unknown-charset"])
+    def test_exit_2_in_one_line(self, db: MariaDatabase, tmp_path: Path, suffix: str,
+                                named: str) -> None:
+        (tmp_path / "not-a-certificate.pem").write_text("not a certificate\n")
+        url = (db.server.url(db.name).rsplit("/", 1)[0]
+               + suffix.format(db=db.name, tmp=tmp_path))
         result = run_job(env=job_env(DATABASE_URL=url, ALEMBIC_CONFIG=str(db.config),
                                      MIGRATE_WAIT_TIMEOUT="5"))
         message = assert_failed_cleanly(result, 2, named)

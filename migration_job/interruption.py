@@ -48,9 +48,15 @@ class Interruption:
         """128 + the signal number, as shells and orchestrators expect."""
         return 128 + (self.signal_number or signal.SIGTERM)
 
-    def error(self) -> Interrupted:
-        """The error that ends the job after a signal."""
+    def error(self, gave_up_after: float | None = None) -> Interrupted:
+        """The error that ends the job after a signal; `gave_up_after` seconds of waiting
+        for the worker, when it did not stop (the server did not answer it)."""
         name = signal.Signals(self.signal_number or signal.SIGTERM).name
+        if gave_up_after is not None:
+            return Interrupted(f"interrupted by {name}: gave up after {gave_up_after:g} s "
+                               "waiting for the server to stop the running statement; the "
+                               "server rolls its transaction back and frees the lock once it "
+                               "notices the job has gone", self.exit_code)
         return Interrupted(f"interrupted by {name}: stopped, rolled back and released the lock",
                            self.exit_code)
 

@@ -203,9 +203,7 @@ def _final_outcome(outcome: Outcome | None, interruption: Interruption,
     if not interruption.requested.is_set() or (outcome is not None and outcome.exit_code == 0):
         assert outcome is not None
         return outcome
-    message = str(interruption.error())
-    if gave_up:
-        message += " (gave up waiting for the rollback; the server rolls it back)"
+    message = str(interruption.error(SHUTDOWN_GRACE_S if gave_up else None))
     return Outcome(interruption.exit_code, message, "interrupted")
 
 

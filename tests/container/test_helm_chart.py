@@ -223,6 +223,9 @@ class TestRenderedManifests:
             annotations = prerequisite["metadata"]["annotations"]
             assert annotations["helm.sh/hook"] == "pre-install,pre-upgrade"
             assert int(annotations["helm.sh/hook-weight"]) < weight
+            # Gone once the hooks succeeded: no URL left behind (hooks outlive `helm uninstall`).
+            assert annotations["helm.sh/hook-delete-policy"] == (
+                "before-hook-creation,hook-succeeded")
         pod = job["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] == account["metadata"]["name"]
         assert pod["volumes"][0]["secret"]["secretName"] == secret["metadata"]["name"]

@@ -71,13 +71,14 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{/*
 Annotations of what the job needs before it runs (its Secret, its ServiceAccount): in hook and
 argocd modes they are hooks too, created just before the job (a lower weight or wave), since a
-chart's ordinary resources are created only after the pre-install hooks.
+chart's ordinary resources are created only after the pre-install hooks. Helm deletes
+hook-succeeded hooks once every hook of the event succeeded, so the Job has them while it runs.
 */}}
 {{- define "migration-job.prerequisiteAnnotations" -}}
 {{- if eq .Values.mode "hook" }}
 helm.sh/hook: pre-install,pre-upgrade
 helm.sh/hook-weight: {{ sub (int .Values.hook.weight) 1 | quote }}
-helm.sh/hook-delete-policy: before-hook-creation
+helm.sh/hook-delete-policy: before-hook-creation,hook-succeeded
 {{- else if eq .Values.mode "argocd" }}
 argocd.argoproj.io/hook: PreSync
 argocd.argoproj.io/hook-delete-policy: BeforeHookCreation

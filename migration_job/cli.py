@@ -118,6 +118,7 @@ def parse_options(argv: Sequence[str]) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; return the contract's exit code."""
+    log.announce(f"migration-job {__version__}", job_version=__version__)
     try:
         settings = load_settings(parse_options(sys.argv[1:] if argv is None else argv),
                                  os.environ)
@@ -126,13 +127,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.configure(log_format=_log_format(os.environ), level="INFO",
                       secrets=error.secrets if isinstance(error, UrlError) else ())
         message = f"configuration error: {error}"
-        log.error(error.event, message, exit_code=error.exit_code, job_version=__version__)
+        log.error(error.event, message, exit_code=error.exit_code)
         write_termination_log(termination_log_path(os.environ), error.exit_code, message)
         return error.exit_code
     log.configure(log_format=settings.log_format, level=settings.log_level,
                   secrets=settings.secrets)
-    log.info("job_started", f"migration-job {__version__}: {settings.command}",
-             job_version=__version__, command=settings.command)
     settings.engine.name_process()
     if settings.command == "fleet":
         from migration_job.fleet import run_fleet

@@ -37,17 +37,30 @@ def test_first_line_of_a_run_names_the_version(log_format: str, tmp_path: Path) 
     result = run_job("status", env=job_env(DATABASE_URL=url, MIGRATE_LOG_FORMAT=log_format,
                                            ALEMBIC_CONFIG=str(REPO / "alembic.ini")))
     assert result.code == 0, result.stderr
-    first = result.stderr.splitlines()[0]
-    assert f"migration-job {__version__}" in first, first
+    lines = result.stderr.splitlines()
     if log_format == "json":
-        assert result.events[0]["event"] == "job_started"
+        assert result.events[0]["event"] == "database_ready"
         assert result.events[0]["job_version"] == __version__
-        assert result.events[0]["command"] == "status"
+        assert not [e for e in result.events[1:] if "job_version" in e]
+    else:
+        assert f"INFO    migration-job {__version__}: connected to sqlite" in lines[0], lines
+        assert not [line for line in lines[1:] if "migration-job" in line]
 
 
-def test_a_configuration_error_line_carries_the_version() -> None:
-    """The one line of a configuration error is also the run's first: it carries the version."""
-    result = run_job(env=job_env(MIGRATE_TARGET=" "))
-    assert result.code == 2
-    assert [e["event"] for e in result.events] == ["configuration_error"]
-    assert result.events[0]["job_version"] == __version__
+@pytest.mark.parametrize("log_format", ["json", "text"])
+def test_a_configuration_error_stays_one_line_and_carries_the_version(
+        log_format: str, tmp_path: Path) -> None:
+    """Found before the settings are loaded, or once the run started (an unusable alembic.ini):
+    the error is the run's one line, and its first."""
+    (tmp_path / "alembic.ini").write_text("[loggers]\n")
+    for env in ({"MIGRATE_TARGET": " "},
+                {"DATABASE_URL": f"sqlite:///{tmp_path / 'app.db'}",
+                 "ALEMBIC_CONFIG": str(tmp_path / "alembic.ini")}):
+        result = run_job(env=job_env(MIGRATE_LOG_FORMAT=log_format, **env))
+        assert result.code == 2, result.stderr
+        (line,) = result.stderr.splitlines()
+        if log_format == "json":
+            assert result.events[0]["event"] == "configuration_error"
+            assert result.events[0]["job_version"] == __version__
+        else:
+            assert f"ERROR   migration-job {__version__}: " in line, line

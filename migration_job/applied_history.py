@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 
+from migration_job import __version__
 from migration_job.log import log
 
 if TYPE_CHECKING:
@@ -120,15 +120,9 @@ def _script(context: MigrationContext, revision: str) -> Script | None:
     return scripts.get_revision(revision)
 
 
-@cache
 def job_version() -> str:
-    """The installed migration-job's version."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("migration-job")
-    except PackageNotFoundError:
-        return "unknown"
+    """This migration-job's version (the image runs the package without installing it)."""
+    return __version__
 
 
 def _now() -> datetime:

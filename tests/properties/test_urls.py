@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from tests.faults.servers import Servers
@@ -28,8 +28,10 @@ from tests.support.mariadbserver import USER as MARIADB_USER
 from tests.support.pgserver import PASSWORD, free_port
 from tests.support.projects import make_sqlite_project
 
-BAD_CHARSET = ("mysql: URL errors (?charset=<unknown> exits 1 with a traceback: PyMySQL's "
-               "AttributeError)")
+MYSQL_URL_ERRORS = ("mysql: URL errors (?charset=<unknown>, ?ssl_ca=<missing file> exit 1 "
+                    "with a traceback from PyMySQL)")
+# Query parameters PyMySQL reads as a charset's name or a file's (test_mariadb_unknown_...).
+MYSQL_FILE_PARAMETERS = ("charset", "ssl_ca", "ssl_cert", "ssl_key")
 CHARSETS = ("utf8", "utf8mb4", "latin1", "ascii", "binary")
 EMPTY_PORT = ("new: a PostgreSQL URL with an empty port (host:/db) connects (libpq: the default "
               "port), then SQLAlchemy's make_url raises ValueError: exit 1, a traceback")
@@ -38,6 +40,8 @@ NON_LATIN1 = ("new: a MySQL/MariaDB URL whose password has a character beyond la
 # Nothing listens here: every URL that parses is refused at once (MIGRATE_WAIT_TIMEOUT=0).
 DEAD_PORT = free_port()
 _numbers = itertools.count()
+# In-process runs at a dead port take milliseconds: many more examples for the same time.
+MANY = settings(max_examples=150)
 commands = st.sampled_from([("wait",), ("status",), ("status", "--json"), ("check",)])
 log_formats = st.sampled_from(["json", "text"])
 
@@ -58,6 +62,7 @@ def run_with(case: GeneratedUrl, command: tuple[str, ...], log_format: str, via_
 class TestUrlsNobodyAnswers:
     """PostgreSQL and MySQL/MariaDB URLs aimed at a port where nothing listens."""
 
+    @MANY
     @given(case=server_urls("postgresql", "127.0.0.1", DEAD_PORT, portless=True),
            command=commands, log_format=log_formats, via_flag=st.booleans())
     def test_postgresql(self, case: GeneratedUrl, command: tuple[str, ...], log_format: str,
@@ -65,18 +70,22 @@ class TestUrlsNobodyAnswers:
         run_with(case, command, log_format, via_flag, scratch, PGHOST="127.0.0.1",
                  PGPORT=str(DEAD_PORT))
 
+    @MANY
     @given(case=server_urls("mariadb", "127.0.0.1", DEAD_PORT, latin1=True,
-                            keys=tuple(k for k in QUERY_KEYS["mariadb"] if k != "charset")),
+                            keys=tuple(k for k in QUERY_KEYS["mariadb"]
+                                       if k not in MYSQL_FILE_PARAMETERS)),
            command=commands, log_format=log_formats, via_flag=st.booleans())
     def test_mariadb(self, case: GeneratedUrl, command: tuple[str, ...], log_format: str,
                      via_flag: bool, scratch: Path) -> None:
         run_with(case, command, log_format, via_flag, scratch)
 
-    @pytest.mark.xfail(strict=True, reason=BAD_CHARSET)
-    @given(charset=awkward_text(latin1=True).filter(lambda c: c.lower() not in CHARSETS))
-    def test_mariadb_unknown_charset(self, charset: str, scratch: Path) -> None:
-        case = GeneratedUrl(f"mysql://app:pw@127.0.0.1:{DEAD_PORT}/db?charset="
-                            f"{quote(charset, safe='')}", None)
+    @pytest.mark.xfail(strict=True, reason=MYSQL_URL_ERRORS)
+    @given(key=st.sampled_from(MYSQL_FILE_PARAMETERS),
+           value=awkward_text(latin1=True).filter(lambda c: c.lower() not in CHARSETS))
+    def test_mariadb_unknown_charset_or_missing_file(self, key: str, value: str,
+                                                     scratch: Path) -> None:
+        case = GeneratedUrl(f"mysql://app:pw@127.0.0.1:{DEAD_PORT}/db?{key}="
+                            f"{quote(value, safe='')}", None)
         run_with(case, ("wait",), "json", False, scratch)
 
     @pytest.mark.xfail(strict=True, reason=NON_LATIN1)

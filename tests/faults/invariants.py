@@ -74,9 +74,15 @@ def check_run(verdict: Verdict, stage: str, result: Result, codes: tuple[int, ..
 
 
 def check_claims(verdict: Verdict, stage: str, result: Result, kept: list[Effect]) -> None:
-    """The log never says "rolled back" about a revision part of which stays committed."""
+    """When part of the revision stays committed, the last line says so, and no line says
+    "rolled back" without owning up to it."""
     if not kept:
         return
+    if result.code > 0 and result.events:
+        last = str(result.events[-1].get("message") or "")
+        verdict.check(any(w in last.lower() for w in OWNS_UP), stage, "says what stays",
+                      f"{', '.join(e.label for e in kept)} stay(s) committed, and the last "
+                      f"line does not say so: {last!r}")
     for event in result.events:
         message = str(event.get("message") or event.get("line") or "")
         if ROLLED_BACK.search(message) and not any(w in message.lower() for w in OWNS_UP):

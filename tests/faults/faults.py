@@ -6,12 +6,12 @@ from __future__ import annotations
 
 import signal
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
 from migration_job.cli import SHUTDOWN_GRACE_S
-from tests.faults.shapes import Point, Shape
+from tests.faults.shapes import Point
 from tests.faults.target import REACH_S, Target
 from tests.support.job import RunningJob, wait_until
 
@@ -33,16 +33,13 @@ DEAD_PEER_S = 30.0
 
 @dataclass
 class Run:
-    """One cell's run in progress: its database, the job, and what to clean up after it."""
+    """One cell's run in progress: its database, what to clean up after it, the job, and
+    whether the revision waits at a Python gate (rather than in a statement)."""
 
     target: Target
-    shape: Shape
-    point: Point
-    servers: Servers
     cleanup: ExitStack
     job: RunningJob | None = None
     python_gate: bool = False
-    notes: dict[str, object] = field(default_factory=dict)
 
 
 class Fault:
@@ -132,7 +129,7 @@ class DdlLockTimeout(Fault):
     """A transaction of the test's holds what the revision's DDL needs, from before it."""
 
     name, label = "DDL lock timeout", "a blocker (row lock) outlasting the DDL lock timeout"
-    waits_at_point = True
+    engines: ClassVar[tuple[str, ...]] = ("postgresql", "mariadb")
     blocker = "row lock"
 
     def env(self) -> dict[str, str]:

@@ -54,7 +54,7 @@ def run_cell(cell: Cell, servers: Servers, root: Path) -> None:
         cleanup.callback(target.close)
         gate = cell.fault.gate_at(cell.point)
         target.write_project(cell.shape, gate)
-        run = Run(target, cell.shape, cell.point, servers, cleanup, python_gate=gate is not None
+        run = Run(target, cleanup, python_gate=gate is not None
                   and (cell.engine == "sqlite" or (cell.shape.python_between
                                                    and gate is Point.BETWEEN)))
         if gate is not None and not run.python_gate:

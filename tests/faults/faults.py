@@ -200,13 +200,25 @@ def _wait_in_concurrent_index(run: Run, longer_than: float) -> None:
         "CREATE INDEX CONCURRENTLY never waited for the old snapshot"
 
 
-class OtherWriter(DdlLockTimeout):
+class OtherWriter(Fault):
+    """Another connection (an application) holds SQLite's write lock from before the job
+    starts, for longer than the job waits for it (MIGRATE_LOCK_TIMEOUT)."""
+
     name, label = "other writer", "another connection holding SQLite's write lock"
     engines = ("sqlite",)
-    blocker = "writer"
+    waits_at_point = False
 
     def env(self) -> dict[str, str]:
         return {"MIGRATE_LOCK_TIMEOUT": "1"}  # SQLite's busy timeout
+
+    def gate_at(self, point: Point) -> Point | None:
+        return None
+
+    def before_start(self, run: Run) -> None:
+        run.target.hold_blocker("writer")
+
+    def settle(self, run: Run) -> None:
+        run.target.release_blockers()
 
 
 class StatementTimeout(Fault):

@@ -100,7 +100,7 @@ CELLS = [
     Cell(SQLITE, DATA, SIGTERM, BEFORE_COMMIT, INTERRUPTED),
     Cell(SQLITE, PYTHON, SIGTERM, BETWEEN, INTERRUPTED),
     Cell(SQLITE, DDL, SIGKILL, BEFORE, KILLED_CLEAN),
-    Cell(SQLITE, DATA, WRITER, INSIDE, Expect((6,), "migration_failed", "0001")),
+    Cell(SQLITE, DATA, WRITER, BEFORE, Expect((6,), "migration_failed", None)),
     Cell(SQLITE, DDL, READ_ONLY, BETWEEN, Expect((4,), "read_only_database", "0001"),
          "sqlite: read-only file (exit 6 'disk I/O error', 'fix the migration')"),
 ]

@@ -99,7 +99,7 @@ class SqliteTarget(Target):
         """Another writer: a transaction that took the database's write lock."""
         conn = sqlite3.connect(self.path, isolation_level=None, timeout=0)
         conn.execute("BEGIN IMMEDIATE")
-        conn.execute("INSERT INTO items (id, name) VALUES (99, 'other writer')")
+        conn.execute("CREATE TABLE other_writer (id integer)")
         self._blockers.append(conn)
         return conn
 

@@ -46,6 +46,12 @@ names_queries = st.one_of(
                      "SELECT name FROM tenants WHERE false", "SELECT '  '",
                      "SELECT name FROM tenants; SELECT 1"]))
 
+# SQL's own '%' (a LIKE pattern, a literal), which psycopg2 must not take for a placeholder.
+percent_queries = st.one_of(
+    awkward_text().map(lambda p: "SELECT name FROM tenants WHERE name LIKE "
+                                 + _literal(p + "%")),
+    awkward_text().map(lambda p: "SELECT " + _literal(p + "%")))
+
 
 @pytest.fixture(scope="module")
 def catalogs(servers: Servers, scratch: Path) -> dict[str, str]:
@@ -85,7 +91,7 @@ class TestNamesQueries:
 
     @pytest.mark.xfail(strict=True, reason=PERCENT)
     @FEW
-    @given(query=names_queries.filter(lambda q: "%" in q))
+    @given(query=percent_queries)
     def test_percent_on_postgresql(self, query: str, catalogs: dict[str, str]) -> None:
         run_fleet(f"names query {query!r}", (TEMPLATE_PASSWORD,),
                   DATABASE_URL=catalogs["postgresql"], MIGRATE_TARGET_URL_TEMPLATE=TEMPLATE,

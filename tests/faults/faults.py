@@ -234,7 +234,7 @@ class StatementTimeout(Fault):
 
 
 class ReadOnly(Fault):
-    name, label = "read-only", "the primary turned read-only"
+    name, label = "read-only", "the database turned read-only (a primary demoted, a volume)"
 
     def inject(self, run: Run) -> None:
         run.target.set_read_only(True)

@@ -24,7 +24,7 @@ DOES = {
     "migration_failed": "fails the revision: its transaction rolled back",
     "revision_unfinished": "stops; the revision stays recorded as unfinished",
     "database_unreachable": "gives up when the wait timeout ends",
-    "read_only_database": "stops, saying the database turned read-only; point it at the primary",
+    "read_only_database": "stops, saying the database turned read-only",
 }
 INTRO = f"""\
 What the job does when something fails while it runs, engine by engine. Each row is a cell of
@@ -69,7 +69,7 @@ def does(cell: Cell) -> str:
     """The "what the job does" column, from the event its last line must report."""
     if cell.expect.event is None:
         if cell.expect.codes == (KILLED,):
-            return "nothing (killed): the server ends its session and transaction"
+            return "nothing (killed): its transaction and lock end with the process"
         return "waits it out, then completes"
     said = DOES[cell.expect.event]
     if cell.expect.kept:

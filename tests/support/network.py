@@ -18,6 +18,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 # Private /30 networks are picked from here: far from Docker's 172.17/16 and the usual LANs.
 _POOL = ipaddress.IPv4Network("10.213.0.0/16")
@@ -116,6 +117,21 @@ def namespace() -> Iterator[Namespace]:
         yield created
     finally:
         created.destroy()
+
+
+def with_hosts(names: dict[str, list[str]], folder: Path) -> list[str]:
+    """A command prefix that runs a command with a /etc/hosts of its own, where each name
+    resolves to all of its addresses in order (as a DNS name with several A records does).
+
+    The file is bind-mounted in a mount namespace of the command's own (unshare): nothing
+    else on the machine sees it.
+    """
+    hosts = folder / f"hosts-{os.getpid()}-{next(_NUMBERS)}"
+    lines = ["127.0.0.1 localhost", "::1 localhost"]
+    lines += [f"{address} {name}" for name, addresses in names.items() for address in addresses]
+    hosts.write_text("\n".join(lines) + "\n")
+    return ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
+            str(hosts)]
 
 
 class SilentListener:

@@ -164,6 +164,21 @@ class PostgresServer:
         conn.autocommit = True
         return conn
 
+    def local_connect(self, database: str = "postgres") -> connection:
+        """An autocommit superuser connection over the server's Unix socket: no network fault
+        (a namespace's blackhole) reaches it."""
+        conn = psycopg2.connect(host=str(self.base), port=self.port, user="postgres",
+                                password=self.password, dbname=database,
+                                application_name="test-harness")
+        conn.autocommit = True
+        return conn
+
+    def socket_url(self, database: str = "postgres") -> str:
+        """A URL that reaches the server over its Unix socket (untouched by network faults)."""
+        secret = quote(self.password, safe="")
+        return (f"postgresql://postgres:{secret}@/{database}?host={quote(str(self.base))}"
+                f"&port={self.port}")
+
     def scalar(self, query: str, database: str = "postgres") -> Any:
         """The first value of a query run directly on this server (never through a pooler)."""
         return run_once(self.connect(database), query)
@@ -245,6 +260,10 @@ class StandbyServer(PostgresServer):
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
+
+    def promote(self) -> None:
+        """Make this standby a primary (failover), and wait until it accepts writes."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "promote")
 
     def catch_up(self, timeout: float = 60) -> None:
         """Wait until the standby has replayed everything the primary has written so far."""

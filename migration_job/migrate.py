@@ -308,15 +308,17 @@ def _failure(settings: Settings, error: Exception, progress: Progress,
     where = (f"revision {revision} ({progress.running.doc or 'no message'})"
              if progress.running else "env.py, before any revision")
     if engine.is_connection_lost(cause) and engine.transactional_ddl:
+        # Not "rolled back": after a network cut the server has not noticed yet.
+        rolls_back = engine.failure_advice(cause) or "the database rolls that revision back"
         if _still_held(engine, lock):  # env.py's own connection (another driver) ended
-            rolled_back = "; the server rolled that revision back" if revision else ""
+            rolled_back = f"; {rolls_back}" if revision else ""
             return DatabaseUnreachable(
                 f"lost the database connection that ran {where} ({first_line(cause)})"
                 f"{rolled_back}; run the job again")
         # The revisions run on the session that holds the lock: losing one loses both.
         return LockLost(
             f"lost the migration lock: the database session holding it ended during {where} "
-            f"({first_line(cause)}); the server rolled that revision back; run the job again")
+            f"({first_line(cause)}); {rolls_back}, and frees the lock then; run the job again")
     earlier = f"{len(progress.applied)} earlier revision(s) stay applied"
     if revision is not None and engine.is_lock_timeout(cause) and not progress.committed:
         return DdlLockTimedOut(

@@ -21,8 +21,8 @@ if TYPE_CHECKING:
     from migration_job.engines.unfinished import UnfinishedLog
     from migration_job.project import Project
 
-__all__ = ["APPLICATION_NAME", "Engine", "Holder", "MigrationLock", "Session", "engine_for",
-           "env_url", "job_url", "sqlalchemy_scheme", "sqlalchemy_url"]
+__all__ = ["APPLICATION_NAME", "Engine", "Holder", "MigrationLock", "Session", "authority_end",
+           "engine_for", "env_url", "job_url", "sqlalchemy_scheme", "sqlalchemy_url"]
 
 # Unique per process, so that a signal can find and cancel this job's statements on the server,
 # those of a project's own env.py engine included.
@@ -134,7 +134,9 @@ class Engine(Protocol):
 
     failure_advice(error): for a revision that failed for a reason of the database's rather
     than the migration's (another writer held the database too long), what to do instead of
-    fixing the migration; else None.
+    fixing the migration; for a lost session (is_connection_lost), when the server rolls the
+    revision back, true to the engine's settings (after a network cut it has not noticed
+    yet); else None.
 
     transactional_ddl: whether a revision's DDL rolls back with its transaction. Where it does
     not (MySQL/MariaDB), a revision that failed or was cut short may be partly applied: the
@@ -324,7 +326,26 @@ def _either(items: Iterable[str]) -> str:
 
 def sqlalchemy_url(url: str | None) -> str:
     """The URL SQLAlchemy connects with: the job's, or the default engine's bare scheme."""
-    return url or f"{SCHEMES[DEFAULT_SCHEME].sqlalchemy}://"
+    if not url:
+        return f"{SCHEMES[DEFAULT_SCHEME].sqlalchemy}://"
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{_one_authority(rest)}"
+
+
+def authority_end(rest: str) -> int:
+    """Where the authority (user:password@host:port) of `rest`, a URL after '://', ends: at
+    the first '/', '?' or '#' (RFC 3986)."""
+    return min((at for at in map(rest.find, "/?#") if at >= 0), default=len(rest))
+
+
+def _one_authority(rest: str) -> str:
+    """`rest` (a URL after '://') as SQLAlchemy reads it: libpq's several hosts
+    (host1:port1,host2:port2, PostgreSQL only) go into its query."""
+    if "," not in rest[:authority_end(rest)].rpartition("@")[2]:
+        return rest
+    from migration_job.engines.postgres_drivers import hosts_in_query
+
+    return hosts_in_query(rest)
 
 
 def job_url(given: str) -> str:
@@ -344,7 +365,7 @@ def env_url(given: str | None, async_env: bool) -> str:
     variables), with the driver that SCHEMES names for this env.py."""
     scheme, rest = (given or f"{DEFAULT_SCHEME}://").split("://", 1)
     known = SCHEMES[scheme.lower()]
-    return f"{known.async_env if async_env else known.env}://{rest}"
+    return f"{known.async_env if async_env else known.env}://{_one_authority(rest)}"
 
 
 def engine_for(url: str | None) -> Engine:

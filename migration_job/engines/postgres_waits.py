@@ -16,6 +16,7 @@ import psycopg2
 from migration_job.engines import APPLICATION_NAME
 from migration_job.engines.blocking import Blocker, query_line
 from migration_job.engines.postgres import LendableConnection
+from migration_job.engines.postgres_partitions import answered_within
 
 # The sessions that hold (or queue ahead for) the locks this process's statements wait for;
 # pg_blocking_pids only for statements that wait for a lock, as it locks the lock manager.
@@ -26,6 +27,8 @@ BLOCKERS = (
     "CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocking(pid) "
     "JOIN pg_stat_activity b ON b.pid = blocking.pid "
     "WHERE w.application_name = %s AND w.wait_event_type = 'Lock' ORDER BY b.pid")
+# How long the blocker watch waits for the server's answer: it must never hold the job up.
+BLOCKERS_WITHIN_S = 3.0
 
 
 def server_milliseconds(seconds: float) -> str:
@@ -77,7 +80,7 @@ def _restore(connection: LendableConnection, settings: dict[str, str]) -> None:
 
 def blockers(connection: LendableConnection) -> tuple[Blocker, ...]:
     """The sessions that hold the locks this process's statements wait for."""
-    with connection.cursor() as cursor:
+    with answered_within(connection, BLOCKERS_WITHIN_S), connection.cursor() as cursor:
         cursor.execute(BLOCKERS, (APPLICATION_NAME,))
         rows = cursor.fetchall()
     return tuple(Blocker(pid=int(row[0]), application_name=str(row[1]), client_addr=row[2],

@@ -265,7 +265,9 @@ class TestEveryGuarantee:
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")
-        first = RunningJob(env=env_for(database, case, project))
+        # No DDL lock timeout: its revision waits for 555 for as long as the test holds it
+        # (a retry would stop at once: a lost session is not replaced).
+        first = RunningJob(env=env_for(database, case, project, MIGRATE_DDL_LOCK_TIMEOUT="0"))
         first.wait_for_event("revision_started", revision="0003")
         assert wait_until(lambda: database.running_statements("%555%") == 1)
         database.query("SELECT pg_terminate_backend(%s)", lock_holder_pid(database))

@@ -43,7 +43,7 @@ from sqlalchemy import create_engine, pool
 
 config = context.config
 engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool,
-                       connect_args={"keepalives": 1})
+                       connect_args={"options": "-c work_mem=8MB"})
 with engine.connect() as connection:
     context.configure(connection=connection, transaction_per_migration=True)
     with context.begin_transaction():
@@ -117,7 +117,9 @@ class TestLockSessionLostUnderAForeignConnection:
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")
-        first = start(database, config, sleep=0)
+        # No DDL lock timeout: its revision waits at the gate for as long as the test holds it
+        # (a retry would stop at once: a lost session is not replaced).
+        first = start(database, config, sleep=0, MIGRATE_DDL_LOCK_TIMEOUT="0")
         first.wait_for_event("revision_started", revision="0006")
         assert wait_until(lambda: database.running_statements("%555%") == 1)
         holder = lock_holder_pid(database)

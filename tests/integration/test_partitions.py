@@ -1,0 +1,130 @@
+"""Network partitions on PostgreSQL, for real: the server sits in a network namespace whose
+packets the test drops silently (no RST), as a cut cable or a dead node does. Whatever the
+job was doing (a revision, waiting for the lock, waiting for the database), it ends within a
+bound that its configured timeouts set, with the contract's exit code and one honest line;
+and the server frees a lost runner's lock on its own, soon.
+
+The test watches the server over its Unix socket, which no blackhole reaches; a second
+runner reaches it that way too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.job import RunningJob, job_env, run_job, wait_until
+from tests.support.network import Namespace, namespace
+from tests.support.pgserver import PostgresServer
+from tests.support.projects import SLOW, make_project
+
+# How soon the job and the server notice a connection whose packets vanish (README, "Network
+# partitions"): the keepalive and TCP user timeout the job sets on both ends.
+NOTICED_WITHIN_S = 30
+# Added to every bound: a loaded CI machine is slow to start and stop processes, never this slow.
+MARGIN_S = 45
+LOCK_KEY = 8_675_309
+JOB_SESSIONS = "application_name LIKE 'migration-job:%%'"
+
+
+@pytest.fixture
+def partitioned() -> Iterator[tuple[Namespace, PostgresServer]]:
+    """A server inside a namespace of the test's own, which the test can blackhole."""
+    with namespace() as netns:
+        server = PostgresServer(netns=netns).start()
+        try:
+            yield netns, server
+        finally:
+            netns.heal()
+            server.destroy()
+
+
+def count(server: PostgresServer, query: str) -> int:
+    """The count a query returns, asked over the server's Unix socket."""
+    conn = server.local_connect()
+    try:
+        with conn.cursor() as cur:
+            cur.execute(query)
+            row = cur.fetchone()
+    finally:
+        conn.close()
+    assert row is not None
+    return int(row[0])
+
+
+class TestPartitionDuringRevision:
+    """Packets vanish while a revision runs: the job exits 3 within the keepalive bound, says
+    the server rolls the revision back once it notices, and the server does so, on its own."""
+
+    def test_blackhole_mid_revision(self, partitioned: tuple[Namespace, PostgresServer],
+                                    tmp_path: Path) -> None:
+        netns, server = partitioned
+        config = make_project(tmp_path, extra={"0006_slow": SLOW})
+        job = RunningJob(env=job_env(DATABASE_URL=server.url(), ALEMBIC_CONFIG=str(config),
+                                     PGOPTIONS="-c migration_test.sleep=600"))
+        job.wait_for_event("revision_started", revision="0006")
+        assert wait_until(lambda: count(server, (
+            f"SELECT count(*) FROM pg_stat_activity WHERE {JOB_SESSIONS} "
+            "AND state = 'active' AND query LIKE '%%pg_sleep%%'")) == 1)
+        netns.blackhole()
+        cut = time.monotonic()
+
+        result = job.finish(timeout=NOTICED_WITHIN_S + 3 * MARGIN_S)
+        ended = time.monotonic() - cut
+        assert result.code == 3, result.stderr
+        assert ended < NOTICED_WITHIN_S + MARGIN_S, f"the job took {ended:.0f} s"
+        last = result.events[-1]
+        assert last["event"] == "lock_lost", result.stderr
+        assert "0006" in last["message"]
+        # Not "rolled back": the server cannot have heard of the cut yet.
+        assert "rolled" not in last["message"]
+        assert f"within about {NOTICED_WITHIN_S} s" in last["message"]
+        assert "Traceback" not in result.stderr
+
+        # The server, still cut off, ends the lost session on its own and frees the lock.
+        assert wait_until(lambda: count(server, "SELECT count(*) FROM pg_locks "
+                                        "WHERE locktype = 'advisory'") == 0,
+                          timeout=NOTICED_WITHIN_S + MARGIN_S)
+        freed = time.monotonic() - cut
+        assert freed < NOTICED_WITHIN_S + MARGIN_S, f"the lock stayed {freed:.0f} s"
+        # No transaction of the job's is left (an idle session of its blocker watch may be).
+        assert count(server, f"SELECT count(*) FROM pg_stat_activity WHERE {JOB_SESSIONS} "
+                     "AND xact_start IS NOT NULL") == 0
+
+        netns.heal()
+        again = run_job(env=job_env(DATABASE_URL=server.url(), ALEMBIC_CONFIG=str(config)))
+        assert again.code == 0, again.stderr
+        assert count(server, "SELECT count(*) FROM migration_audit WHERE revision = '0006'") == 1
+
+
+class TestPartitionWhileWaitingForTheLock:
+    """Packets vanish while the job polls a lock another session holds: it exits 5 at its lock
+    timeout (checked around each poll, not between polls), saying the server did not answer."""
+
+    def test_blackholed_poll_ends_at_the_lock_timeout(
+            self, partitioned: tuple[Namespace, PostgresServer]) -> None:
+        netns, server = partitioned
+        lock_timeout = 10
+        holder = server.local_connect()
+        try:
+            with holder.cursor() as cur:
+                cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+            job = RunningJob(env=job_env(DATABASE_URL=server.url(),
+                                         MIGRATE_LOCK_KEY=str(LOCK_KEY),
+                                         MIGRATE_LOCK_TIMEOUT=str(lock_timeout)))
+            job.wait_for_event("waiting_for_lock")
+            netns.blackhole()
+            cut = time.monotonic()
+            result = job.finish(timeout=lock_timeout + 3 * MARGIN_S)
+        finally:
+            holder.close()
+        ended = time.monotonic() - cut
+        assert result.code == 5, result.stderr
+        assert ended < lock_timeout + MARGIN_S, f"the job took {ended:.0f} s"
+        last = result.events[-1]
+        assert last["event"] == "lock_timeout", result.stderr
+        assert "did not answer" in last["message"]
+        assert "Traceback" not in result.stderr

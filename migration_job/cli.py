@@ -203,8 +203,8 @@ def _final_outcome(outcome: Outcome | None, interruption: Interruption,
         assert outcome is not None
         return outcome
     message = str(interruption.error())
-    if gave_up:
-        message += " (gave up waiting for the rollback; the server rolls it back)"
+    if gave_up and interruption.lock_state == "not taken":
+        message += " (gave up waiting for the database to answer)"
     return Outcome(interruption.exit_code, message, "interrupted")
 
 

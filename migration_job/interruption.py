@@ -37,6 +37,8 @@ class Interruption:
         # flight and nothing is reported after it: the job's summary stays the last line.
         self._reporting = threading.Lock()
         self.canceller: threading.Thread | None = None
+        # Where the migration lock stands (runner.migration_lock), for a truthful last line.
+        self.lock_state = "not taken"
 
     def install(self) -> None:
         """Handle SIGTERM and SIGINT from now on (main thread only)."""
@@ -49,10 +51,16 @@ class Interruption:
         return 128 + (self.signal_number or signal.SIGTERM)
 
     def error(self) -> Interrupted:
-        """The error that ends the job after a signal."""
+        """The error that ends the job after a signal, saying only what was done: a lock the
+        job could not let go of (the database did not answer) is the server's to free."""
         name = signal.Signals(self.signal_number or signal.SIGTERM).name
-        return Interrupted(f"interrupted by {name}: stopped, rolled back and released the lock",
-                           self.exit_code)
+        done = {
+            "not taken": "stopped before holding the migration lock",
+            "released": "stopped, rolled back and released the lock",
+        }.get(self.lock_state, "stopped without reaching the database to roll back and "
+              "release the lock: the server rolls back and frees the lock when it notices "
+              "the session is gone")
+        return Interrupted(f"interrupted by {name}: {done}", self.exit_code)
 
     def sleep(self, seconds: float) -> None:
         """Sleep that a signal cuts short (raising Interrupted)."""

@@ -48,13 +48,14 @@ def retry_delays(retries: int, jitter: Callable[[], float] = random.random) -> I
 def with_lock_retries(attempt: Callable[[], Result], settings: Settings, session: Session,
                       interruption: Interruption) -> Result:
     """`attempt()` (applying the pending revisions) with the DDL lock timeout and statement
-    timeout set on `session`, tried again while a revision hits the lock timeout."""
+    timeout set on `session`, tried again while a revision hits the lock timeout; a blocker
+    watch names the blockers, and cuts `session` if the server stops answering."""
     with ExitStack() as stack:
         stack.enter_context(session.bounded_waits(settings.ddl_lock_timeout,
                                                   settings.statement_timeout))
+        watch = stack.enter_context(BlockerWatch(settings, session))
         if settings.ddl_lock_timeout <= 0:
             return attempt()
-        watch = stack.enter_context(BlockerWatch(settings))
         return retrying(attempt, settings, watch, interruption.sleep)
 
 

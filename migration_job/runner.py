@@ -199,11 +199,15 @@ def migration_lock(session: Session, settings: Settings, project: Project,
     session.refuse_shared_sessions(settings)
     lock = session.lock(settings.lock_key, project, sleep=interruption.sleep)
     held = lock.acquire(settings.lock_timeout, needless)
+    interruption.lock_state = "held" if held else "not taken"
     try:
         yield lock if held else None
     finally:
+        released = False
         try:
-            lock.release()
+            released = lock.release()
         except settings.engine.errors as error:
             log.warning("lock_release_failed", f"could not release the lock cleanly "
-                        f"({first_line(error)}); closing the session releases it")
+                        f"({first_line(error)}); the server frees it once it notices that "
+                        "the session has ended")
+        interruption.lock_state = "released" if released else "left to the server"

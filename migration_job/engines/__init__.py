@@ -218,6 +218,12 @@ class Session(Protocol):
     unfinished_log(project) is where revisions that started and did not finish are recorded
     (engines.unfinished), on an engine without transactional DDL; None on the others.
 
+    sever() cuts the session from another thread, so that a statement blocked on it fails at
+    once: the blocker watch's last resort when the server has stopped answering (behind a
+    TCP proxy, no keepalive tells). The server may hold its transaction and locks until it
+    notices. An engine where a revision cut short needs a repair (no transactional DDL)
+    does nothing: a false alarm must never cost one.
+
     close() ends the session; the server then releases its lock.
     """
 
@@ -251,6 +257,8 @@ class Session(Protocol):
 
     def unfinished_log(self, project: Project) -> UnfinishedLog | None: ...
 
+    def sever(self) -> None: ...
+
     def close(self) -> None: ...
 
 
@@ -273,8 +281,9 @@ class MigrationLock(Protocol):
 
     release() unlocks if held and logs `lock_released`, or warns `lock_release_failed` when
     the session did not hold it any more; it is safe to call when not held, and does nothing
-    once the session has ended. The lock also goes when its session ends (process killed,
-    node lost).
+    once the session has ended. It returns whether the job let go of the lock (or never held
+    it): False when it is left to the server, which frees it when its session ends (process
+    killed, node lost) or once it notices the session is gone (a partition).
 
     holder() says who holds the lock, or None when nobody does.
 
@@ -294,7 +303,7 @@ class MigrationLock(Protocol):
 
     def verify(self) -> None: ...
 
-    def release(self) -> None: ...
+    def release(self) -> bool: ...
 
     def holder(self) -> Holder | None: ...
 

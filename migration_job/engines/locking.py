@@ -157,18 +157,20 @@ class PolledLock(ABC):
         left behind (a runner lost in a partition); None where it cannot."""
         return None
 
-    def release(self) -> None:
-        """Unlock if held; a session that ended has already released it."""
+    def release(self) -> bool:
+        """Unlock if held; a session that ended has left it to the server, which frees it
+        once it notices. True when the job let go of it (or never held it)."""
         if not self.held:
-            return
+            return True
         self.held = False
         released = self._unlock()
         if released is None:
-            return
+            return False
         if not released:
             log.warning("lock_release_failed", f"the migration lock (key {self.key}) was not "
                         "held by this session when the job released it (was the session "
                         "replaced, e.g. by a pooler?)", lock_key=self.key)
-            return
+            return False
         log.info("lock_released", f"released the migration lock (key {self.key})",
                  lock_key=self.key)
+        return True

@@ -18,6 +18,7 @@ from migration_job.engines.postgres_partitions import (
     SERVER_KEEPALIVES,
     answered_within,
     keepalive_defaults,
+    shut_down,
 )
 from migration_job.engines.postgres_pooling import refuse_shared_sessions
 
@@ -184,6 +185,10 @@ class PostgresSession:
 
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
+
+    def sever(self) -> None:
+        """Shut the session's socket down: a statement blocked on it fails at once."""
+        shut_down(self.connection)
 
     def close(self) -> None:
         """Close the session (the server releases its locks)."""

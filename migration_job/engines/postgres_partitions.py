@@ -76,6 +76,14 @@ def with_keepalives(driver: str, cparams: dict[str, object]) -> None:
             cparams.setdefault(name, value)
 
 
+def shut_down(session: connection) -> None:
+    """Shut the session's socket down (from any thread): whatever waits on it fails at once,
+    and the session is lost."""
+    with (contextlib.suppress(OSError, psycopg2.Error),
+          socket.socket(fileno=os.dup(session.fileno())) as shared):
+        shared.shutdown(socket.SHUT_RDWR)
+
+
 @contextlib.contextmanager
 def answered_within(session: connection, seconds: float) -> Iterator[None]:
     """Within the block, a call on `session` that gets no answer for `seconds` fails with
@@ -89,9 +97,7 @@ def answered_within(session: connection, seconds: float) -> Iterator[None]:
             if done or session.closed:
                 return
             cut.set()
-            with (contextlib.suppress(OSError, psycopg2.Error),
-                  socket.socket(fileno=os.dup(session.fileno())) as shared):
-                shared.shutdown(socket.SHUT_RDWR)
+            shut_down(session)
 
     timer = threading.Timer(max(0.0, seconds), cut_session)
     timer.daemon = True

@@ -169,6 +169,9 @@ class SqliteSession:
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
+    def sever(self) -> None:
+        """Nothing: a file has no network to be cut off by."""
+
     def close(self) -> None:
         """Close the connection and the lock file (the operating system releases the lock)."""
         if self.file_lock is not None:

@@ -10,6 +10,7 @@ runner reaches it that way too.
 
 from __future__ import annotations
 
+import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from tests.support.job import RunningJob, job_env, run_job, wait_until
-from tests.support.network import Namespace, namespace
+from tests.support.network import Namespace, namespace, tcp_proxy
 from tests.support.pgserver import PostgresServer
-from tests.support.projects import SLOW, make_project
+from tests.support.projects import SLOW, make_project, revision
 
 # How soon the job and the server notice a connection whose packets vanish (README, "Network
 # partitions"): the keepalive and TCP user timeout the job sets on both ends.
@@ -28,6 +29,14 @@ NOTICED_WITHIN_S = 30
 MARGIN_S = 45
 LOCK_KEY = 8_675_309
 JOB_SESSIONS = "application_name LIKE 'migration-job:%%'"
+# Idles inside its transaction for IDLE_S seconds (from the job's environment): the server
+# sees the session "idle in transaction", waiting for a client that may be gone.
+IDLE_IN_REVISION = revision("0006", "0005", '''
+import os
+import time
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+time.sleep(float(os.environ.get("IDLE_S", "0")))
+''')
 
 
 @pytest.fixture
@@ -128,3 +137,109 @@ class TestPartitionWhileWaitingForTheLock:
         assert last["event"] == "lock_timeout", result.stderr
         assert "did not answer" in last["message"]
         assert "Traceback" not in result.stderr
+
+
+class TestDeadRunnerCutOff:
+    """A runner cut off by a partition and then killed (its node lost) holds the lock "idle
+    in transaction": the server ends that session on its own within the keepalive bound, and
+    the next runner, which reaches the server another way, takes the lock and finishes."""
+
+    def test_next_runner_gets_the_lock_soon(
+            self, partitioned: tuple[Namespace, PostgresServer], tmp_path: Path) -> None:
+        netns, server = partitioned
+        config = make_project(tmp_path, extra={"0006_idle": IDLE_IN_REVISION})
+        lost = RunningJob(env=job_env(DATABASE_URL=server.url(), ALEMBIC_CONFIG=str(config),
+                                      IDLE_S="600"))
+        lost.wait_for_event("revision_started", revision="0006")
+        assert wait_until(lambda: count(server, (
+            f"SELECT count(*) FROM pg_stat_activity WHERE {JOB_SESSIONS} "
+            "AND state = 'idle in transaction'")) == 1)
+        netns.blackhole()
+        cut = time.monotonic()
+        lost.process.kill()
+        lost.finish()
+
+        bound = NOTICED_WITHIN_S + MARGIN_S
+        result = run_job(env=job_env(DATABASE_URL=server.socket_url(),
+                                     ALEMBIC_CONFIG=str(config),
+                                     MIGRATE_LOCK_TIMEOUT=str(bound)), timeout=bound + MARGIN_S)
+        waited = time.monotonic() - cut
+        assert result.code == 0, result.stderr
+        assert waited < bound, f"the next runner finished {waited:.0f} s after the cut"
+        assert count(server, "SELECT count(*) FROM migration_audit WHERE revision = '0006'") == 1
+
+
+class TestSignalDuringPartition:
+    """SIGTERM while the database does not answer: exit 143 after the shutdown grace, and the
+    last line does not claim a rollback or a release that only the server can still do."""
+
+    def test_sigterm_mid_revision(self, partitioned: tuple[Namespace, PostgresServer],
+                                  tmp_path: Path) -> None:
+        netns, server = partitioned
+        config = make_project(tmp_path, extra={"0006_slow": SLOW})
+        job = RunningJob(env=job_env(DATABASE_URL=server.url(), ALEMBIC_CONFIG=str(config),
+                                     PGOPTIONS="-c migration_test.sleep=600"))
+        job.wait_for_event("revision_started", revision="0006")
+        assert wait_until(lambda: count(server, (
+            f"SELECT count(*) FROM pg_stat_activity WHERE {JOB_SESSIONS} "
+            "AND state = 'active' AND query LIKE '%%pg_sleep%%'")) == 1)
+        netns.blackhole()
+        job.process.send_signal(signal.SIGTERM)
+        result = job.finish(timeout=NOTICED_WITHIN_S + 3 * MARGIN_S)
+        assert result.code == 143, result.stderr
+        last = result.events[-1]
+        assert last["event"] == "interrupted", result.stderr
+        assert "released the lock" not in last["message"]
+        assert "rolled back" not in last["message"]
+        assert "when it notices" in last["message"]
+
+
+class TestPartitionBehindAProxy:
+    """The job reaches the server through a TCP proxy, and the server is cut off behind it:
+    the proxy's kernel keeps the job's connection alive as far as TCP can tell, so only the
+    job's own clock ends the wait."""
+
+    def test_lock_poll_ends_at_the_lock_timeout(
+            self, partitioned: tuple[Namespace, PostgresServer]) -> None:
+        netns, server = partitioned
+        lock_timeout = 10
+        holder = server.local_connect()
+        with tcp_proxy(server.host, server.port) as proxy:
+            try:
+                with holder.cursor() as cur:
+                    cur.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+                job = RunningJob(env=job_env(
+                    DATABASE_URL=server.url(host="127.0.0.1", port=proxy.port),
+                    MIGRATE_LOCK_KEY=str(LOCK_KEY), MIGRATE_LOCK_TIMEOUT=str(lock_timeout)))
+                job.wait_for_event("waiting_for_lock")
+                netns.blackhole()
+                cut = time.monotonic()
+                result = job.finish(timeout=lock_timeout + 3 * MARGIN_S)
+            finally:
+                holder.close()
+        ended = time.monotonic() - cut
+        assert result.code == 5, result.stderr
+        assert ended < lock_timeout + MARGIN_S, f"the job took {ended:.0f} s"
+        assert "did not answer" in result.events[-1]["message"]
+
+    def test_revision_ends_when_the_server_stops_answering(
+            self, partitioned: tuple[Namespace, PostgresServer], tmp_path: Path) -> None:
+        netns, server = partitioned
+        config = make_project(tmp_path, extra={"0006_slow": SLOW})
+        with tcp_proxy(server.host, server.port) as proxy:
+            job = RunningJob(env=job_env(
+                DATABASE_URL=server.url(host="127.0.0.1", port=proxy.port),
+                ALEMBIC_CONFIG=str(config), PGOPTIONS="-c migration_test.sleep=600"))
+            job.wait_for_event("revision_started", revision="0006")
+            assert wait_until(lambda: count(server, (
+                f"SELECT count(*) FROM pg_stat_activity WHERE {JOB_SESSIONS} "
+                "AND state = 'active' AND query LIKE '%%pg_sleep%%'")) == 1)
+            netns.blackhole()
+            cut = time.monotonic()
+            result = job.finish(timeout=NOTICED_WITHIN_S + 3 * MARGIN_S)
+        ended = time.monotonic() - cut
+        assert result.code == 3, result.stderr
+        assert ended < NOTICED_WITHIN_S + MARGIN_S, f"the job took {ended:.0f} s"
+        last = result.events[-1]
+        assert last["event"] == "lock_lost", result.stderr
+        assert "rolled" not in last["message"]

@@ -151,10 +151,13 @@ class PostgresServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
     def url(self, database: str = "postgres", *, scheme: str = "postgresql",
-            password: str | None = None, port: int | None = None) -> str:
-        """A URL with the password URL-encoded, as users must write it."""
+            password: str | None = None, port: int | None = None,
+            host: str | None = None) -> str:
+        """A URL with the password URL-encoded, as users must write it (another host and
+        port: a proxy in front of the server)."""
         secret = quote(self.password if password is None else password, safe="")
-        return f"{scheme}://postgres:{secret}@{self.host}:{port or self.port}/{database}"
+        return (f"{scheme}://postgres:{secret}@{host or self.host}:{port or self.port}"
+                f"/{database}")
 
     def connect(self, database: str = "postgres") -> connection:
         """An autocommit superuser connection for the test's own checks."""

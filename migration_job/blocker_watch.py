@@ -125,9 +125,10 @@ class BlockerWatch:
             self.silent_since = now
         silent_s = now - self.silent_since
         if silent_s >= SILENCE_LIMIT_S:
+            cut = self.revisions.sever()
+            outcome = ("cut the session the revisions run on" if cut else
+                       "this engine leaves the revisions' session to its own timeouts")
             log.warning("database_silent", f"the database has answered nothing for "
                         f"{silent_s:.0f} s (a network partition, or a proxy that lost the "
-                        "server?): cutting the session the revisions run on",
-                        silent_s=round(silent_s, 1))
-            self.revisions.sever()
+                        f"server?): {outcome}", silent_s=round(silent_s, 1), cut=cut)
             self._stop.set()

@@ -24,7 +24,8 @@ BACKOFF_EXPONENTIAL_MAX_S = 0.5
 BACKOFF_JITTER_S = 0.4
 BACKOFF_MAX_S = BACKOFF_EXPONENTIAL_MAX_S + BACKOFF_JITTER_S
 # The driver's own connect timeout per address, so that one black-holed address cannot eat the
-# wait when the name has others.
+# wait when the name has others: at most this, and at most half of what remains of the wait,
+# so that a try reaches a second address before the wait ends.
 ATTEMPT_TIMEOUT_S = 10.0
 # The least time a try gets, however little of the wait remains (MIGRATE_WAIT_TIMEOUT=0 tries
 # once): libpq's connect_timeout is at least 2 s.
@@ -97,9 +98,10 @@ def _attempt(engine: Engine, settings: Settings, deadline: float) -> Session:
     thread of its own, and the wait ends on time whatever it is doing.
     """
     remaining = max(0.0, deadline - time.monotonic())
+    each_address = min(remaining / 2, ATTEMPT_TIMEOUT_S)
 
     def connect_and_ping() -> Session:
-        session = engine.connect(settings, timeout=min(remaining, ATTEMPT_TIMEOUT_S))
+        session = engine.connect(settings, timeout=each_address)
         try:
             session.ping()
         except BaseException:
@@ -107,12 +109,14 @@ def _attempt(engine: Engine, settings: Settings, deadline: float) -> Session:
             raise
         return session
 
-    return _within(max(remaining, LEAST_TRY_S), connect_and_ping)
+    return _within(max(remaining, LEAST_TRY_S), connect_and_ping,
+                   f"still connecting: each address (of a host name, or each host of the URL) "
+                   f"gets up to about {max(each_address, LEAST_TRY_S):.0f} s, in turn")
 
 
-def _within(seconds: float, connect: Callable[[], Session]) -> Session:
-    """connect() in a thread, waited for at most `seconds`; StillConnecting when it has not
-    ended by then (a session it opens later is closed)."""
+def _within(seconds: float, connect: Callable[[], Session], late: str) -> Session:
+    """connect() in a thread, waited for at most `seconds`; StillConnecting (saying `late`)
+    when it has not ended by then (a session it opens later is closed)."""
     guard = threading.Lock()
     ended = threading.Event()
     outcome: list[Session | BaseException] = []
@@ -136,7 +140,7 @@ def _within(seconds: float, connect: Callable[[], Session]) -> Session:
     with guard:
         if not outcome:
             abandoned = True
-            raise StillConnecting(f"no answer within {seconds:.1f} s (still connecting)")
+            raise StillConnecting(late)
     if isinstance(outcome[0], BaseException):
         raise outcome[0]
     return outcome[0]

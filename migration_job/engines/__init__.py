@@ -219,10 +219,10 @@ class Session(Protocol):
     (engines.unfinished), on an engine without transactional DDL; None on the others.
 
     sever() cuts the session from another thread, so that a statement blocked on it fails at
-    once: the blocker watch's last resort when the server has stopped answering (behind a
-    TCP proxy, no keepalive tells). The server may hold its transaction and locks until it
-    notices. An engine where a revision cut short needs a repair (no transactional DDL)
-    does nothing: a false alarm must never cost one.
+    once, and returns True: the blocker watch's last resort when the server has stopped
+    answering (behind a TCP proxy, no keepalive tells). The server may hold its transaction
+    and locks until it notices. An engine where a revision cut short needs a repair (no
+    transactional DDL) does nothing and returns False: a false alarm must never cost one.
 
     close() ends the session; the server then releases its lock.
     """
@@ -257,7 +257,7 @@ class Session(Protocol):
 
     def unfinished_log(self, project: Project) -> UnfinishedLog | None: ...
 
-    def sever(self) -> None: ...
+    def sever(self) -> bool: ...
 
     def close(self) -> None: ...
 

@@ -186,9 +186,10 @@ class PostgresSession:
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
-    def sever(self) -> None:
+    def sever(self) -> bool:
         """Shut the session's socket down: a statement blocked on it fails at once."""
         shut_down(self.connection)
+        return True
 
     def close(self) -> None:
         """Close the session (the server releases its locks)."""

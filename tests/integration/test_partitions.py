@@ -10,13 +10,17 @@ runner reaches it that way too.
 
 from __future__ import annotations
 
+import os
 import signal
+import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from migration_job.config import load_settings
+from migration_job.engines.postgres import connect
 from tests.support.job import RunningJob, job_env, run_job, wait_until
 from tests.support.network import Namespace, namespace, tcp_proxy
 from tests.support.pgserver import PostgresServer
@@ -28,6 +32,8 @@ NOTICED_WITHIN_S = 30
 # Added to every bound: a loaded CI machine is slow to start and stop processes, never this slow.
 MARGIN_S = 45
 LOCK_KEY = 8_675_309
+# Linux's socket option (netinet/tcp.h); Python's socket module names it only from 3.12 on.
+TCP_USER_TIMEOUT = 18
 JOB_SESSIONS = "application_name LIKE 'migration-job:%%'"
 # Idles inside its transaction for IDLE_S seconds (from the job's environment): the server
 # sees the session "idle in transaction", waiting for a client that may be gone.
@@ -243,3 +249,30 @@ class TestPartitionBehindAProxy:
         last = result.events[-1]
         assert last["event"] == "lock_lost", result.stderr
         assert "rolled" not in last["message"]
+
+
+class TestKeepalives:
+    """Every connection the job opens has keepalives and a TCP user timeout of its own; a URL
+    that sets them keeps its values."""
+
+    @staticmethod
+    def socket_options(url: str) -> dict[str, int]:
+        settings = load_settings({}, {"DATABASE_URL": url, "MIGRATE_TERMINATION_LOG": ""})
+        session = connect(settings, timeout=10)
+        try:
+            with socket.socket(fileno=os.dup(session.fileno())) as shared:
+                return {
+                    "keepalive": shared.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE),
+                    "idle": shared.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE),
+                    "user_timeout_ms": shared.getsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT),
+                }
+        finally:
+            session.close()
+
+    def test_defaults(self, pg: PostgresServer) -> None:
+        assert self.socket_options(pg.url()) == {
+            "keepalive": 1, "idle": 10, "user_timeout_ms": NOTICED_WITHIN_S * 1000}
+
+    def test_the_url_wins(self, pg: PostgresServer) -> None:
+        options = self.socket_options(f"{pg.url()}?keepalives_idle=42&tcp_user_timeout=60000")
+        assert options == {"keepalive": 1, "idle": 42, "user_timeout_ms": 60000}

@@ -7,7 +7,9 @@ minutes. So every connection the job opens has keepalives and a TCP user timeout
 same on its end, so that a lost runner's transaction and lock end soon. Behind a TCP proxy
 neither helps (the proxy's kernel answers for the server): the job's own statements that
 wait (a lock poll, its release, a signal's cancel, the blocker watch) also have a deadline
-on the client's clock, which cuts the session when it passes.
+on the client's clock, which cuts the session when it passes. A revision's statements have
+none (they may run for hours): there the blocker watch notices that the server has stopped
+answering (migration_job.blocker_watch).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from migration_job.engines.locking import NoAnswer
 
 # About how long either end takes to notice a connection whose packets vanish: keepalive
 # probes start after KEEPALIVE_IDLE_S of silence, and the connection ends once sent data
-# (or a probe) has gone unacknowledged for TCP_USER_TIMEOUT_S.
+# (or a probe) has gone unacknowledged for NOTICED_WITHIN_S (the TCP user timeout).
 NOTICED_WITHIN_S = 30
 KEEPALIVE_IDLE_S = 10
 KEEPALIVE_INTERVAL_S = 5

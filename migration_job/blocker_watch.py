@@ -1,5 +1,7 @@
 """Who blocks the revisions, noted while they wait: once the lock timeout has ended a wait,
-the server no longer says who held the lock."""
+the server no longer says who held the lock. And whether the server still answers at all:
+behind a TCP proxy, whose kernel answers the job's keepalives, a partition shows no other
+way while a revision's statement waits (README: Network partitions)."""
 
 from __future__ import annotations
 
@@ -21,6 +23,11 @@ if TYPE_CHECKING:
 # is seen at least once; bounded, so that a long timeout still names its blocker promptly.
 LOOKS_PER_TIMEOUT = 4
 MAX_LOOK_EVERY_S = 1.0
+# How long a look may wait to connect (an engine bounds its own query the same).
+LOOK_TIMEOUT_S = 3.0
+# How long the looks may go unanswered (each failing only once it had waited at least half
+# its timeout: a refusal or reset is an answer) before the watch cuts the revisions' session.
+SILENCE_LIMIT_S = 30.0
 # Set in a fleet's children (migration_job.fleet_workers): the one spare connection the whole
 # fleet may open beside its targets' sessions. A watch then looks only when it holds it, over a
 # session opened and closed for that look, so the fleet's connections stay within its budget.
@@ -38,20 +45,26 @@ class SpareConnection(Protocol):
 
 
 class BlockerWatch:
-    """A thread that asks, over a session of its own, who blocks this process's statements.
+    """A thread that asks, over a session of its own, who blocks this process's statements,
+    and cuts `revisions` (the session the revisions run on) when the server has answered
+    none of its looks for SILENCE_LIMIT_S.
 
     The session opens only once a revision has run for a first interval: revisions that
     never wait cost nothing.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, revisions: Session) -> None:
         self.settings = settings
-        self.every = min(settings.ddl_lock_timeout / LOOKS_PER_TIMEOUT, MAX_LOOK_EVERY_S)
+        self.revisions = revisions
+        timeout = settings.ddl_lock_timeout
+        self.every = min(timeout / LOOKS_PER_TIMEOUT, MAX_LOOK_EVERY_S) if timeout > 0 \
+            else MAX_LOOK_EVERY_S
         self.seen: tuple[Blocker, ...] = ()
         # Transactions a statement waits to end (no DDL lock timeout applies to that wait):
         # since when each was seen, and those already logged.
         self.waited_since: dict[int, float] = {}
         self.reported: set[int] = set()
+        self.silent_since: float | None = None
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="blocker-watch", daemon=True)
 
@@ -91,13 +104,17 @@ class BlockerWatch:
         """Ask once who blocks this process's statements; the session to keep (None after
         an error: it is dropped, and the next look opens another)."""
         engine = self.settings.engine
+        started = time.monotonic()
         try:
-            session = session or engine.connect(self.settings, timeout=3)
+            session = session or engine.connect(self.settings, timeout=LOOK_TIMEOUT_S)
             found = session.blockers()
         except engine.errors as error:
             log.debug("blocker_watch_failed",
                       f"could not ask who blocks the revisions: {first_line(error)}")
+            waited = time.monotonic() - started
+            self._heard(None if waited >= LOOK_TIMEOUT_S / 2 else started)
             return None
+        self._heard(started)
         if found:
             self.seen = found
         self._report_long_waits(found)
@@ -119,3 +136,22 @@ class BlockerWatch:
                     "query meanwhile, so the DDL lock timeout does not apply; it goes on once "
                     "they end (end them, or bound the wait with MIGRATE_STATEMENT_TIMEOUT)",
                     blockers=[b.fields() for b in long])
+
+    def _heard(self, answered_at: float | None) -> None:
+        """Note a look's answer (None: it got none); cut the revisions' session once the
+        server has answered nothing for SILENCE_LIMIT_S."""
+        if answered_at is not None:
+            self.silent_since = None
+            return
+        now = time.monotonic()
+        if self.silent_since is None:
+            self.silent_since = now
+        silent_s = now - self.silent_since
+        if silent_s >= SILENCE_LIMIT_S:
+            cut = self.revisions.sever()
+            outcome = ("cut the session the revisions run on" if cut else
+                       "this engine leaves the revisions' session to its own timeouts")
+            log.warning("database_silent", f"the database has answered nothing for "
+                        f"{silent_s:.0f} s (a network partition, or a proxy that lost the "
+                        f"server?): {outcome}", silent_s=round(silent_s, 1), cut=cut)
+            self._stop.set()

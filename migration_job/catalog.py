@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from migration_job.engines import sqlalchemy_url
 from migration_job.errors import ConfigError, first_line
 from migration_job.log import log
 from migration_job.wait import wait_for_database
@@ -22,7 +23,7 @@ def query_names(settings: Settings, query: str) -> list[str]:
     from sqlalchemy.pool import NullPool
 
     wait_for_database(settings).close()
-    engine = sqlalchemy.create_engine(sqlalchemy.engine.make_url(settings.database_url or ""),
+    engine = sqlalchemy.create_engine(sqlalchemy_url(settings.database_url),
                                       poolclass=NullPool,
                                       connect_args=settings.engine.sqlalchemy_connect_args())
     try:

@@ -49,8 +49,6 @@ _UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 # A URL scheme as SQLAlchemy writes them: RFC 3986's letters, digits, '+', '-' and '.', and '_'
 # (a driver such as psycopg_async).
 _SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.\-_]*")
-# RFC 3986 ends a URL's authority (user:password@host:port) at the first of these.
-_AUTHORITY_END = re.compile(r"[/?#]")
 # A query parameter's value, where an '@' is data rather than the end of a password.
 _QUERY_VALUE = re.compile(r"\?[^#]*=")
 _FILE_KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO"),
@@ -206,17 +204,32 @@ def _check_url(url: str) -> None:
     engines.sqlalchemy_scheme(scheme.lower())  # raises for a scheme or driver not supported
     if _password_not_encoded(rest):
         raise ConfigError(UNENCODED_CHARACTERS)
+    hosts = _hosts(rest)
+    if len(hosts) > 1:
+        _check_several_hosts(scheme.lower(), hosts)
     try:
-        # urlsplit takes no '_' in a scheme (postgresql+psycopg_async): it reads the rest.
-        urlsplit(f"db://{rest}").port  # noqa: B018  (raises ValueError on a malformed port)
+        # urlsplit takes no '_' in a scheme (postgresql+psycopg_async): it reads the rest. It
+        # raises ValueError on a malformed port, and on characters that read as delimiters.
+        urlsplit(f"db://{rest}")
+        for host in hosts:
+            urlsplit(f"db://{host}").port  # noqa: B018
     except ValueError:
         raise ConfigError(f"{MALFORMED_URL} (the port is not a number up to 65535)") from None
 
 
-def _authority_end(rest: str) -> int:
-    """Where the authority of `rest` (the URL after '://') ends, by RFC 3986."""
-    end = _AUTHORITY_END.search(rest)
-    return len(rest) if end is None else end.start()
+def _hosts(rest: str) -> list[str]:
+    """Each HOST[:PORT] of the authority: libpq's URLs list several, comma-separated."""
+    return rest[:engines.authority_end(rest)].rpartition("@")[2].split(",")
+
+
+def _check_several_hosts(scheme: str, hosts: list[str]) -> None:
+    """Several hosts: libpq's form (PostgreSQL only); asyncpg needs each one's port."""
+    if engines.SCHEMES[scheme].engine != "postgres":
+        raise ConfigError(f"{MALFORMED_URL} (several hosts, comma-separated, work on "
+                          "PostgreSQL only)")
+    if engines.SCHEMES[scheme].env == "postgresql+asyncpg" and not all(
+            urlsplit(f"db://{host}").port for host in hosts):
+        raise ConfigError(f"{MALFORMED_URL} (asyncpg needs the port of each of several hosts)")
 
 
 def _password_not_encoded(rest: str) -> bool:
@@ -225,7 +238,7 @@ def _password_not_encoded(rest: str) -> bool:
     An '@' after the authority's end, other than in a query parameter's value, is where the
     user meant the password to end; libpq and SQLAlchemy would each split such a URL differently.
     """
-    end = _authority_end(rest)
+    end = engines.authority_end(rest)
     at = rest.find("@", end)
     return at >= 0 and _QUERY_VALUE.search(rest, end, at) is None
 
@@ -245,7 +258,7 @@ def _userinfo_passwords(rest: str) -> list[str]:
     longer stretches of the URL, harmless to mask.
     """
     colon = rest.find(":")
-    if colon < 0 or colon > _authority_end(rest):
+    if colon < 0 or colon > engines.authority_end(rest):
         return []
     return [rest[colon + 1:at] for at in range(colon + 1, len(rest)) if rest[at] == "@"]
 

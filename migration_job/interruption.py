@@ -55,9 +55,13 @@ class Interruption:
         return 128 + (self.signal_number or signal.SIGTERM)
 
     def error(self, gave_up_after: float | None = None) -> Interrupted:
-        """The error that ends the job after a signal, saying what it left; `gave_up_after`
+        """The error that ends the job after a signal, saying only what was done; `gave_up_after`
         seconds of waiting for the worker, when it did not stop (the server did not answer)."""
         name = signal.Signals(self.signal_number or signal.SIGTERM).name
+        if gave_up_after is not None and self.lock == NO_LOCK:
+            return Interrupted(f"interrupted by {name}: stopped before holding the migration "
+                               f"lock (gave up after {gave_up_after:g} s waiting for the "
+                               "database to answer)", self.exit_code)
         if gave_up_after is not None:
             return Interrupted(f"interrupted by {name}: gave up after {gave_up_after:g} s "
                                "waiting for the server to stop the running statement; the "
@@ -71,7 +75,8 @@ class Interruption:
         if self.lock == LOCK_RELEASED:
             said.append("released the lock")
         elif self.lock == LOCK_HELD:
-            said.append("the lock goes when the job's session closes")
+            said.append("could not reach the database to release the lock: the server rolls "
+                        "back and frees it when it notices that the session is gone")
         return Interrupted("; ".join(said), self.exit_code)
 
     def sleep(self, seconds: float) -> None:

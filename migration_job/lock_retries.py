@@ -49,10 +49,12 @@ def with_lock_retries(attempt: Callable[[], Result], settings: Settings, lock: M
                       interruption: Interruption) -> Result:
     """`attempt()` (applying the pending revisions) with the DDL lock timeout and statement
     timeout set on the lock's session, tried again while a revision hits the lock timeout and
-    the lock is still held."""
+    the lock is still held; a blocker watch names the blockers, and cuts the lock's session if
+    the server stops answering."""
     with ExitStack() as stack:
         stack.enter_context(lock.session.bounded_waits(settings.ddl_lock_timeout,
                                                        settings.statement_timeout))
+        watch = stack.enter_context(BlockerWatch(settings, lock.session))
         if settings.ddl_lock_timeout <= 0:
             try:
                 return attempt()
@@ -60,7 +62,6 @@ def with_lock_retries(attempt: Callable[[], Result], settings: Settings, lock: M
                 raise Blocked(f"{timed_out}; retry later, once the transaction holding the "
                               "lock has ended (or set MIGRATE_DDL_LOCK_TIMEOUT to retry "
                               "within the run)") from None
-        watch = stack.enter_context(BlockerWatch(settings))
         return retrying(attempt, settings, watch, interruption.sleep,
                         lambda timed_out: still_held(lock, settings, timed_out))
 

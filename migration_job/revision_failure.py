@@ -140,7 +140,7 @@ def database_error(engine: Engine, error: BaseException) -> BaseException:
 def _lost(engine: Engine, lock: MigrationLock, where: str, cause: BaseException,
           progress: Progress) -> JobError:
     """A lost connection: of env.py's own (the lock still held), or of the lock's session."""
-    stays = "" if progress.running is None else f"; {_server_rollback(progress)}"
+    stays = "" if progress.running is None else f"; {_server_rollback(engine, cause, progress)}"
     if _still_held(engine, lock):  # env.py's own connection (another driver) ended
         return DatabaseUnreachable(
             f"lost the database connection that ran {where} ({first_line(cause)})"
@@ -151,10 +151,11 @@ def _lost(engine: Engine, lock: MigrationLock, where: str, cause: BaseException,
         f"({first_line(cause)}){stays}; run the job again")
 
 
-def _server_rollback(progress: Progress) -> str:
+def _server_rollback(engine: Engine, cause: BaseException, progress: Progress) -> str:
     if progress.committed:
         return what_stays(progress)
-    return "the server rolled that revision back"
+    # Not "rolled back": after a network cut the server has not noticed yet.
+    return engine.failure_advice(cause) or "the server rolls that revision back"
 
 
 def _still_held(engine: Engine, lock: MigrationLock) -> bool:

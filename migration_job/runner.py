@@ -217,9 +217,9 @@ def migration_lock(session: Session, settings: Settings, project: Project,
         yield lock if held else None
     finally:
         try:
-            lock.release()
-            if held:
+            if lock.release() and held:
                 interruption.lock = LOCK_RELEASED
         except settings.engine.errors as error:
             log.warning("lock_release_failed", f"could not release the lock cleanly "
-                        f"({first_line(error)}); closing the session releases it")
+                        f"({first_line(error)}); the server frees it once it notices that "
+                        "the session has ended")

@@ -21,8 +21,9 @@ if TYPE_CHECKING:
     from migration_job.engines.unfinished import UnfinishedLog
     from migration_job.project import Project
 
-__all__ = ["Engine", "Holder", "MigrationLock", "Session", "application_name", "engine_for",
-           "env_url", "job_url", "sqlalchemy_scheme", "sqlalchemy_url"]
+__all__ = ["Engine", "Holder", "MigrationLock", "Session", "application_name",
+           "authority_end", "engine_for", "env_url", "job_url", "sqlalchemy_scheme",
+           "sqlalchemy_url"]
 
 
 def _new_application_name() -> str:
@@ -157,7 +158,9 @@ class Engine(Protocol):
 
     failure_advice(error): for a revision that failed for a reason of the database's rather
     than the migration's (another writer held the database too long), what to do instead of
-    fixing the migration; else None.
+    fixing the migration; for a lost session (is_connection_lost), when the server rolls the
+    revision back, true to the engine's settings (after a network cut it has not noticed
+    yet); else None.
 
     transactional_ddl: whether a revision's DDL rolls back with its transaction. Where it does
     not (MySQL/MariaDB), a revision that failed or was cut short may be partly applied: the
@@ -239,6 +242,12 @@ class Session(Protocol):
     unfinished_log(project) is where revisions that started and did not finish are recorded
     (engines.unfinished), on an engine without transactional DDL; None on the others.
 
+    sever() cuts the session from another thread, so that a statement blocked on it fails at
+    once, and returns True: the blocker watch's last resort when the server has stopped
+    answering (behind a TCP proxy, no keepalive tells). The server may hold its transaction
+    and locks until it notices. An engine where a revision cut short needs a repair (no
+    transactional DDL) does nothing and returns False: a false alarm must never cost one.
+
     close() ends the session; the server then releases its lock.
     """
 
@@ -272,6 +281,8 @@ class Session(Protocol):
 
     def unfinished_log(self, project: Project) -> UnfinishedLog | None: ...
 
+    def sever(self) -> bool: ...
+
     def close(self) -> None: ...
 
 
@@ -294,8 +305,9 @@ class MigrationLock(Protocol):
 
     release() unlocks if held and logs `lock_released`, or warns `lock_release_failed` when
     the session did not hold it any more; it is safe to call when not held, and does nothing
-    once the session has ended. The lock also goes when its session ends (process killed,
-    node lost).
+    once the session has ended. It returns whether the job let go of the lock (or never held
+    it): False when it is left to the server, which frees it when its session ends (process
+    killed, node lost) or once it notices the session is gone (a partition).
 
     holder() says who holds the lock, or None when nobody does.
 
@@ -315,7 +327,7 @@ class MigrationLock(Protocol):
 
     def verify(self) -> None: ...
 
-    def release(self) -> None: ...
+    def release(self) -> bool: ...
 
     def holder(self) -> Holder | None: ...
 
@@ -347,7 +359,26 @@ def _either(items: Iterable[str]) -> str:
 
 def sqlalchemy_url(url: str | None) -> str:
     """The URL SQLAlchemy connects with: the job's, or the default engine's bare scheme."""
-    return url or f"{SCHEMES[DEFAULT_SCHEME].sqlalchemy}://"
+    if not url:
+        return f"{SCHEMES[DEFAULT_SCHEME].sqlalchemy}://"
+    scheme, rest = url.split("://", 1)
+    return f"{scheme}://{_one_authority(rest)}"
+
+
+def authority_end(rest: str) -> int:
+    """Where the authority (user:password@host:port) of `rest`, a URL after '://', ends: at
+    the first '/', '?' or '#' (RFC 3986)."""
+    return min((at for at in map(rest.find, "/?#") if at >= 0), default=len(rest))
+
+
+def _one_authority(rest: str) -> str:
+    """`rest` (a URL after '://') as SQLAlchemy reads it: libpq's several hosts
+    (host1:port1,host2:port2, PostgreSQL only) go into its query."""
+    if "," not in rest[:authority_end(rest)].rpartition("@")[2]:
+        return rest
+    from migration_job.engines.postgres_drivers import hosts_in_query
+
+    return hosts_in_query(rest)
 
 
 def job_url(given: str) -> str:
@@ -367,7 +398,7 @@ def env_url(given: str | None, async_env: bool) -> str:
     variables), with the driver that SCHEMES names for this env.py."""
     scheme, rest = (given or f"{DEFAULT_SCHEME}://").split("://", 1)
     known = SCHEMES[scheme.lower()]
-    return f"{known.async_env if async_env else known.env}://{rest}"
+    return f"{known.async_env if async_env else known.env}://{_one_authority(rest)}"
 
 
 def engine_for(url: str | None) -> Engine:

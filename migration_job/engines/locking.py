@@ -6,13 +6,28 @@ import hashlib
 import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from typing import NamedTuple
+from contextlib import AbstractContextManager, nullcontext
+from typing import NamedTuple, TypeVar
 
 from migration_job.errors import LockTimeout
 from migration_job.log import log
 
 POLL_INTERVAL_S = 0.25
 REPORT_EVERY_S = 5.0
+# The least time a call on the lock's session gets, however little of the timeout remains: a
+# try made just before the timeout is not taken for a server that stopped answering.
+LEAST_ANSWER_S = 1.0
+# Past the lock timeout, how long the last look at the holder (for the message) may take.
+LAST_LOOK_S = 5.0
+Answer = TypeVar("Answer")
+
+
+class NoAnswer(Exception):
+    """A call on a session got no answer before its deadline, and the session was cut.
+
+    An engine's own error class for it derives from this and from the driver's error, so that
+    the job treats it as a lost session everywhere and the polling loop tells it apart.
+    """
 
 
 class Holder(NamedTuple):
@@ -78,22 +93,33 @@ class PolledLock(ABC):
     def holder(self) -> Holder | None:
         """Who holds the lock, if anyone."""
 
+    def _within(self, seconds: float) -> AbstractContextManager[None]:
+        """A block in which a call on the lock's session that gets no answer for `seconds`
+        raises NoAnswer, on the client's clock; an engine that cannot bound a call waits as
+        long as its driver does."""
+        return nullcontext()
+
     def acquire(self, timeout: float, needless: Callable[[], bool] | None = None) -> bool:
-        """Poll until held (True), no longer needed (False) or timed out (LockTimeout)."""
+        """Poll until held (True), no longer needed (False) or timed out (LockTimeout).
+
+        Each call on the session gets what remains of the timeout (at least LEAST_ANSWER_S):
+        a server that stops answering (a partition) cannot hold the job past it.
+        """
         started = time.monotonic()
+        deadline = started + timeout
         next_report = started
         while True:
             # Asked before each try: once the work is done, a free lock is no reason to take it.
-            if needless is not None and needless():
+            if needless is not None and self._answered(needless, deadline, timeout):
                 log.info("lock_not_needed", "stopped waiting for the migration lock: "
                          "another runner finished the work", lock_key=self.key)
                 return False
-            if self._try():
+            if self._answered(self._try, deadline, timeout):
                 break
             now = time.monotonic()
             holder = None
             if now >= next_report:
-                holder = self.holder()
+                holder = self._answered(self.holder, deadline, timeout)
                 who = holder.describe() if holder else "a session that just let go"
                 log.info("waiting_for_lock",
                          f"waiting for the migration lock (key {self.key}), held by {who}",
@@ -101,11 +127,7 @@ class PolledLock(ABC):
                          holder=holder.fields() if holder else None)
                 next_report = now + REPORT_EVERY_S
             if now - started >= timeout:
-                holder = holder or self.holder()
-                who = holder.describe() if holder else "another session"
-                raise LockTimeout(f"migration lock (key {self.key}) not acquired within "
-                                  f"{timeout:g}s: held by {who}; retry when it has finished, "
-                                  "or raise MIGRATE_LOCK_TIMEOUT")
+                raise self._timed_out(timeout, holder)
             self.sleep(min(POLL_INTERVAL_S, max(0.0, started + timeout - now)))
         self.held = True
         log.info("lock_acquired", f"acquired the migration lock (key {self.key}) after "
@@ -113,18 +135,50 @@ class PolledLock(ABC):
                  waited_ms=round((time.monotonic() - started) * 1000))
         return True
 
-    def release(self) -> None:
-        """Unlock if held; a session that ended has already released it."""
+    def _answered(self, call: Callable[[], Answer], deadline: float, timeout: float) -> Answer:
+        """call() on the lock's session, cut at the deadline: LockTimeout when it was."""
+        try:
+            with self._within(max(deadline - time.monotonic(), LEAST_ANSWER_S)):
+                return call()
+        except NoAnswer as error:
+            raise LockTimeout(f"migration lock (key {self.key}) not acquired within "
+                              f"{timeout:g}s: {error}; check the network between the job and "
+                              "the database, then run the job again") from None
+
+    def _timed_out(self, timeout: float, holder: Holder | None) -> LockTimeout:
+        """The lock timeout's error, naming the holder and how to end a stale one."""
+        if holder is None:
+            try:
+                with self._within(LAST_LOOK_S):
+                    holder = self.holder()
+            except NoAnswer:
+                holder = None
+        who = holder.describe() if holder else "another session"
+        ending = self._ending(holder) if holder else None
+        stale = f"; if that runner is gone, end its session: {ending}" if ending else ""
+        return LockTimeout(f"migration lock (key {self.key}) not acquired within {timeout:g}s: "
+                           f"held by {who}; retry when it has finished, or raise "
+                           f"MIGRATE_LOCK_TIMEOUT{stale}")
+
+    def _ending(self, holder: Holder) -> str | None:
+        """The statement that ends the holder's session by hand, where a stale one can be
+        left behind (a runner lost in a partition); None where it cannot."""
+        return None
+
+    def release(self) -> bool:
+        """Unlock if held; a session that ended has left it to the server, which frees it
+        once it notices. True when the job let go of it (or never held it)."""
         if not self.held:
-            return
+            return True
         self.held = False
         released = self._unlock()
         if released is None:
-            return
+            return False
         if not released:
             log.warning("lock_release_failed", f"the migration lock (key {self.key}) was not "
                         "held by this session when the job released it (was the session "
                         "replaced, e.g. by a pooler?)", lock_key=self.key)
-            return
+            return False
         log.info("lock_released", f"released the migration lock (key {self.key})",
                  lock_key=self.key)
+        return True

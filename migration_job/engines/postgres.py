@@ -13,12 +13,23 @@ from psycopg2.extensions import connection
 
 from migration_job.engines import application_name, postgres_errors
 from migration_job.engines.postgres_lock import PostgresAdvisoryLock, lock_key_for
+from migration_job.engines.postgres_partitions import (
+    LOST_SESSION,
+    SERVER_KEEPALIVES,
+    answered_within,
+    keepalive_defaults,
+    shut_down,
+)
 from migration_job.engines.postgres_pooling import refuse_shared_sessions
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
     from migration_job.project import Project
+
+
+# How long a signal's cancel may wait to connect, and then for the server's answer.
+CANCEL_WITHIN_S = 3.0
 
 
 class LendableConnection(connection):
@@ -44,10 +55,12 @@ def connect(settings: Settings, *, timeout: float | None = None) -> LendableConn
     """Open an autocommit session: it never sits idle in a transaction holding a snapshot.
 
     Nothing goes in the startup packet but libpq's usual parameters and application_name:
-    poolers such as PgBouncer reject others (`options`) with their stock settings.
+    poolers such as PgBouncer reject others (`options`) with their stock settings. The
+    keepalives (postgres_partitions.py) are the client's own: they never reach the server.
     """
     kwargs: dict[str, Any] = {"application_name": application_name(),
-                              "connection_factory": LendableConnection}
+                              "connection_factory": LendableConnection,
+                              **keepalive_defaults(settings.libpq_dsn)}
     if timeout is not None:
         # libpq's connect_timeout is whole seconds, minimum 2.
         kwargs["connect_timeout"] = max(2, int(timeout + 0.999))
@@ -118,11 +131,16 @@ class PostgresSession:
 
         Idle timeouts off: the session waits while Alembic loads and between revisions, and
         losing it loses the lock.
-        client_connection_check_interval (PostgreSQL 14+): the server notices a dead client
-        within seconds even mid-statement, so a SIGKILLed job's transaction ends instead of
-        blocking the next run. Set with SET rather than PGOPTIONS, which poolers reject.
+        The server's keepalives and TCP user timeout (postgres_partitions.py): it notices a
+        client cut off by a partition within about half a minute, where its OS would take
+        hours. client_connection_check_interval (PostgreSQL 14+): the server notices a dead
+        client within seconds even mid-statement, so a SIGKILLed (or cut off) job's
+        transaction ends instead of blocking the next run. Set with set_config rather than
+        PGOPTIONS, which poolers reject.
         """
         settings = {"idle_in_transaction_session_timeout": "0"}
+        if self.server_version >= 120000:
+            settings.update(SERVER_KEEPALIVES)
         if self.server_version >= 140000:
             settings.update({"idle_session_timeout": "0",
                              "client_connection_check_interval": "2000"})
@@ -168,6 +186,11 @@ class PostgresSession:
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
+    def sever(self) -> bool:
+        """Shut the session's socket down: a statement blocked on it fails at once."""
+        shut_down(self.connection)
+        return True
+
     def close(self) -> None:
         """Close the session (the server releases its locks)."""
         self.connection.close()
@@ -201,9 +224,9 @@ class PostgresEngine:
 
     def cancel_own_statements(self, settings: Settings) -> int:
         """Cancel every running statement of this process on the server; returns how many."""
-        session = connect(settings, timeout=3)
+        session = connect(settings, timeout=CANCEL_WITHIN_S)
         try:
-            with session.cursor() as cursor:
+            with answered_within(session, CANCEL_WITHIN_S), session.cursor() as cursor:
                 cursor.execute(
                     "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity "
                     "WHERE application_name = %s AND pid <> pg_backend_pid() "
@@ -233,8 +256,9 @@ class PostgresEngine:
         return postgres_errors.is_statement_timeout(error)
 
     def failure_advice(self, error: BaseException) -> str | None:
-        """A failed revision on PostgreSQL is the migration's to fix."""
-        return None
+        """For a lost session, when the server rolls its revision back; any other failed
+        revision on PostgreSQL is the migration's to fix."""
+        return LOST_SESSION if postgres_errors.is_connection_lost(error) else None
 
 
 ENGINE = PostgresEngine()

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from migration_job.engines import application_name
+from migration_job.engines import application_name, authority_end
 from migration_job.errors import ConfigError
 
 # libpq's sslmode values; asyncpg takes the same words as `ssl=`.
@@ -39,6 +39,17 @@ def libpq_query_from_asyncpg(rest: str) -> str:
             key = "sslmode"
         parameters.append((key, value))
     return f"{base}?{urlencode(parameters, quote_via=quote)}" if parameters else base
+
+
+def hosts_in_query(rest: str) -> str:
+    """`rest` (a URL after '://') with libpq's several hosts (host1:port1,host2:port2) moved
+    into the query, where SQLAlchemy reads them (?host=host1:port1&host=host2:port2)."""
+    end = authority_end(rest)
+    userinfo, at, hosts = rest[:end].rpartition("@")
+    path, _, query = rest[end:].partition("?")
+    moved = urlencode([("host", host) for host in hosts.split(",")], quote_via=quote,
+                      safe=":[]")
+    return f"{userinfo}{at}{path or '/'}?{'&'.join(filter(None, (moved, query)))}"
 
 
 def name_connection(driver: str, cparams: dict[str, Any]) -> None:

@@ -27,9 +27,12 @@ from sqlalchemy.engine import Dialect
 from migration_job.engines.lending import lent, reaches
 from migration_job.engines.postgres import LendableConnection
 from migration_job.engines.postgres_drivers import bounded_connection, name_connection
+from migration_job.engines.postgres_partitions import CLIENT_KEEPALIVES, with_keepalives
 
 # Connect arguments the job or env.py may add that do not change which database is reached.
-NEUTRAL_ARGUMENTS = ("application_name", "connect_timeout")
+NEUTRAL_ARGUMENTS = ("application_name", "connect_timeout", *CLIENT_KEEPALIVES)
+LOST = ("the database session that holds the migration lock was lost; no other connection "
+        "stands in for it")
 
 
 @contextmanager
@@ -38,11 +41,16 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
 
     def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         name_connection(dialect.driver, cparams)  # the connections not lent, for signals
+        with_keepalives(dialect.driver, cparams)
+        own = dialect.driver == "psycopg2" and reaches(url, dialect, cargs, cparams,
+                                                       NEUTRAL_ARGUMENTS)
+        if own and session.closed:
+            # SQLAlchemy reconnecting after the session broke: a new session would hold no
+            # lock (and, cut off by a partition, would hang in connect).
+            raise psycopg2.OperationalError(LOST)
         # Lent again only while idle: env.py may ignore the connection the job handed it
         # (config.attributes) and open its own, but never two transactions at once.
-        if (dialect.driver == "psycopg2" and not session.closed
-                and session.info.transaction_status == TRANSACTION_STATUS_IDLE
-                and reaches(url, dialect, cargs, cparams, NEUTRAL_ARGUMENTS)):
+        if own and session.info.transaction_status == TRANSACTION_STATUS_IDLE:
             # SQLAlchemy manages transactions on a connection that is not in autocommit mode.
             session.autocommit = False
             return session

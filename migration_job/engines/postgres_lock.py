@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING
 
 from psycopg2.extensions import connection
 
 from migration_job.engines.locking import Holder, PolledLock, derive_lock_key, revision_gate_key
+from migration_job.engines.postgres_partitions import answered_within
 from migration_job.errors import LockLost, PoolerNotSupported
 
 if TYPE_CHECKING:
@@ -25,6 +27,9 @@ POOLED_SESSION = ("this server session already holds the migration lock, which t
                   "took: a pooler (PgBouncer in transaction or statement pooling mode) shares "
                   "server sessions between clients, and a session lock cannot work through it; "
                   "connect the job to PostgreSQL directly or through session pooling")
+# How long letting go of the lock may wait for the server: past it, the session is cut, and
+# the server frees the lock when it notices.
+UNLOCK_WITHIN_S = 10.0
 
 
 class PostgresAdvisoryLock(PolledLock):
@@ -64,10 +69,16 @@ class PostgresAdvisoryLock(PolledLock):
                            "job's session; stopped before committing, so that revision was "
                            "rolled back; run the job again")
 
+    def _within(self, seconds: float) -> AbstractContextManager[None]:
+        return answered_within(self.connection, seconds)
+
+    def _ending(self, holder: Holder) -> str:
+        return f"SELECT pg_terminate_backend({holder.pid})"
+
     def _unlock(self) -> bool | None:
         if self.connection.closed:
             return None
-        with self.connection.cursor() as cursor:
+        with answered_within(self.connection, UNLOCK_WITHIN_S), self.connection.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_unlock(%s::bigint)", (self.key,))
             row = cursor.fetchone()
         return bool(row and row[0])

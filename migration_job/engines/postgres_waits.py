@@ -16,6 +16,7 @@ import psycopg2
 from migration_job.engines import application_name
 from migration_job.engines.blocking import Blocker, query_line
 from migration_job.engines.postgres import LendableConnection
+from migration_job.engines.postgres_partitions import answered_within
 
 # The sessions that hold (or queue ahead for) the locks this process's statements wait for,
 # in the database the asking session is in (a fleet's target); pg_blocking_pids only for
@@ -29,6 +30,8 @@ BLOCKERS = (
     "JOIN pg_stat_activity b ON b.pid = blocking.pid "
     "WHERE w.application_name = %s AND w.datname = current_database() "
     "AND w.wait_event_type = 'Lock' ORDER BY b.pid")
+# How long the blocker watch waits for the server's answer: it must never hold the job up.
+BLOCKERS_WITHIN_S = 3.0
 
 
 def server_milliseconds(seconds: float) -> str:
@@ -91,7 +94,7 @@ def _restore(connection: LendableConnection, settings: dict[str, str]) -> None:
 
 def blockers(connection: LendableConnection) -> tuple[Blocker, ...]:
     """The sessions that hold the locks this process's statements wait for."""
-    with connection.cursor() as cursor:
+    with answered_within(connection, BLOCKERS_WITHIN_S), connection.cursor() as cursor:
         cursor.execute(BLOCKERS, (application_name(),))
         rows = cursor.fetchall()
     return tuple(Blocker(pid=int(row[0]), application_name=str(row[1]), client_addr=row[2],

@@ -141,6 +141,10 @@ class SqliteSession:
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
+    def sever(self) -> bool:
+        """Nothing: a file has no network to be cut off by."""
+        return False
+
     def close(self) -> None:
         """Close the connection and the lock file (the operating system releases the lock)."""
         if self.file_lock is not None:

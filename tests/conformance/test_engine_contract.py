@@ -93,6 +93,24 @@ class TestConnectionErrors:
         assert engine.is_transient(refused.value)
 
 
+class TestSever:
+    """sever() from another thread: where it cuts (True), the session is lost, as after a
+    network cut; where it does not (False), the session goes on as before."""
+
+    def test_cut_session_is_lost_or_untouched(self, target: Target) -> None:
+        session = target.session()
+        engine = target.engine
+        cut = session.sever()
+        # A revision cut short without transactional DDL needs a repair: never on an alarm.
+        assert engine.transactional_ddl or not cut
+        if cut:
+            with pytest.raises(engine.errors) as lost:
+                session.ping()
+            assert engine.is_connection_lost(lost.value)
+        else:
+            session.ping()
+
+
 class TestVersionTable:
     """Revisions are read without creating anything."""
 

@@ -40,6 +40,8 @@ class TestLockHeldElsewhere:
         assert last["event"] == "lock_timeout"
         assert "other-deployer" in last["message"]
         assert "pid " in last["message"]
+        # How to end a holder that is gone (a runner lost in a partition).
+        assert f"SELECT pg_terminate_backend({waiting['holder']['pid']})" in last["message"]
         assert database.revisions() == []
 
     def test_small_explicit_key_names_the_holder(self, database: Database) -> None:

@@ -43,7 +43,7 @@ from sqlalchemy import create_engine, pool
 
 config = context.config
 engine = create_engine(config.get_main_option("sqlalchemy.url"), poolclass=pool.NullPool,
-                       connect_args={"keepalives": 1})
+                       connect_args={"options": "-c work_mem=8MB"})
 with engine.connect() as connection:
     context.configure(connection=connection, transaction_per_migration=True)
     with context.begin_transaction():

@@ -36,7 +36,7 @@ class TestServerCrashDuringRevision:
         # The revision ran on the session that held the lock: both went with the server.
         assert last["event"] == "lock_lost"
         assert "0006" in last["message"]
-        assert "rolled" in last["message"]
+        assert "rolls that revision back" in last["message"]
         assert "Traceback" not in result.stderr
 
         own_server.start()

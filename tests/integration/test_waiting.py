@@ -61,7 +61,7 @@ class TestWaitTimeout:
         result = run_job(env=job_env(DATABASE_URL=url, MIGRATE_WAIT_TIMEOUT="0"))
         assert result.code == 3
         assert "waiting_for_database" not in result.names()
-        assert "1 attempts" in result.events[-1]["message"]
+        assert "(1 attempt;" in result.events[-1]["message"]
 
 
 class TestPermanentRejections:

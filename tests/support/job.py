@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,9 +68,9 @@ def parse_events(stderr: str) -> list[dict[str, Any]]:
 
 
 def run_job(*args: str, env: dict[str, str], timeout: float = 120,
-            cwd: Path | None = None, prefix: tuple[str, ...] = ()) -> Result:
+            cwd: Path | None = None, prefix: Sequence[str] = ()) -> Result:
     """Run the job to completion (in `cwd`, else the tests' working directory), behind a
-    `prefix` command when given (setpriv, say)."""
+    `prefix` command when given (setpriv; tests.support.network.with_hosts)."""
     done = subprocess.run([*prefix, sys.executable, str(ENTRYPOINT), *args], env=env, text=True,
                           capture_output=True, timeout=timeout, check=False, cwd=cwd)
     OUTPUTS.extend([done.stdout, done.stderr])
@@ -80,9 +80,9 @@ def run_job(*args: str, env: dict[str, str], timeout: float = 120,
 class RunningJob:
     """A job started in the background; its stderr is read line by line as it comes."""
 
-    def __init__(self, *args: str, env: dict[str, str]) -> None:
+    def __init__(self, *args: str, env: dict[str, str], prefix: Sequence[str] = ()) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, str(ENTRYPOINT), *args], env=env, text=True,
+            [*prefix, sys.executable, str(ENTRYPOINT), *args], env=env, text=True,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
         self.lines: list[str] = []
         self._new_line = threading.Condition()

@@ -18,6 +18,7 @@ import subprocess
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 # Private /30 networks are picked from here: far from Docker's 172.17/16 and the usual LANs.
 _POOL = ipaddress.IPv4Network("10.213.0.0/16")
@@ -118,6 +119,21 @@ def namespace() -> Iterator[Namespace]:
         created.destroy()
 
 
+def with_hosts(names: dict[str, list[str]], folder: Path) -> list[str]:
+    """A command prefix that runs a command with a /etc/hosts of its own, where each name
+    resolves to all of its addresses in order (as a DNS name with several A records does).
+
+    The file is bind-mounted in a mount namespace of the command's own (unshare): nothing
+    else on the machine sees it.
+    """
+    hosts = folder / f"hosts-{os.getpid()}-{next(_NUMBERS)}"
+    lines = ["127.0.0.1 localhost", "::1 localhost"]
+    lines += [f"{address} {name}" for name, addresses in names.items() for address in addresses]
+    hosts.write_text("\n".join(lines) + "\n")
+    return ["unshare", "--mount", "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"',
+            str(hosts)]
+
+
 class SilentListener:
     """A TCP listener on 127.0.0.1 that accepts every connection and never sends a byte.
 
@@ -162,3 +178,69 @@ def silent_listener() -> Iterator[SilentListener]:
         yield listener
     finally:
         listener.close()
+
+
+class TcpProxy:
+    """A TCP proxy on 127.0.0.1 in front of one server, as HAProxy or a cloud SQL proxy is.
+
+    Its own kernel answers the client's keepalives and acknowledges what the client sends, so
+    when the server behind it is cut off (its namespace blackholed), the client's connection
+    stays healthy as far as TCP can tell: only a deadline of the client's own notices.
+    """
+
+    def __init__(self, host: str, port: int) -> None:
+        self._target = (host, port)
+        self._socket = socket.socket()
+        self._socket.bind(("127.0.0.1", 0))
+        self._socket.listen(64)
+        self.port = int(self._socket.getsockname()[1])
+        self._open: list[socket.socket] = []
+        self._thread = threading.Thread(target=self._accept, daemon=True)
+        self._thread.start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._socket.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(client,), daemon=True).start()
+
+    def _serve(self, client: socket.socket) -> None:
+        self._open.append(client)
+        try:
+            server = socket.create_connection(self._target)
+        except OSError:
+            client.close()
+            return
+        self._open.append(server)
+        threading.Thread(target=self._pump, args=(server, client), daemon=True).start()
+        self._pump(client, server)
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        """Stop accepting and drop every connection."""
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
+        self._socket.close()
+        for connection in self._open:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
+
+
+@contextmanager
+def tcp_proxy(host: str, port: int) -> Iterator[TcpProxy]:
+    """A proxy to host:port, for the block."""
+    proxy = TcpProxy(host, port)
+    try:
+        yield proxy
+    finally:
+        proxy.close()

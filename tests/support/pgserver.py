@@ -151,10 +151,13 @@ class PostgresServer:
         shutil.rmtree(self.base, ignore_errors=True)
 
     def url(self, database: str = "postgres", *, scheme: str = "postgresql",
-            password: str | None = None, port: int | None = None) -> str:
-        """A URL with the password URL-encoded, as users must write it."""
+            password: str | None = None, port: int | None = None,
+            host: str | None = None) -> str:
+        """A URL with the password URL-encoded, as users must write it (another host and
+        port: a proxy in front of the server)."""
         secret = quote(self.password if password is None else password, safe="")
-        return f"{scheme}://postgres:{secret}@{self.host}:{port or self.port}/{database}"
+        return (f"{scheme}://postgres:{secret}@{host or self.host}:{port or self.port}"
+                f"/{database}")
 
     def connect(self, database: str = "postgres") -> connection:
         """An autocommit superuser connection for the test's own checks."""
@@ -163,6 +166,21 @@ class PostgresServer:
                                 application_name="test-harness")
         conn.autocommit = True
         return conn
+
+    def local_connect(self, database: str = "postgres") -> connection:
+        """An autocommit superuser connection over the server's Unix socket: no network fault
+        (a namespace's blackhole) reaches it."""
+        conn = psycopg2.connect(host=str(self.base), port=self.port, user="postgres",
+                                password=self.password, dbname=database,
+                                application_name="test-harness")
+        conn.autocommit = True
+        return conn
+
+    def socket_url(self, database: str = "postgres") -> str:
+        """A URL that reaches the server over its Unix socket (untouched by network faults)."""
+        secret = quote(self.password, safe="")
+        return (f"postgresql://postgres:{secret}@/{database}?host={quote(str(self.base))}"
+                f"&port={self.port}")
 
     def scalar(self, query: str, database: str = "postgres") -> Any:
         """The first value of a query run directly on this server (never through a pooler)."""
@@ -245,6 +263,10 @@ class StandbyServer(PostgresServer):
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.1)
+
+    def promote(self) -> None:
+        """Make this standby a primary (failover), and wait until it accepts writes."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-w", "-t", "60", "promote")
 
     def catch_up(self, timeout: float = 60) -> None:
         """Wait until the standby has replayed everything the primary has written so far."""

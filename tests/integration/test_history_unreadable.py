@@ -1,0 +1,239 @@
+"""An applied-history table the job cannot read: its SELECT revoked from the job's role
+(exit 4 where the command needs it) or altered by hand, a column renamed (exit 7). status
+and check still report the revision and warn; upgrade, downgrade, stamp and history refuse
+with one line before changing anything, unless the history is turned off. On PostgreSQL,
+MariaDB and SQLite alike."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import Database
+from tests.support.job import Result, job_env, run_job
+from tests.support.mariadbserver import MariaDBServer
+from tests.support.projects import make_mysql_project, make_project, make_sqlite_project
+
+HISTORY = "alembic_version_history"
+RENAME_CHECKSUM = f"ALTER TABLE {HISTORY} RENAME COLUMN checksum TO checksum_before"
+# Each fault: its exit code where a command needs the table, and a word its line says.
+FAULTS = {"revoked": (4, "grant"), "renamed": (7, "checksum")}
+_roles = itertools.count()
+
+
+def assert_refused(result: Result, code: int, *fragments: str) -> str:
+    """Exit `code` with one readable last line (history_unreadable), no traceback."""
+    assert result.code == code, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    last = result.events[-1]
+    assert last["event"] == "history_unreadable", result.stderr
+    for fragment in (HISTORY, *fragments):
+        assert fragment in last["message"], last["message"]
+    return str(last["message"])
+
+
+def warned(result: Result) -> str:
+    """The history_unreadable warning's message (fails the test without one)."""
+    event = result.event("history_unreadable")
+    assert event["level"] == "warning", event
+    assert HISTORY in event["message"], event
+    return str(event["message"])
+
+
+@dataclass
+class Broken:
+    """A database at 0004 of a project whose head is 0005, its history table broken."""
+
+    env: dict[str, str]
+    code: int
+    word: str
+    revisions: Callable[[], list[str]]
+
+    def run(self, *args: str, **overrides: str) -> Result:
+        """Run the job on it as its role."""
+        return run_job(*args, env={**self.env, **overrides})
+
+
+@contextmanager
+def role_owning(database: Database) -> Iterator[str]:
+    """A login role that owns what the job creates in the database (not a superuser, so a
+    REVOKE binds it); dropped with what it owns afterwards."""
+    role = f"history_owner_{next(_roles)}"
+    database.query(f"CREATE ROLE {role} LOGIN PASSWORD %s", database.server.password)
+    database.query(f'GRANT CREATE ON DATABASE "{database.name}" TO {role}')
+    database.query(f"GRANT CREATE ON SCHEMA public TO {role}")
+    try:
+        yield role
+    finally:
+        database.query(f"DROP OWNED BY {role}")
+        database.query(f"DROP ROLE {role}")
+
+
+@pytest.fixture(params=list(FAULTS))
+def broken(request: pytest.FixtureRequest, database: Database,
+           tmp_path: Path) -> Iterator[Broken]:
+    """PostgreSQL: migrated to 0004 by the role, then the table's SELECT revoked from it, or
+    a column renamed."""
+    with role_owning(database) as role:
+        config = make_project(tmp_path)
+        env = job_env(DATABASE_URL=database.url.replace("//postgres:", f"//{role}:", 1),
+                      ALEMBIC_CONFIG=str(config))
+        assert run_job("--target", "0004", env=env).code == 0
+        fault = request.param
+        database.query(f"REVOKE SELECT ON {HISTORY} FROM {role}" if fault == "revoked"
+                       else RENAME_CHECKSUM)
+        yield Broken(env, *FAULTS[fault], database.revisions)
+
+
+class TestReadOnlyCommands:
+    """status and check answer from the version table and say the history cannot be read."""
+
+    def test_status_reports_the_revision(self, broken: Broken) -> None:
+        shown = broken.run("status", "--json")
+        assert shown.code == 0, shown.stderr
+        assert "Traceback" not in shown.stderr
+        status = json.loads(shown.stdout)
+        assert (status["current"], status["pending"]) == (["0004"], ["0005"])
+        assert status["history_unfinished"] is None
+        assert status["changed"] is None
+        assert HISTORY in status["history_error"]
+        assert broken.word in warned(shown).lower()
+        text = broken.run("status")
+        assert text.code == 0, text.stderr
+        assert f"history: cannot read the applied-history table {HISTORY}" in text.stdout
+
+    def test_check_judges_the_revision(self, broken: Broken) -> None:
+        pending = broken.run("check")
+        assert pending.code == 8, pending.stderr
+        assert pending.events[-1]["event"] == "migrations_pending"
+        warned(pending)
+        at_target = broken.run("check", "--target", "0004")
+        assert at_target.code == 0, at_target.stderr
+        warned(at_target)
+
+    def test_check_at_head_without_alembic(self, broken: Broken) -> None:
+        """The readiness probe's path: heads from the revision files, checksums read on the
+        job's own session."""
+        versions = Path(broken.env["ALEMBIC_CONFIG"]).parent / "migrations" / "versions"
+        next(versions.glob("0005_*.py")).unlink()
+        at_head = broken.run("check")
+        assert at_head.code == 0, at_head.stderr
+        assert at_head.event("already_at_target")["via"] == "revision files"
+        warned(at_head)
+
+    def test_check_cannot_verify_under_verify_fail(self, broken: Broken) -> None:
+        """MIGRATE_VERIFY=fail asks check to prove no applied file changed: it cannot."""
+        message = assert_refused(broken.run("check", MIGRATE_VERIFY="fail"), broken.code,
+                                 broken.word)
+        assert "MIGRATE_VERIFY" in message
+
+
+class TestChangingCommands:
+    """upgrade, downgrade, stamp and history need the table: refused before any change."""
+
+    def test_upgrade_refuses_before_applying(self, broken: Broken, database: Database) -> None:
+        message = assert_refused(broken.run(), broken.code, broken.word)
+        assert "nothing was changed" in message
+        assert broken.revisions() == ["0004"]
+        assert "0005" not in [r[0] for r in database.query("SELECT revision FROM "
+                                                           "migration_audit")]
+        assert database.advisory_locks() == 0
+
+    def test_upgrade_refuses_with_verification_off(self, broken: Broken) -> None:
+        """The history is still on: the run would record nothing."""
+        assert_refused(broken.run(MIGRATE_VERIFY="off"), broken.code, broken.word)
+        assert broken.revisions() == ["0004"]
+
+    def test_upgrade_without_the_history(self, broken: Broken) -> None:
+        """MIGRATE_HISTORY=off: nothing to record; a warning where verification is asked."""
+        upgraded = broken.run(MIGRATE_HISTORY="off")
+        assert upgraded.code == 0, upgraded.stderr
+        warned(upgraded)
+        assert broken.revisions() == ["0005"]
+
+    def test_downgrade_and_stamp_refuse(self, broken: Broken) -> None:
+        assert_refused(broken.run("downgrade", "0003"), broken.code, broken.word)
+        assert_refused(broken.run("stamp", "0005", "--replace"), broken.code, broken.word)
+        assert broken.revisions() == ["0004"]
+
+    def test_history_command_refuses(self, broken: Broken) -> None:
+        assert_refused(broken.run("history"), broken.code, broken.word)
+        assert_refused(broken.run("history", "--json"), broken.code, broken.word)
+
+
+def assert_same_answers(broken: Broken, head: list[str]) -> None:
+    """What the PostgreSQL tests show, on another engine (a database one revision behind)."""
+    status = broken.run("status", "--json")
+    assert status.code == 0, status.stderr
+    assert json.loads(status.stdout)["history_error"]
+    warned(status)
+    check = broken.run("check")
+    assert check.code == 8, check.stderr
+    warned(check)
+    assert_refused(broken.run(), broken.code, broken.word)
+    assert_refused(broken.run("history"), broken.code, broken.word)
+    assert broken.revisions() != head
+    upgraded = broken.run(MIGRATE_HISTORY="off", MIGRATE_VERIFY="off")
+    assert upgraded.code == 0, upgraded.stderr
+    assert broken.revisions() == head
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_mariadb(fault: str, mariadb: MariaDBServer, tmp_path: Path) -> None:
+    """The role's privileges are per table (MariaDB cannot revoke one table of a database
+    grant): everything but SELECT on the history table."""
+    name = f"history_unreadable_{fault}"
+    mariadb.create_database(name)
+    config = make_mysql_project(tmp_path)
+    env = job_env(DATABASE_URL=mariadb.url(name), ALEMBIC_CONFIG=str(config))
+    assert run_job("--target", "0002", env=env).code == 0
+
+    def query(statement: str, *params: str) -> Any:
+        return mariadb.scalar(statement, *params, database=name)
+
+    if fault == "revoked":
+        user = f"history_reader_{next(_roles)}"
+        query(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", mariadb.password)
+        query(f"GRANT CREATE, ALTER, DROP, INDEX, INSERT, UPDATE, DELETE ON `{name}`.* "
+              f"TO '{user}'@'%'")
+        # The job creates the unfinished table while a revision runs: a grant outlives the
+        # table it names, but needs it to exist when granted.
+        query("CREATE TABLE alembic_version_unfinished (id int)")
+        for table in ("alembic_version", "alembic_version_unfinished", "items",
+                      "migration_audit"):
+            query(f"GRANT SELECT ON `{name}`.`{table}` TO '{user}'@'%'")
+        query("DROP TABLE alembic_version_unfinished")
+        env = {**env, "DATABASE_URL": env["DATABASE_URL"].replace("//root:", f"//{user}:", 1)}
+    else:
+        query(RENAME_CHECKSUM)
+
+    def revisions() -> list[str]:
+        return [str(query("SELECT version_num FROM alembic_version"))]
+
+    assert_same_answers(Broken(env, *FAULTS[fault], revisions), ["0003"])
+
+
+def test_sqlite(tmp_path: Path) -> None:
+    """No privileges on a file: only an altered table."""
+    path = tmp_path / "app.db"
+    env = job_env(DATABASE_URL=f"sqlite:///{path}",
+                  ALEMBIC_CONFIG=str(make_sqlite_project(tmp_path / "project")))
+    assert run_job("--target", "0002", env=env).code == 0
+    import sqlite3
+    from contextlib import closing
+
+    def query(statement: str) -> list[Any]:
+        with closing(sqlite3.connect(path)) as connection, connection:
+            return connection.execute(statement).fetchall()
+
+    query(RENAME_CHECKSUM)
+    assert_same_answers(
+        Broken(env, *FAULTS["renamed"], lambda: [r[0] for r in query(
+            "SELECT version_num FROM alembic_version")]), ["0003"])

@@ -185,39 +185,75 @@ def assert_same_answers(broken: Broken, head: list[str]) -> None:
     assert broken.revisions() == head
 
 
-@pytest.mark.parametrize("fault", list(FAULTS))
-def test_mariadb(fault: str, mariadb: MariaDBServer, tmp_path: Path) -> None:
-    """The role's privileges are per table (MariaDB cannot revoke one table of a database
-    grant): everything but SELECT on the history table."""
-    name = f"history_unreadable_{fault}"
-    mariadb.create_database(name)
-    config = make_mysql_project(tmp_path)
-    env = job_env(DATABASE_URL=mariadb.url(name), ALEMBIC_CONFIG=str(config))
-    assert run_job("--target", "0002", env=env).code == 0
+@dataclass
+class MariaDatabase:
+    """A database on the session's MariaDB server, migrated to 0002 of a project at 0003."""
 
-    def query(statement: str, *params: str) -> Any:
-        return mariadb.scalar(statement, *params, database=name)
+    server: MariaDBServer
+    name: str
+    env: dict[str, str]
 
-    if fault == "revoked":
-        user = f"history_reader_{next(_roles)}"
-        query(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", mariadb.password)
-        query(f"GRANT CREATE, ALTER, DROP, INDEX, INSERT, UPDATE, DELETE ON `{name}`.* "
-              f"TO '{user}'@'%'")
+    def query(self, statement: str, *params: str) -> Any:
+        """The first value of a statement run as root."""
+        return self.server.scalar(statement, *params, database=self.name)
+
+    def revisions(self) -> list[str]:
+        """What alembic_version says."""
+        return [str(self.query("SELECT version_num FROM alembic_version"))]
+
+    def user_without(self, privilege: str) -> dict[str, str]:
+        """The job's environment as a user with every privilege the job needs on the
+        database, except `privilege` on the history table. MariaDB cannot revoke one table of
+        a database grant: the other tables get `privilege` one by one."""
+        user = f"history_user_{next(_roles)}"
+        self.query(f"CREATE USER '{user}'@'%%' IDENTIFIED BY %s", self.server.password)
+        privileges = {"SELECT", "INSERT", "UPDATE", "DELETE", "CREATE", "ALTER", "DROP", "INDEX"}
+        self.query(f"GRANT {', '.join(sorted(privileges - {privilege}))} ON `{self.name}`.* "
+                   f"TO '{user}'@'%'")
         # The job creates the unfinished table while a revision runs: a grant outlives the
         # table it names, but needs it to exist when granted.
-        query("CREATE TABLE alembic_version_unfinished (id int)")
+        self.query("CREATE TABLE alembic_version_unfinished (id int)")
         for table in ("alembic_version", "alembic_version_unfinished", "items",
                       "migration_audit"):
-            query(f"GRANT SELECT ON `{name}`.`{table}` TO '{user}'@'%'")
-        query("DROP TABLE alembic_version_unfinished")
-        env = {**env, "DATABASE_URL": env["DATABASE_URL"].replace("//root:", f"//{user}:", 1)}
+            self.query(f"GRANT {privilege} ON `{self.name}`.`{table}` TO '{user}'@'%'")
+        self.query("DROP TABLE alembic_version_unfinished")
+        return {**self.env, "DATABASE_URL": self.env["DATABASE_URL"].replace(
+            "//root:", f"//{user}:", 1)}
+
+
+@pytest.fixture
+def maria(mariadb: MariaDBServer, request: pytest.FixtureRequest,
+          tmp_path: Path) -> MariaDatabase:
+    """A fresh MariaDB database at 0002, its project's head 0003."""
+    name = f"history_{next(_roles)}_{request.node.name.lower()}"[:60]
+    name = "".join(c if c.isalnum() else "_" for c in name)
+    mariadb.create_database(name)
+    env = job_env(DATABASE_URL=mariadb.url(name),
+                  ALEMBIC_CONFIG=str(make_mysql_project(tmp_path)))
+    assert run_job("--target", "0002", env=env).code == 0
+    return MariaDatabase(mariadb, name, env)
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+def test_mariadb(fault: str, maria: MariaDatabase) -> None:
+    env = maria.env
+    if fault == "revoked":
+        env = maria.user_without("SELECT")
     else:
-        query(RENAME_CHECKSUM)
+        maria.query(RENAME_CHECKSUM)
+    assert_same_answers(Broken(env, *FAULTS[fault], maria.revisions), ["0003"])
 
-    def revisions() -> list[str]:
-        return [str(query("SELECT version_num FROM alembic_version"))]
 
-    assert_same_answers(Broken(env, *FAULTS[fault], revisions), ["0003"])
+def test_mariadb_history_not_writable(maria: MariaDatabase) -> None:
+    """Readable but not writable: the revision does not start, and no unfinished record is
+    left behind to refuse the next run (exit 10) though nothing ran."""
+    broken = Broken(maria.user_without("INSERT"), 4, "grant", maria.revisions)
+    for _ in range(2):
+        message = assert_refused(broken.run(), 4, "write to", "grant")
+        assert "revision 0003 did not start" in message
+    assert maria.revisions() == ["0002"]
+    assert maria.query("SELECT count(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = "
+                       "%s AND TABLE_NAME = 'alembic_version_unfinished'", maria.name) == 0
 
 
 def test_sqlite(tmp_path: Path) -> None:

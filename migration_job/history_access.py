@@ -22,7 +22,7 @@ from migration_job.log import log
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
-    from migration_job.engines import Session
+    from migration_job.engines import Engine, Session
     from migration_job.project import Project
 
 # The table's columns (applied_history.history_table defines them), all read by every reader:
@@ -44,8 +44,8 @@ def table_name(settings: Settings, project: Project) -> str:
 
 @contextmanager
 def using_history(settings: Settings, table: str, doing: str = "read") -> Iterator[None]:
-    """Turn a database error about the table into HistoryDenied or HistoryUnreadable; a lost
-    session, and anything that is not the database's error, go through unchanged."""
+    """Turn a database error about the table into HistoryDenied or HistoryUnreadable; any
+    other error goes through unchanged (see `about_the_table`)."""
     try:
         yield
     except JobError:
@@ -53,12 +53,24 @@ def using_history(settings: Settings, table: str, doing: str = "read") -> Iterat
     except Exception as error:
         engine = settings.engine
         cause = getattr(error, "orig", None) or error  # SQLAlchemy wraps the driver's error
-        if not isinstance(cause, engine.errors) or engine.is_connection_lost(cause):
+        if not isinstance(cause, engine.errors) or not about_the_table(engine, cause, doing):
             raise
         what = f"cannot {doing} the applied-history table {table} ({first_line(cause)})"
         if engine.is_permission_denied(cause):
             raise HistoryDenied(f"{what}; {DENIED_ADVICE}") from None
         raise HistoryUnreadable(f"{what}; {ALTERED_ADVICE}") from None
+
+
+def about_the_table(engine: Engine, error: BaseException, doing: str) -> bool:
+    """Whether a database error is the table's: a privilege the role lacks; or, for a read
+    (a SELECT of the table's own columns), anything but a lost session, a lock, a busy
+    database or a timeout, which say nothing about the table. A write's other failures keep
+    the job's usual reading (the read before it already found a renamed or dropped column)."""
+    if engine.is_permission_denied(error):
+        return True
+    return doing == "read" and not (
+        engine.is_connection_lost(error) or engine.is_lock_timeout(error)
+        or engine.is_statement_timeout(error) or engine.failure_advice(error) is not None)
 
 
 def recorded_rows(session: Session, settings: Settings,

@@ -273,3 +273,19 @@ def test_sqlite(tmp_path: Path) -> None:
     assert_same_answers(
         Broken(env, *FAULTS["renamed"], lambda: [r[0] for r in query(
             "SELECT version_num FROM alembic_version")]), ["0003"])
+
+
+def test_sqlite_check_at_head_reads_the_columns_it_names(tmp_path: Path) -> None:
+    """The readiness probe's path reads on the job's own sqlite3 connection: a renamed column
+    must fail there too, not read as its own name (SQLite takes a double-quoted name that is
+    no column for a string), which made every applied file look changed (exit 11)."""
+    path = tmp_path / "app.db"
+    env = job_env(DATABASE_URL=f"sqlite:///{path}", MIGRATE_VERIFY="fail",
+                  ALEMBIC_CONFIG=str(make_sqlite_project(tmp_path / "project")))
+    assert run_job(env=env).code == 0
+    import sqlite3
+    from contextlib import closing
+
+    with closing(sqlite3.connect(path)) as connection, connection:
+        connection.execute(RENAME_CHECKSUM)
+    assert_refused(run_job("check", env=env), 7, "checksum")

@@ -163,6 +163,17 @@ class TestChangingCommands:
         assert_refused(broken.run("stamp", "0005", "--replace"), broken.code, broken.word)
         assert broken.revisions() == ["0004"]
 
+    def test_an_unknown_revision_stays_a_history_problem(self, broken: Broken,
+                                                         database: Database) -> None:
+        """Only the history could show the database is ahead of this image: without it, the
+        revision is one this project does not know (exit 7), for upgrade and check alike."""
+        database.query("UPDATE alembic_version SET version_num = 'feedface'")
+        for args in ((), ("check",)):
+            result = broken.run(*args)
+            assert result.code == 7, result.stderr
+            assert result.events[-1]["event"] == "history_error", result.stderr
+            warned(result)
+
     def test_history_command_refuses(self, broken: Broken) -> None:
         assert_refused(broken.run("history"), broken.code, broken.word)
         assert_refused(broken.run("history", "--json"), broken.code, broken.word)

@@ -16,11 +16,11 @@ from __future__ import annotations
 import os
 import time
 from datetime import UTC, datetime
-from functools import cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 import sqlalchemy as sa
 
+from migration_job import __version__
 from migration_job.errors import HistoryUnreadable
 from migration_job.history_access import refuse_or_go_on, using_history
 from migration_job.log import log
@@ -36,6 +36,8 @@ if TYPE_CHECKING:
 OUTCOMES = {"upgrade": "applied", "downgrade": "reverted", "stamp": "stamped"}
 # A row whose runner died before finishing it, closed by the next run under the lock.
 ABANDONED = "abandoned"
+# A revision that `stamp --replace` took out of the version table without running it down.
+REMOVED = "removed"
 
 
 def history_table(settings: Settings, project: Project) -> sa.Table:
@@ -51,7 +53,8 @@ def history_table(settings: Settings, project: Project) -> sa.Table:
         sa.Column("started_at", sa.DateTime, nullable=False),
         sa.Column("finished_at", sa.DateTime),
         sa.Column("duration_ms", sa.Float),
-        # applied, reverted, stamped, failed, interrupted, abandoned; NULL while running
+        # applied, reverted, stamped, removed, failed, interrupted, abandoned; NULL while
+        # running
         sa.Column("outcome", sa.String(16)),
         sa.Column("runner_host", sa.String(255), nullable=False),
         sa.Column("runner_pid", sa.Integer, nullable=False),
@@ -119,15 +122,9 @@ def _script(context: MigrationContext, revision: str) -> Script | None:
     return scripts.get_revision(revision)
 
 
-@cache
 def job_version() -> str:
-    """The installed migration-job's version."""
-    from importlib.metadata import PackageNotFoundError, version
-
-    try:
-        return version("migration-job")
-    except PackageNotFoundError:
-        return "unknown"
+    """This migration-job's version (the image runs the package without installing it)."""
+    return __version__
 
 
 def _now() -> datetime:
@@ -146,10 +143,13 @@ def _iso(value: object) -> str | None:
 class Recorder:
     """Writes one run's rows, on the connection each revision runs on."""
 
-    def __init__(self, settings: Settings, project: Project, direction: str) -> None:
+    def __init__(self, settings: Settings, project: Project, direction: str,
+                 removing: tuple[str, ...] = ()) -> None:
         self.settings = settings
         self.table = history_table(settings, project)
         self.direction = direction
+        # The revisions a stamp takes out of the version table: recorded with its row.
+        self.removing = removing
         self.ready = False
         self.open_row: int | None = None
         self.open_since = 0.0
@@ -179,6 +179,11 @@ class Recorder:
         outcome = OUTCOMES[self.direction]
         self._close(context.connection, self.open_row, outcome)
         self.open_row = None
+        for revision in self.removing:
+            row = self._insert(context.connection, revision,
+                               parents_of(_script(context, revision)), self.direction, None)
+            self._close(context.connection, row, REMOVED, duration=False)
+        self.removing = ()
 
     def ended(self, connection: sa.Connection, outcome: str) -> None:
         """After a revision failed or was interrupted (its transaction rolled back): close its

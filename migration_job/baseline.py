@@ -1,8 +1,9 @@
 """`stamp REV`: adopt a database that was created without migrations (a baseline).
 
 The version table is set to REV without running any revision, under the wait and the lock like
-any change, and recorded in the applied-history table. A database that already holds a
-revision is refused unless `--replace` says to overwrite it.
+any change, and recorded in the applied-history table, with the revisions it takes out of the
+version table (`removed`). A database that already holds a revision is refused unless
+`--replace` says to overwrite it.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from migration_job.steps import connected, describe, load_history, refuse_unfini
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
+    from migration_job.history import History
     from migration_job.interruption import Interruption
 
 
@@ -42,7 +44,24 @@ def stamp(settings: Settings, interruption: Interruption) -> str:
                     f"without revisions; to overwrite, run `stamp {settings.target} --replace`")
             read_before_changing(session, settings, project, verifying=False)
             run_alembic(settings, history, settings.target, Progress("stamp"), interruption,
-                        lock, purge=bool(current))
+                        lock, removed_by(history, current, wanted), purge=bool(current))
     summary = f"stamped {describe(wanted)} (was {describe(current)}): no revision ran"
     log.info("stamped", summary, revision=describe(wanted), replaced=list(current))
     return summary
+
+
+def removed_by(history: History, current: tuple[str, ...],
+               wanted: tuple[str, ...]) -> tuple[str, ...]:
+    """The revisions the version table stops holding when it goes from `current` to `wanted`:
+    those `current` holds (each and all below it) that `wanted` does not."""
+    from migration_job.history import ancestry
+
+    kept = set(ancestry(history.scripts, wanted)) if wanted else set()
+    held: list[str] = []
+    for revision in current:
+        try:
+            below = ancestry(history.scripts, (revision,))
+        except HistoryError:  # a revision this project does not know: only itself
+            below = [revision]
+        held += [r for r in below if r not in held]
+    return tuple(r for r in held if r not in kept)

@@ -4,9 +4,11 @@ the server no longer says who held the lock."""
 from __future__ import annotations
 
 import threading
+import time
 from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
+from migration_job.engines.blocking import describe_all
 from migration_job.errors import first_line
 from migration_job.log import log
 
@@ -46,6 +48,10 @@ class BlockerWatch:
         self.settings = settings
         self.every = min(settings.ddl_lock_timeout / LOOKS_PER_TIMEOUT, MAX_LOOK_EVERY_S)
         self.seen: tuple[Blocker, ...] = ()
+        # Transactions a statement waits to end (no DDL lock timeout applies to that wait):
+        # since when each was seen, and those already logged.
+        self.waited_since: dict[int, float] = {}
+        self.reported: set[int] = set()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="blocker-watch", daemon=True)
 
@@ -94,4 +100,22 @@ class BlockerWatch:
             return None
         if found:
             self.seen = found
+        self._report_long_waits(found)
         return session
+
+    def _report_long_waits(self, found: tuple[Blocker, ...]) -> None:
+        """Log, once each, the transactions a statement has waited to end for longer than the
+        DDL lock timeout (it does not apply to such a wait: postgres_concurrently.py)."""
+        now = time.monotonic()
+        waited = {b.pid: b for b in found if b.transaction_wait}
+        self.waited_since = {pid: self.waited_since.get(pid, now) for pid in waited}
+        long = [b for pid, b in waited.items() if pid not in self.reported
+                and now - self.waited_since[pid] >= self.settings.ddl_lock_timeout]
+        if not long:
+            return
+        self.reported.update(b.pid for b in long)
+        log.warning("revision_waiting", f"a revision's statement that runs CONCURRENTLY waits "
+                    f"for older transactions to end: {describe_all(tuple(long))}. It blocks no "
+                    "query meanwhile, so the DDL lock timeout does not apply; it goes on once "
+                    "they end (end them, or bound the wait with MIGRATE_STATEMENT_TIMEOUT)",
+                    blockers=[b.fields() for b in long])

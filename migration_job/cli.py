@@ -9,6 +9,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, NamedTuple, NoReturn
 
+from migration_job import __version__
 from migration_job.commands import COMMANDS, DEFAULT_COMMAND, commands_taking
 from migration_job.config import (
     LOG_FORMATS,
@@ -56,6 +57,7 @@ def build_parser() -> ArgumentParser:
         + "\n".join(f"  {c.name:<13} {c.help}" for c in COMMANDS.values()))
     parser.add_argument("command", nargs="?", default=DEFAULT_COMMAND, choices=COMMANDS,
                         metavar="COMMAND", help="one of the commands above (default: upgrade)")
+    parser.add_argument("--version", action="version", version=f"migration-job {__version__}")
     parser.add_argument("revision", nargs="?", metavar="TARGET",
                         help="downgrade, stamp and mark-repaired only: the revision (required)")
     parser.add_argument("--database-url", help="SQLAlchemy/libpq URL (env DATABASE_URL); "
@@ -98,7 +100,8 @@ def _takers(flag: str) -> str:
 
 def parse_options(argv: Sequence[str]) -> dict[str, object]:
     """Flags as a dict; no command means `upgrade`; each flag checked against its command."""
-    options = vars(build_parser().parse_args(list(argv)))
+    # Intermixed: a flag may come between the command and its revision (`stamp --replace 1`).
+    options = vars(build_parser().parse_intermixed_args(list(argv)))
     command = str(options["command"])
     for option, spelling in FLAG_SPELLING.items():
         if options.get(option) and option not in COMMANDS[command].flags:
@@ -116,6 +119,7 @@ def parse_options(argv: Sequence[str]) -> dict[str, object]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the job; return the contract's exit code."""
+    log.announce(f"migration-job {__version__}", job_version=__version__)
     try:
         settings = load_settings(parse_options(sys.argv[1:] if argv is None else argv),
                                  os.environ)
@@ -202,9 +206,7 @@ def _final_outcome(outcome: Outcome | None, interruption: Interruption,
     if not interruption.requested.is_set() or (outcome is not None and outcome.exit_code == 0):
         assert outcome is not None
         return outcome
-    message = str(interruption.error())
-    if gave_up:
-        message += " (gave up waiting for the rollback; the server rolls it back)"
+    message = str(interruption.error(SHUTDOWN_GRACE_S if gave_up else None))
     return Outcome(interruption.exit_code, message, "interrupted")
 
 

@@ -55,8 +55,8 @@ def fleet(settings: Settings) -> str:
     results = run.run(report_result)
     summary = summarise(shard, results, time.monotonic() - started)
     if run.signal_number is not None:
-        raise Interrupted(f"{summary}; interrupted: every running target was stopped and "
-                          "rolled back", 128 + run.signal_number)
+        raise Interrupted(f"{summary}; interrupted: every running target was stopped (its "
+                          "line says what it left)", 128 + run.signal_number)
     if any(result.exit_code != 0 for result in results):
         raise FleetIncomplete(incomplete_message(summary, results))
     log.info("fleet_finished", summary, **counts(results))

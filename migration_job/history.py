@@ -233,6 +233,22 @@ def resolve(scripts: ScriptDirectory, target: str) -> tuple[str, ...]:
     return revisions
 
 
+def start_from(scripts: ScriptDirectory, given: str) -> tuple[str, ...]:
+    """The revision ids `--from REV` names (`base`: none, an empty database); HistoryError
+    naming REV when this project does not hold it."""
+    if given == "base":
+        return ()
+    try:
+        found = tuple(sorted(r.revision for r in scripts.get_revisions(given) if r is not None))
+    except ALEMBIC_ERRORS as error:
+        raise HistoryError(f"--from {given} is not a revision of this project "
+                           f"({str(error).strip()}); pass a revision id, or base") from None
+    if not found:
+        raise HistoryError(f"--from {given} is not a revision of this project; pass a "
+                           "revision id, or base")
+    return found
+
+
 def ancestry(scripts: ScriptDirectory, revisions: tuple[str, ...]) -> list[str]:
     """The revisions and all they depend on, in the order an upgrade applies them."""
     try:

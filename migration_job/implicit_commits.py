@@ -5,9 +5,13 @@ committed. MySQL and MariaDB commit each DDL statement at once, and a DDL statem
 the transaction before it even waits for its table (the tests show a revision's INSERT
 committed by the ALTER TABLE that then timed out), so only a revision that had run nothing
 but reads before the timeout is safe to retry; any other is possibly partly applied and needs
-a repair (exit 10). On PostgreSQL a revision's transaction rolls back whole, except what it
-ran in Alembic's `autocommit_block` (CREATE INDEX CONCURRENTLY, say): each such statement
-commits, or leaves its trace (an invalid index) when it fails, so it counts once it starts.
+a repair (exit 10).
+
+On PostgreSQL a revision's transaction rolls back whole, except around Alembic's
+`autocommit_block` (CREATE INDEX CONCURRENTLY, say). Each statement inside the block commits
+on its own (or leaves its trace, an invalid index, when it fails), whatever its first word:
+`SELECT backfill()` may write. And entering the block commits what the revision ran before it
+(Alembic commits the open transaction). Either counts as soon as it starts.
 """
 
 from __future__ import annotations
@@ -26,6 +30,9 @@ if TYPE_CHECKING:
 # Statements that change nothing; any other (a data change that a later DDL statement would
 # commit, DDL, LOCK TABLES, a CALL that may run DDL, ...) may leave part of a revision applied.
 READS = frozenset(("select", "set", "show", "values", "table", "explain", "describe"))
+# The execution option that marks the job's own statements in a revision's transaction (the
+# revision gate): they are not the revision's work.
+JOB_OWN = "migration_job_own"
 
 
 def writes(statement: str) -> bool:
@@ -37,29 +44,49 @@ def writes(statement: str) -> bool:
 @contextmanager
 def implicit_commits(engine: Engine, progress: Progress,
                      own_table: str | None = None) -> Iterator[None]:
-    """Within the block, a statement that may write marks the running revision
-    `progress.committed` (or soon to be): on an engine without transactional DDL once it
-    completes, on one with it once it starts outside a transaction (autocommit_block); the
-    job's own rows in `own_table` (the applied-history table, written before a revision and
-    closed after it failed) are not the revision's."""
-    def marks(statement: str) -> bool:
-        return (progress.running is not None and writes(statement)
-                and (own_table is None or own_table not in statement))
+    """Within the block, the running revision's work marks it `progress.committed` (or soon
+    to be): on an engine without transactional DDL a statement that may write, once it
+    completes; on one with it any statement outside a transaction (autocommit_block) once it
+    starts, and any statement of its transaction once that transaction commits before the
+    revision ends (entering an autocommit_block). The job's own rows in `own_table` (the
+    applied-history table, written before a revision and closed after it failed) and its own
+    statements (JOB_OWN) are not the revision's."""
+    uncommitted = [False]  # the revision ran statements in the transaction now open
 
-    def completed(connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        if marks(statement):
+    def revisions(statement: str, context: Any) -> bool:
+        return (progress.running is not None
+                and (own_table is None or own_table not in statement)
+                and not (context is not None and context.execution_options.get(JOB_OWN)))
+
+    def completed(connection: Any, cursor: Any, statement: str, parameters: Any,
+                  context: Any, *rest: Any) -> None:
+        if revisions(statement, context) and writes(statement):
             progress.committed = True
 
-    def started_outside_a_transaction(connection: Any, cursor: Any, statement: str,
-                                      *rest: Any) -> None:
-        if (connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
-                and marks(statement)):
+    def started(connection: Any, cursor: Any, statement: str, parameters: Any,
+                context: Any, *rest: Any) -> None:
+        if not revisions(statement, context):
+            return
+        if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
             progress.committed = True
+        else:
+            uncommitted[0] = True
 
-    name, listener = (("before_cursor_execute", started_outside_a_transaction)
-                      if engine.transactional_ddl else ("after_cursor_execute", completed))
-    event.listen(SqlalchemyEngine, name, listener)
+    def committed(connection: Any) -> None:
+        if uncommitted[0] and progress.running is not None:
+            progress.committed = True
+        uncommitted[0] = False
+
+    def rolled_back(connection: Any) -> None:
+        uncommitted[0] = False
+
+    listeners: list[tuple[str, Any]] = (
+        [("before_cursor_execute", started), ("commit", committed), ("rollback", rolled_back)]
+        if engine.transactional_ddl else [("after_cursor_execute", completed)])
+    for name, listener in listeners:
+        event.listen(SqlalchemyEngine, name, listener)
     try:
         yield
     finally:
-        event.remove(SqlalchemyEngine, name, listener)
+        for name, listener in listeners:
+            event.remove(SqlalchemyEngine, name, listener)

@@ -220,7 +220,11 @@ def sql(settings: Settings, interruption: Interruption) -> str:
 
     history = steps.load_history(settings)
     start = settings.from_revision
-    if start is None:
+    if start is not None:
+        from migration_job.history import start_from
+
+        start_from(history.scripts, start)  # an unknown one: exit 7, naming it
+    else:
         current = current_revisions(settings, interruption)
         found = history.plan(current, settings.target)
         if found.at_target:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
 
 CANCEL_EVERY_S = 0.5
 CANCEL_FOR_S = 10.0
+# Interruption.lock: the migration lock was never taken, is held, or was taken and released.
+NO_LOCK, LOCK_HELD, LOCK_RELEASED = "none", "held", "released"
 
 
 class Interruption:
@@ -37,6 +39,10 @@ class Interruption:
         # flight and nothing is reported after it: the job's summary stays the last line.
         self._reporting = threading.Lock()
         self.canceller: threading.Thread | None = None
+        # What the job did that a stop leaves behind, told by the run as it goes: the last
+        # line says it (what the signal left of a running revision; the lock's state).
+        self.left: str | None = None
+        self.lock = NO_LOCK
 
     def install(self) -> None:
         """Handle SIGTERM and SIGINT from now on (main thread only)."""
@@ -48,11 +54,25 @@ class Interruption:
         """128 + the signal number, as shells and orchestrators expect."""
         return 128 + (self.signal_number or signal.SIGTERM)
 
-    def error(self) -> Interrupted:
-        """The error that ends the job after a signal."""
+    def error(self, gave_up_after: float | None = None) -> Interrupted:
+        """The error that ends the job after a signal, saying what it left; `gave_up_after`
+        seconds of waiting for the worker, when it did not stop (the server did not answer)."""
         name = signal.Signals(self.signal_number or signal.SIGTERM).name
-        return Interrupted(f"interrupted by {name}: stopped, rolled back and released the lock",
-                           self.exit_code)
+        if gave_up_after is not None:
+            return Interrupted(f"interrupted by {name}: gave up after {gave_up_after:g} s "
+                               "waiting for the server to stop the running statement; the "
+                               "server rolls its transaction back and frees the lock once it "
+                               "notices the job has gone", self.exit_code)
+        said = [f"interrupted by {name}: stopped"]
+        if self.lock == NO_LOCK:
+            said.append("it held no migration lock and changed nothing")
+        if self.left is not None:
+            said.append(self.left)
+        if self.lock == LOCK_RELEASED:
+            said.append("released the lock")
+        elif self.lock == LOCK_HELD:
+            said.append("the lock goes when the job's session closes")
+        return Interrupted("; ".join(said), self.exit_code)
 
     def sleep(self, seconds: float) -> None:
         """Sleep that a signal cuts short (raising Interrupted)."""

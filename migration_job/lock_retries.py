@@ -17,12 +17,12 @@ from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from migration_job.blocker_watch import BlockerWatch
 from migration_job.engines.blocking import describe_all
-from migration_job.errors import Blocked, DdlLockTimedOut
+from migration_job.errors import Blocked, DdlLockTimedOut, LockLost, first_line
 from migration_job.log import log
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
-    from migration_job.engines import Session
+    from migration_job.engines import MigrationLock
     from migration_job.engines.blocking import Blocker
     from migration_job.interruption import Interruption
 
@@ -45,22 +45,45 @@ def retry_delays(retries: int, jitter: Callable[[], float] = random.random) -> I
         yield ceiling * (0.5 + 0.5 * jitter())
 
 
-def with_lock_retries(attempt: Callable[[], Result], settings: Settings, session: Session,
+def with_lock_retries(attempt: Callable[[], Result], settings: Settings, lock: MigrationLock,
                       interruption: Interruption) -> Result:
     """`attempt()` (applying the pending revisions) with the DDL lock timeout and statement
-    timeout set on `session`, tried again while a revision hits the lock timeout."""
+    timeout set on the lock's session, tried again while a revision hits the lock timeout and
+    the lock is still held."""
     with ExitStack() as stack:
-        stack.enter_context(session.bounded_waits(settings.ddl_lock_timeout,
-                                                  settings.statement_timeout))
+        stack.enter_context(lock.session.bounded_waits(settings.ddl_lock_timeout,
+                                                       settings.statement_timeout))
         if settings.ddl_lock_timeout <= 0:
-            return attempt()
+            try:
+                return attempt()
+            except DdlLockTimedOut as timed_out:  # the database's own lock timeout
+                raise Blocked(f"{timed_out}; retry later, once the transaction holding the "
+                              "lock has ended (or set MIGRATE_DDL_LOCK_TIMEOUT to retry "
+                              "within the run)") from None
         watch = stack.enter_context(BlockerWatch(settings))
-        return retrying(attempt, settings, watch, interruption.sleep)
+        return retrying(attempt, settings, watch, interruption.sleep,
+                        lambda timed_out: still_held(lock, settings, timed_out))
+
+
+def still_held(lock: MigrationLock, settings: Settings, timed_out: DdlLockTimedOut) -> None:
+    """Raise LockLost unless the lock is still held: a revision may run again only under it.
+
+    env.py's own connection outlives the lock's session: without this, a revision would be
+    retried with no lock at all (the revision gate alone keeping two runners apart).
+    """
+    gone: tuple[type[Exception], ...] = (LockLost, *settings.engine.errors)
+    try:
+        lock.verify()
+    except gone as error:
+        raise LockLost(f"lost the migration lock ({first_line(error)}) before a retry: "
+                       f"{timed_out}; run the job again") from None
 
 
 def retrying(attempt: Callable[[], Result], settings: Settings, watch: Watch,
-             sleep: Callable[[float], None]) -> Result:
-    """`attempt()`, tried again after each DDL lock timeout until the retries run out."""
+             sleep: Callable[[float], None],
+             before_retry: Callable[[DdlLockTimedOut], None] = lambda _: None) -> Result:
+    """`attempt()`, tried again after each DDL lock timeout until the retries run out;
+    `before_retry` may stop it (the lock is gone)."""
     delays = retry_delays(settings.ddl_lock_retries)
     tries = 0
     while True:
@@ -68,6 +91,7 @@ def retrying(attempt: Callable[[], Result], settings: Settings, watch: Watch,
         try:
             return attempt()
         except DdlLockTimedOut as timed_out:
+            before_retry(timed_out)
             blockers = watch.take()
             delay = next(delays, None)
             if delay is None:

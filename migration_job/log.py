@@ -32,6 +32,8 @@ class EventLog:
         # Called with every event's name and fields, whatever its level (a fleet's tenant
         # process collects the revisions it applied).
         self.observers: list[Callable[[str, dict[str, Any]], None]] = []
+        # What the first line written carries (the job's version), then no line again.
+        self.first_line: tuple[str, dict[str, str]] | None = None
 
     def configure(self, *, log_format: str, level: str, secrets: tuple[str, ...]) -> None:
         """Apply the settings; called once the configuration is known."""
@@ -40,6 +42,11 @@ class EventLog:
         # Each secret also as JSON spells it, for the line-level pass over encoded lines.
         self.masker = Masker(form for secret in secrets if secret
                              for form in (secret, json.dumps(secret)[1:-1]))
+
+    def announce(self, prefix: str, **fields: str) -> None:
+        """Put `fields` (JSON) or `prefix: ` (text) on the first line written, whichever it is:
+        a configuration error stays the one line of its run."""
+        self.first_line = (prefix, fields)
 
     def scrub(self, text: str) -> str:
         """Mask every known secret in `text` (migration_job.masking says where)."""
@@ -66,6 +73,8 @@ class EventLog:
             observe(event, fields)
         if LEVELS[level] < self.threshold:
             return
+        prefix, announced = self.first_line or ("", {})
+        self.first_line = None
         now = time.time()
         millis = int(now % 1 * 1000)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{millis:03d}Z"
@@ -73,13 +82,15 @@ class EventLog:
             record = {"ts": stamp, "level": level.lower(), "event": event, **self.context,
                       "message": message}
             record.update(fields)
+            record.update(announced)
             # Scrubbed before encoding: JSON escapes quotes, backslashes, control characters
             # and non-ASCII letters, so a secret holding one no longer matches in the line.
             line = json.dumps(self.scrub_value(record))
         else:
             # Scrubbed before rstrip(), which would cut a secret's trailing blank and the match.
             tags = "".join(f"[{value}] " for value in self.context.values())
-            line = f"{stamp} {level:<7} {tags}{self.scrub(message)}"
+            lead = f"{prefix}: " if prefix else ""
+            line = f"{stamp} {level:<7} {tags}{lead}{self.scrub(message)}"
             if "traceback" in fields:
                 line += "\n" + self.scrub(str(fields["traceback"])).rstrip()
         # A second pass over the whole line, belt and braces.

@@ -19,25 +19,16 @@ from sqlalchemy.pool import NullPool
 
 from migration_job.applied_history import Recorder
 from migration_job.config import Settings
-from migration_job.engines import Engine, MigrationLock, sqlalchemy_url
+from migration_job.engines import MigrationLock, sqlalchemy_url
 from migration_job.engines.unfinished import UnfinishedLog, repair_advice
 from migration_job.env_drivers import driver_mismatch
-from migration_job.errors import (
-    DatabaseUnreachable,
-    DdlLockTimedOut,
-    HistoryError,
-    JobError,
-    LockLost,
-    MigrationFailed,
-    PermissionDenied,
-    UnfinishedRevision,
-    first_line,
-)
+from migration_job.errors import DdlLockTimedOut, HistoryError, JobError, first_line
 from migration_job.history import History
-from migration_job.implicit_commits import implicit_commits
+from migration_job.implicit_commits import JOB_OWN, implicit_commits
 from migration_job.interruption import Interruption
 from migration_job.log import log
 from migration_job.project import project_for
+from migration_job.revision_failure import failure, what_stays
 
 
 def job_environment(config: Config, scripts: ScriptDirectory,
@@ -104,7 +95,7 @@ class Progress:
             log.info("revision_applied",
                      f"{self.verb} {revision}: done in {duration_ms:.0f} ms",
                      revision=revision, direction=self.verb, duration_ms=round(duration_ms, 1))
-            self.running = None
+            self.running, self.committed = None, False
 
     @staticmethod
     def revision_of(step: MigrationStep) -> str:
@@ -143,7 +134,8 @@ def _gated_body(body: Any, context: MigrationContext, statement: str,
                 parameters: dict[str, int]) -> Any:
     def gated_body(*args: Any, **kwargs: Any) -> None:
         assert context.connection is not None
-        context.connection.execute(sqlalchemy.text(statement), parameters)
+        context.connection.execute(
+            sqlalchemy.text(statement).execution_options(**{JOB_OWN: True}), parameters)
         body(*args, **kwargs)
 
     return gated_body
@@ -159,10 +151,11 @@ def job_engine(settings: Settings) -> sqlalchemy.Engine:
 
 
 def apply(settings: Settings, history: History, destination: str, progress: Progress,
-          interruption: Interruption, lock: MigrationLock, **options: Any) -> None:
+          interruption: Interruption, lock: MigrationLock, removing: tuple[str, ...] = (),
+          **options: Any) -> None:
     """Upgrade (or downgrade or stamp, per progress.verb) to `destination` through the
     project's env.py; `options` go to Alembic's EnvironmentContext (purge=True for a stamp
-    that replaces the version table's revisions).
+    that replaces the version table's revisions, `removing` those it takes out).
 
     A connection is handed to env.py in config.attributes["connection"] (Alembic's cookbook
     pattern); an env.py that ignores it opens its own engine from sqlalchemy.url instead.
@@ -171,7 +164,9 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     config, scripts = history
     project = project_for(settings)
     unfinished = lock.session.unfinished_log(project)
-    recorder = Recorder(settings, project, progress.verb) if settings.record_history else None
+    progress.running, progress.committed = None, False  # a retry starts afresh
+    recorder = (Recorder(settings, project, progress.verb, removing)
+                if settings.record_history else None)
 
     # The same step lists alembic.command.upgrade/downgrade/stamp build, through Progress.
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
@@ -253,22 +248,21 @@ def offline_sql(history: History, starting_rev: str | None, destination: str,
 
 
 def run_alembic(settings: Settings, history: History, destination: str, progress: Progress,
-                interruption: Interruption, lock: MigrationLock, **options: Any) -> None:
+                interruption: Interruption, lock: MigrationLock, removing: tuple[str, ...] = (),
+                **options: Any) -> None:
     """Apply through Alembic (the lock is held), turning what it raises into contract errors."""
     try:
-        apply(settings, history, destination, progress, interruption, lock, **options)
-    except JobError:
-        raise
+        apply(settings, history, destination, progress, interruption, lock, removing,
+              **options)
     except CommandError as error:
         raise HistoryError(f"Alembic refused: {first_line(error)}") from None
     except Exception as error:
-        engine = settings.engine
-        if interruption.requested.is_set() and progress.running and not engine.transactional_ddl:
-            revision = progress.revision_of(progress.running)
-            log.error("revision_unfinished", f"revision {revision} was cut short by the signal; "
-                      f"this engine cannot roll back DDL, so part of it may be applied. "
-                      f"{repair_advice(revision)}", revision=revision)
+        if interruption.requested.is_set():
+            _note_interrupted(settings, progress, interruption)
+        if isinstance(error, JobError):
+            raise
         interruption.check()
+        engine = settings.engine
         if progress.running is None:
             mismatch = driver_mismatch(error, history.config)
             if mismatch is not None:
@@ -276,83 +270,27 @@ def run_alembic(settings: Settings, history: History, destination: str, progress
             # asyncpg lets the OS's errors through (refused, reset) unwrapped.
             if not isinstance(error, (DBAPIError, ConnectionError, *engine.errors)):
                 raise  # env.py itself is broken: a traceback helps more than a summary
-        failure = _failure(settings, error, progress, lock)
-        if isinstance(failure, DdlLockTimedOut) and not engine.transactional_ddl:
+        failed = failure(settings, error, progress, lock)
+        if isinstance(failed, DdlLockTimedOut) and not engine.transactional_ddl:
             # Nothing of it was committed: it may run again, not only after a repair.
             unfinished = lock.session.unfinished_log(project_for(settings))
             if unfinished is not None:
-                unfinished.clear(failure.revision)
-        raise failure from None
+                unfinished.clear(failed.revision)
+        raise failed from None
 
 
-def _database_error(engine: Engine, error: BaseException) -> BaseException:
-    """The driver's error behind what SQLAlchemy or Alembic raised, preferring a lost session.
-
-    A lost session can surface as a later complaint (SQLAlchemy's "Can't reconnect until
-    invalid transaction is rolled back" when Alembic leaves an autocommit block); the loss
-    itself is further down the chain of causes.
-    """
-    chain: list[BaseException] = []
-    seen: list[BaseException] = []
-    link: BaseException | None = error
-    while link is not None and link not in seen:
-        seen.append(link)
-        chain.append(link.orig if isinstance(link, DBAPIError) and link.orig else link)
-        link = link.__cause__ or link.__context__
-    return next((e for e in chain if engine.is_connection_lost(e)), chain[0])
-
-
-def _failure(settings: Settings, error: Exception, progress: Progress,
-             lock: MigrationLock) -> JobError:
-    engine = settings.engine
-    cause = _database_error(engine, error)
-    revision = progress.revision_of(progress.running) if progress.running else None
-    where = (f"revision {revision} ({progress.running.doc or 'no message'})"
-             if progress.running else "env.py, before any revision")
-    if engine.is_connection_lost(cause) and engine.transactional_ddl:
-        if _still_held(engine, lock):  # env.py's own connection (another driver) ended
-            rolled_back = "; the server rolled that revision back" if revision else ""
-            return DatabaseUnreachable(
-                f"lost the database connection that ran {where} ({first_line(cause)})"
-                f"{rolled_back}; run the job again")
-        # The revisions run on the session that holds the lock: losing one loses both.
-        return LockLost(
-            f"lost the migration lock: the database session holding it ended during {where} "
-            f"({first_line(cause)}); the server rolled that revision back; run the job again")
-    earlier = f"{len(progress.applied)} earlier revision(s) stay applied"
-    if revision is not None and engine.is_lock_timeout(cause) and not progress.committed:
-        return DdlLockTimedOut(
-            f"{where} waited longer than the DDL lock timeout "
-            f"({settings.ddl_lock_timeout:g} s) for a lock and was rolled back ({earlier})",
-            revision)
-    log.error("revision_failed", f"{where} failed: {first_line(cause)}", revision=revision,
-              error=first_line(cause))
-    if revision is not None and not engine.transactional_ddl:
-        return UnfinishedRevision(
-            f"{where} failed: {first_line(cause)}; this engine cannot roll back DDL, so part "
-            f"of it may be applied. {repair_advice(revision)}")
-    if engine.is_statement_timeout(cause):
-        return MigrationFailed(
-            f"{where} ran longer than the statement timeout ({settings.statement_timeout:g} s,"
-            f" MIGRATE_STATEMENT_TIMEOUT) and was cancelled: {first_line(cause)}; its "
-            f"transaction was rolled back ({earlier}); make the revision faster (or split "
-            "it), or raise MIGRATE_STATEMENT_TIMEOUT")
-    outside = ("; what it ran in an autocommit_block stays committed"
-               if progress.committed else "")
-    rolled_back = (f"{where} failed: {first_line(cause)}; its transaction was rolled back "
-                   f"({earlier}){outside}")
-    if engine.is_permission_denied(cause):
-        return PermissionDenied(f"{rolled_back}; grant the job's database role the privileges "
-                                "the migrations need, or run the job as the owner")
-    advice = engine.failure_advice(cause) or "fix the migration and deploy again"
-    return MigrationFailed(f"{rolled_back}; {advice}")
-
-
-def _still_held(engine: Engine, lock: MigrationLock) -> bool:
-    """Whether the job's session still holds the lock (after a connection was lost)."""
-    gone: tuple[type[Exception], ...] = (LockLost, *engine.errors)
-    try:
-        lock.verify()
-    except gone:
-        return False
-    return True
+def _note_interrupted(settings: Settings, progress: Progress,
+                      interruption: Interruption) -> None:
+    """Tell the interruption what the signal left of the running revision, for its last
+    line; on an engine without transactional DDL, say so at once."""
+    if progress.running is None:
+        return
+    revision = progress.revision_of(progress.running)
+    if settings.engine.transactional_ddl:
+        interruption.left = f"revision {revision}: {what_stays(progress)}"
+        return
+    interruption.left = (f"revision {revision} was cut short: this engine cannot roll back "
+                         f"DDL, so part of it may stay applied. {repair_advice(revision)}")
+    log.error("revision_unfinished", f"revision {revision} was cut short by the signal; "
+              f"this engine cannot roll back DDL, so part of it may be applied. "
+              f"{repair_advice(revision)}", revision=revision)

@@ -45,9 +45,11 @@ def pending(settings: Settings, interruption: Interruption) -> Pending:
     history = steps.load_history(settings)
     current: tuple[str, ...]
     if settings.from_revision is not None:
+        from migration_job.history import start_from
+
         # "base" is Alembic's name for an empty database, as `sql --from base` reads it.
-        start = () if settings.from_revision == "base" else (settings.from_revision,)
-        current, source = start, f"--from {settings.from_revision}"
+        current = start_from(history.scripts, settings.from_revision)
+        source = f"--from {settings.from_revision}"
     else:
         current = current_revisions(settings, interruption)
         source = f"the database ({steps.describe(current)})"

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from migration_job.errors import HistoryError, ReadOnlyDatabase, first_line
 from migration_job.history_access import read_before_changing
+from migration_job.interruption import LOCK_HELD, LOCK_RELEASED
 from migration_job.log import log
 from migration_job.project import Project, project_for
 from migration_job.skew import newer_database
@@ -41,7 +42,7 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
     project = project_for(settings)
     known = known_heads(settings, project)
     with connected(settings, interruption) as session:
-        current = session.revisions(project)
+        current = seen = session.revisions(project)
         fast = not awaits_repair(session, project)
         if fast and current == known.revisions:
             return at_known_head(current, known, "no lock needed")
@@ -65,24 +66,35 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
                 return at_target(before, "already at target, lock not needed")
         # With known heads, runners that find work pending wait for the lock before loading
         # Alembic, watching the version table: in a fleet, all but one see the work done and
-        # leave without taking the lock or loading Alembic.
+        # leave without taking the lock or loading Alembic. Not past an unfinished record:
+        # only the lock's holder may judge it (clear it, or refuse: exit 10).
         def done_by_another() -> bool:
             return session.revisions(project) == known.revisions
 
         with migration_lock(session, settings, project, interruption,
-                            needless=done_by_another if known.revisions else None) as lock:
+                            needless=done_by_another if known.revisions and fast else None,
+                            ) as lock:
             current = session.revisions(project)
             if lock is None:
                 return at_known_head(current, known, "another runner finished the upgrade")
             refuse_unfinished(session, project, current)
             if current == known.revisions:
-                return at_known_head(current, known, "another runner finished the upgrade")
+                return at_known_head(current, known, nothing_left(seen, current))
             history = history or load_history(settings)
             now = history.plan(current, settings.target)
             if now.at_target:
-                return at_target(now, "another runner finished the upgrade while we waited")
+                return at_target(now, nothing_left(seen, current))
             verify_applied(session, settings, project, history)
             return apply_plan(settings, history, now, interruption, lock)
+
+
+def nothing_left(seen: tuple[str, ...], current: tuple[str, ...]) -> str:
+    """Why a runner that took the lock has nothing to apply: another runner did it while
+    this one waited, or nothing was pending (it took the lock to judge an unfinished
+    record)."""
+    if current != seen:
+        return "another runner finished the upgrade while we waited"
+    return "nothing was pending"
 
 
 def upgrade_through_env(settings: Settings, interruption: Interruption) -> str:
@@ -143,7 +155,7 @@ def apply_plan(settings: Settings, history: History, now: Plan, interruption: In
              current=list(now.current), target=list(now.target), pending=list(now.pending))
     with_lock_retries(
         lambda: run_alembic(settings, history, settings.target, progress, interruption, lock),
-        settings, lock.session, interruption)
+        settings, lock, interruption)
     elapsed_ms = (time.monotonic() - started) * 1000
     summary = (f"upgraded {describe(now.current)} -> {describe(now.target)}: "
                f"{len(progress.applied)} revision(s) in {elapsed_ms:.0f} ms")
@@ -171,7 +183,7 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
             with_lock_retries(
                 lambda: run_alembic(settings, history, settings.target, progress,
                                     interruption, lock),
-                settings, lock.session, interruption)
+                settings, lock, interruption)
             now = session.revisions(project)
             summary = (f"downgraded {describe(current)} -> {describe(now)}: "
                        f"{len(progress.applied)} revision(s)")
@@ -197,11 +209,15 @@ def migration_lock(session: Session, settings: Settings, project: Project,
     session.refuse_shared_sessions(settings)
     lock = session.lock(settings.lock_key, project, sleep=interruption.sleep)
     held = lock.acquire(settings.lock_timeout, needless)
+    if held:
+        interruption.lock = LOCK_HELD
     try:
         yield lock if held else None
     finally:
         try:
             lock.release()
+            if held:
+                interruption.lock = LOCK_RELEASED
         except settings.engine.errors as error:
             log.warning("lock_release_failed", f"could not release the lock cleanly "
                         f"({first_line(error)}); closing the session releases it")

@@ -23,6 +23,8 @@ if TYPE_CHECKING:
 
 # A row whose outcome says its revision (and the file's checksum then) is in the database.
 IN_DATABASE = ("applied", "stamped")
+# One that says it is not any more: reverted by a downgrade, or removed by a stamp.
+OUT_OF_DATABASE = ("reverted", "removed")
 
 
 class Changed(NamedTuple):
@@ -38,13 +40,14 @@ def changed_revisions(recorded: Iterable[tuple[object, ...]],
 
     `recorded` is (revision, outcome, checksum) per history row, oldest first; `path_of`
     gives a revision's file (None when this project does not know it). A revision reverted
-    since it ran, a merge point's stamp, or one this project does not know is not compared.
+    (or removed by a stamp) since it ran, a merge point's stamp, or one this project does not
+    know is not compared.
     """
     latest: dict[str, str] = {}
     for revision, outcome, checksum in recorded:
         if outcome in IN_DATABASE and checksum:
             latest[str(revision)] = str(checksum)
-        elif outcome == "reverted":
+        elif outcome in OUT_OF_DATABASE:
             latest.pop(str(revision), None)
     changed = []
     for revision, checksum in latest.items():

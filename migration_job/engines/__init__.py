@@ -21,12 +21,35 @@ if TYPE_CHECKING:
     from migration_job.engines.unfinished import UnfinishedLog
     from migration_job.project import Project
 
-__all__ = ["APPLICATION_NAME", "Engine", "Holder", "MigrationLock", "Session", "engine_for",
+__all__ = ["Engine", "Holder", "MigrationLock", "Session", "application_name", "engine_for",
            "env_url", "job_url", "sqlalchemy_scheme", "sqlalchemy_url"]
 
+
+def _new_application_name() -> str:
+    return f"migration-job:{os.uname().nodename[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
+
+
 # Unique per process, so that a signal can find and cancel this job's statements on the server,
-# those of a project's own env.py engine included.
-APPLICATION_NAME = f"migration-job:{os.uname().nodename[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
+# those of a project's own env.py engine included, and who blocks them.
+_application_name = _new_application_name()
+
+
+def application_name() -> str:
+    """This process's name on the server (application_name, MySQL's program_name)."""
+    return _application_name
+
+
+def _rename_forked_child() -> None:
+    """A forked process (a fleet's target) gets a name of its own: with its parent's, its
+    signal would cancel its siblings' statements, and it would name their blockers as its own.
+    PGAPPNAME follows when the parent had set it (name_process)."""
+    global _application_name
+    parent, _application_name = _application_name, _new_application_name()
+    if os.environ.get("PGAPPNAME") == parent:
+        os.environ["PGAPPNAME"] = _application_name
+
+
+os.register_at_fork(after_in_child=_rename_forked_child)
 
 
 class Scheme(NamedTuple):
@@ -114,11 +137,11 @@ class Engine(Protocol):
     helps, a fix to the migration does not).
 
     cancel_own_statements(settings): from a new connection, cancel every statement of this
-    process (APPLICATION_NAME) that runs on the server, env.py's own connections included;
+    process (application_name()) that runs on the server, env.py's own connections included;
     return how many. Called from the signal handler's thread while the worker is blocked in a
     statement: after it, the blocked call raises and the transaction rolls back.
 
-    name_process(): make every connection this process opens carry APPLICATION_NAME, those that
+    name_process(): make every connection this process opens carry application_name(), those that
     env.py opens itself included (where the driver can be told so from outside).
 
     sqlalchemy_connect_args(): connect arguments for the SQLAlchemy engines the job creates.
@@ -126,8 +149,8 @@ class Engine(Protocol):
     check_url(url): raise ConfigError for a (normalised) URL this engine cannot migrate.
 
     is_lock_timeout(error): whether a statement gave up waiting for a lock because of the
-    DDL lock timeout (Session.bounded_waits): the revision is retried (lock_retries.py), and
-    after the last try the job exits 9.
+    DDL lock timeout (Session.bounded_waits), or of the database's own when the job sets none:
+    the revision is retried (lock_retries.py), and after the last try the job exits 9.
 
     is_statement_timeout(error): whether the statement timeout (not a signal's cancel) ended
     a statement: exit 6, saying so.

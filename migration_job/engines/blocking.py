@@ -17,6 +17,11 @@ class Blocker(NamedTuple):
     transaction_age_s: float | None
     # The first line of its current (or, when idle in a transaction, last) statement.
     query: str
+    # Whether the job's statement waits for this transaction to end rather than for a lock on
+    # a table (CREATE INDEX CONCURRENTLY waiting for older transactions, on PostgreSQL).
+    transaction_wait: bool = False
+    # What `pid` is on this server: a process id, or (MySQL, MariaDB) a connection id.
+    id_label: str = "pid"
 
     def describe(self) -> str:
         """One human line."""
@@ -25,11 +30,12 @@ class Blocker(NamedTuple):
         age = ("" if self.transaction_age_s is None
                else f", in a transaction for {self.transaction_age_s:.0f} s")
         query = f", query: {self.query}" if self.query else ""
-        return f"pid {self.pid} ({name}) from {where}{age}{query}"
+        return f"{self.id_label} {self.pid} ({name}) from {where}{age}{query}"
 
     def fields(self) -> dict[str, object]:
-        """For the JSON log."""
-        return {"pid": self.pid, "application_name": self.application_name,
+        """For the JSON log: the id under its label's name (pid, connection_id)."""
+        return {self.id_label.replace(" ", "_"): self.pid,
+                "application_name": self.application_name,
                 "client_addr": self.client_addr,
                 "transaction_age_s": None if self.transaction_age_s is None
                 else round(self.transaction_age_s, 1), "query": self.query}

@@ -23,13 +23,21 @@ class Holder(NamedTuple):
     client_addr: str | None
     backend_start: str
     state: str
+    # What `pid` is on this server: a process id, or (MySQL, MariaDB) a connection id.
+    id_label: str = "pid"
 
     def describe(self) -> str:
         """One human line."""
         where = self.client_addr or "local socket"
         name = self.application_name or "(no application_name)"
         since = f"connected since {self.backend_start}, " if self.backend_start else ""
-        return f"pid {self.pid} ({name}) from {where}, {since}{self.state}"
+        return f"{self.id_label} {self.pid} ({name}) from {where}, {since}{self.state}"
+
+    def fields(self) -> dict[str, object]:
+        """For the JSON log: the id under its label's name (pid, connection_id)."""
+        fields: dict[str, object] = {self.id_label.replace(" ", "_"): self.pid}
+        fields.update((k, v) for k, v in self._asdict().items() if k not in ("pid", "id_label"))
+        return fields
 
 
 def derive_lock_key(database: str, schema: str, version_table: str) -> int:
@@ -90,7 +98,7 @@ class PolledLock(ABC):
                 log.info("waiting_for_lock",
                          f"waiting for the migration lock (key {self.key}), held by {who}",
                          lock_key=self.key, waited_s=round(now - started, 1),
-                         holder=holder._asdict() if holder else None)
+                         holder=holder.fields() if holder else None)
                 next_report = now + REPORT_EVERY_S
             if now - started >= timeout:
                 holder = holder or self.holder()

@@ -3,102 +3,35 @@
 What differs from PostgreSQL: DDL is not transactional (each statement commits on its own),
 so each revision is recorded before it starts (mysql_unfinished.py) and a revision that did
 not finish stops the next run (exit 10); the lock is a named lock (mysql_lock.py); a signal
-stops a running statement with KILL QUERY from a second session.
+stops a running statement with KILL QUERY from a second session. No wait for the server's
+reply is without end (mysql_connection.py).
 """
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pymysql
-from pymysql.connections import Connection
-from pymysql.constants import CLIENT
 
-from migration_job.engines import APPLICATION_NAME, mysql_errors
+from migration_job.engines import application_name, mysql_errors
 from migration_job.engines.locking import derive_lock_key
+from migration_job.engines.mysql_connection import (
+    CANCEL_TIMEOUT_S,
+    OPEN,
+    REPLY_TIMEOUT_S,
+    LendableConnection,
+    connect,
+)
 from migration_job.engines.mysql_lock import NamedLock
 from migration_job.engines.mysql_unfinished import MysqlUnfinishedLog
-from migration_job.errors import ConfigError
+from migration_job.engines.mysql_url import check_url
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
     from migration_job.project import Project
-
-DEFAULT_PORT = 3306
-# URL query parameters the job passes on to PyMySQL (SQLAlchemy's pymysql dialect takes the
-# same ones), and how to read each.
-QUERY_PARAMETERS: dict[str, Callable[[str], object]] = {
-    "charset": str,
-    "unix_socket": str,
-    "ssl_ca": str,
-    "ssl_cert": str,
-    "ssl_key": str,
-    "ssl_verify_cert": lambda value: value.lower() in ("1", "true", "yes"),
-    "ssl_verify_identity": lambda value: value.lower() in ("1", "true", "yes"),
-}
-if TYPE_CHECKING:
-    PyMySQLConnection = Connection[Any]
-else:
-    PyMySQLConnection = Connection  # generic only in its type stubs
-# Every PyMySQL connection this process opened and has not closed: what a signal interrupts.
-OPEN: weakref.WeakSet[LendableConnection] = weakref.WeakSet()
-
-
-class LendableConnection(PyMySQLConnection):
-    """A PyMySQL session that SQLAlchemy may borrow without closing it (see postgres.py)."""
-
-    lendable = False
-
-    def close(self) -> None:
-        """Close, unless lent out to SQLAlchemy; closing a closed session does nothing."""
-        if self.lendable:
-            return
-        OPEN.discard(self)
-        if self.open:
-            super().close()
-
-
-def connect_arguments(url: str) -> dict[str, Any]:
-    """PyMySQL's arguments for a (normalised) mysql:// or mariadb:// URL."""
-    parts = urlsplit(url)
-    arguments: dict[str, Any] = {
-        "host": parts.hostname or "localhost",
-        "port": parts.port or DEFAULT_PORT,
-        "user": unquote(parts.username) if parts.username else None,
-        "password": unquote(parts.password) if parts.password else "",
-        "database": unquote(parts.path.lstrip("/")) or None,
-    }
-    for name, value in parse_qsl(parts.query, keep_blank_values=True):
-        arguments[name] = QUERY_PARAMETERS[name](value)
-    return arguments
-
-
-def connect(settings: Settings, *, timeout: float | None = None) -> LendableConnection:
-    """Open an autocommit session named after this process (where the server records it).
-
-    FOUND_ROWS as SQLAlchemy sets it: Alembic checks that its version-table UPDATE matched
-    one row.
-    """
-    assert settings.database_url is not None
-    try:
-        session = LendableConnection(
-            **connect_arguments(settings.database_url), autocommit=True,
-            connect_timeout=max(1, int(timeout + 0.999)) if timeout is not None else 10,
-            program_name=APPLICATION_NAME, client_flag=CLIENT.FOUND_ROWS)
-    except RuntimeError as error:
-        if "cryptography" not in str(error):
-            raise
-        raise pymysql.err.OperationalError(
-            mysql_errors.NEEDS_RSA, "the server asks for sha256_password or "
-            "caching_sha2_password authentication over a connection without TLS, which needs "
-            "the 'cryptography' package that the image leaves out") from None
-    OPEN.add(session)
-    return session
 
 
 class MysqlSession:
@@ -127,8 +60,10 @@ class MysqlSession:
         return major * 10_000 + minor * 100 + patch
 
     def ping(self) -> None:
-        """Run a trivial query."""
-        self._one("SELECT 1")
+        """Run a trivial query, answered within the connect's timeout (the wait's proof
+        that the server answers: it must not outlast the wait's attempt)."""
+        with self.connection.answered_within(self.connection.handshake_timeout):
+            self._one("SELECT 1")
 
     def describe(self) -> str:
         """host:port/database of the session, without credentials."""
@@ -241,8 +176,10 @@ class MysqlEngine:
     transactional_ddl = False
 
     def connect(self, settings: Settings, timeout: float | None = None) -> MysqlSession:
-        """Open an autocommit session."""
-        return MysqlSession(connect(settings, timeout=timeout))
+        """Open an autocommit session: connected and pinged within `timeout`, its other
+        statements answered within the wait timeout (at least REPLY_TIMEOUT_S)."""
+        replies = max(settings.wait_timeout, REPLY_TIMEOUT_S)
+        return MysqlSession(connect(settings, timeout=timeout, reply_timeout=replies))
 
     def is_transient(self, error: BaseException) -> bool:
         """See mysql_errors.is_transient."""
@@ -265,7 +202,7 @@ class MysqlEngine:
         ids = sorted(_thread_id(c) for c in list(OPEN) if c.open)
         if not ids:
             return 0
-        session = connect(settings, timeout=3)
+        session = connect(settings, timeout=CANCEL_TIMEOUT_S)
         try:
             with session.cursor() as cursor:
                 cursor.execute("SELECT ID FROM information_schema.PROCESSLIST WHERE ID IN %s "
@@ -278,19 +215,23 @@ class MysqlEngine:
         return len(running)
 
     def name_process(self) -> None:
-        """The job's own sessions carry APPLICATION_NAME as their program_name attribute;
-        MySQL has no variable that names the connections env.py opens itself."""
+        """PyMySQL answers to the name MySQLdb too (mysqlclient's module, which SQLAlchemy
+        loads for a bare mysql:// or mariadb:// and for +mysqldb, as the tutorial writes
+        them): an env.py that builds its engine from DATABASE_URL itself then connects
+        through PyMySQL, which the job answers with the lock's session (mysql_handover.py).
+
+        The job's own sessions carry application_name() as their program_name attribute;
+        MySQL has no variable that names the connections env.py opens itself.
+        """
+        pymysql.install_as_MySQLdb()
 
     def sqlalchemy_connect_args(self) -> dict[str, object]:
         """PyMySQL's connect arguments for the job's SQLAlchemy engines."""
-        return {"program_name": APPLICATION_NAME}
+        return {"program_name": application_name()}
 
     def check_url(self, url: str) -> None:
-        """Only the query parameters the job knows how to pass on."""
-        for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True):
-            if name not in QUERY_PARAMETERS:
-                raise ConfigError(f"DATABASE_URL parameter {name!r} is not supported for "
-                                  f"MySQL/MariaDB; supported: {', '.join(QUERY_PARAMETERS)}")
+        """See mysql_url.check_url."""
+        check_url(url)
 
     def is_lock_timeout(self, error: BaseException) -> bool:
         """See mysql_errors.is_lock_timeout."""

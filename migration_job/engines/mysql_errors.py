@@ -16,6 +16,8 @@ PERMANENT = {
     1044: "grant the job's user access to the database (or fix the database name in the URL)",
     1045: "check the user and password in DATABASE_URL",
     1049: "create the database first, or fix its name in DATABASE_URL",
+    1115: "the server does not know the character set DATABASE_URL's charset= names; use "
+          "utf8mb4, or leave it out",
     1129: "the server blocked this host after too many connection errors; run "
           "`mariadb-admin flush-hosts` (or FLUSH HOSTS) on the server",
     1130: "the server does not let this user connect from the job's host; grant it access",
@@ -25,6 +27,9 @@ PERMANENT = {
                "mysql_native_password, or add PyMySQL[rsa] (cryptography) to a derived image",
     3159: "the server requires TLS: add ssl_ca=... (and ssl_verify_cert=true) to DATABASE_URL",
 }
+# PyMySQL's "Lost connection" (a read failed) and "gone away" (a write failed).
+SERVER_LOST = 2013
+SERVER_GONE = 2006
 # The session is gone: gone away, lost mid-query, killed, server shutting down.
 CONNECTION_LOST = {1053, 1927, 2006, 2013, 2055, 4031}
 # A statement lacked a privilege.
@@ -83,3 +88,20 @@ def is_statement_timeout(error: BaseException) -> bool:
 def failure_advice(error: BaseException) -> str | None:
     """For a revision another session blocked, what to do instead of fixing the migration."""
     return LOCK_WAIT_ADVICE if code(error) in LOCK_WAIT else None
+
+
+class NoReply(pymysql.err.OperationalError):
+    """The server did not answer within the job's bound; PyMySQL closed the session."""
+
+
+def is_no_reply(error: BaseException) -> bool:
+    """Whether PyMySQL gave up on a reply (or a write) because its timeout passed."""
+    return isinstance(error, NoReply) or (code(error) in (SERVER_LOST, SERVER_GONE)
+                                          and isinstance(error.__context__, TimeoutError))
+
+
+def no_reply(seconds: float | None, what: str) -> NoReply:
+    """The lost session, saying that the server did not answer `what` within `seconds`."""
+    within = f" within {round(seconds, 1):g} s" if seconds is not None else ""
+    return NoReply(SERVER_LOST, f"the server did not answer {what}{within} (timed out: it is "
+                   "frozen or overloaded, or what listens there is not a MySQL server)")

@@ -1,7 +1,8 @@
 """The revisions run on the very session that holds the migration lock (MySQL/MariaDB).
 
 As on PostgreSQL (postgres_handover.py): SQLAlchemy's `do_connect` event answers every PyMySQL
-connection to the job's database with the lock's session. While lent, the session leaves
+connection to the job's database with the lock's session (those of SQLAlchemy's mysqldb
+driver included, which PyMySQL serves under MySQLdb's name). While lent, the session leaves
 autocommit mode, so that each revision's statements (those MySQL can roll back) form one
 transaction that SQLAlchemy commits or rolls back.
 """
@@ -17,7 +18,7 @@ from pymysql.constants import SERVER_STATUS
 from sqlalchemy.engine import Dialect
 
 from migration_job.engines.lending import lent, reaches
-from migration_job.engines.mysql import LendableConnection
+from migration_job.engines.mysql_connection import LendableConnection
 
 # Connect arguments the job or env.py may add that do not change which database is reached.
 NEUTRAL_ARGUMENTS = ("program_name", "connect_timeout", "client_flag", "charset")
@@ -36,7 +37,9 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
     def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         # Lent again only while idle: env.py may ignore the connection the job handed it
         # (config.attributes) and open its own, but never two transactions at once.
-        if dialect.driver != "pymysql" or not session.open or in_transaction(session):
+        # PyMySQL under its own name, or under MySQLdb's (MysqlEngine.name_process).
+        if (dialect.loaded_dbapi.__name__ != "pymysql" or not session.open
+                or in_transaction(session)):
             return None
         if not reaches(url, dialect, cargs, cparams, NEUTRAL_ARGUMENTS):
             return None
@@ -45,7 +48,11 @@ def lent_to_sqlalchemy(session: LendableConnection, url: str) -> Iterator[None]:
             session.autocommit(False)
         return session
 
-    with lent(session, {"do_connect": borrow}, lambda: _take_back(session)):
+    # A revision's statement may legitimately run for hours: its reply is awaited as long as
+    # it takes (the server's lock_wait_timeout and max_statement_time bound it; a signal
+    # cancels it). The job's own bound comes back with the session.
+    with (session.answered_within(None),
+          lent(session, {"do_connect": borrow}, lambda: _take_back(session))):
         yield
 
 

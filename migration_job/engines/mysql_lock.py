@@ -14,8 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
+from migration_job.engines import mysql_errors
 from migration_job.engines.locking import Holder, PolledLock
-from migration_job.errors import LockLost, PoolerNotSupported
+from migration_job.engines.mysql_connection import CONNECTION_ID
+from migration_job.errors import LockLost, LockTimeout, PoolerNotSupported
 
 if TYPE_CHECKING:
     from migration_job.engines.mysql import MysqlSession
@@ -39,6 +41,20 @@ class NamedLock(PolledLock):
         super().__init__(key, sleep)
         self.session = session
         self.name = lock_name(key)
+
+    def acquire(self, timeout: float, needless: Callable[[], bool] | None = None) -> bool:
+        """PolledLock.acquire, with each reply awaited only until the lock timeout ends
+        (at least MIN_REPLY_S): a server that stops answering is a lock not acquired in
+        time (exit 5), not a wait without end."""
+        try:
+            with self.session.connection.answered_by(time.monotonic() + timeout):
+                return super().acquire(timeout, needless)
+        except pymysql.err.OperationalError as error:
+            if not mysql_errors.is_no_reply(error):
+                raise
+            raise LockTimeout(f"migration lock (key {self.key}) not acquired within "
+                              f"{timeout:g}s: {error.args[1]}; retry when the server answers "
+                              "again, or raise MIGRATE_LOCK_TIMEOUT") from None
 
     def _one(self, query: str, *parameters: Any) -> Any:
         with self.session.connection.cursor() as cursor:
@@ -83,11 +99,13 @@ class NamedLock(PolledLock):
         if row is None:
             return Holder(pid=int(holder_id), application_name=self._program(holder_id),
                           client_addr=None, backend_start="",
-                          state="details hidden (the job's user lacks the PROCESS privilege)")
+                          state="details hidden (the job's user lacks the PROCESS privilege)",
+                          id_label=CONNECTION_ID)
         user, host, command, seconds, state = row
         return Holder(pid=int(holder_id), application_name=self._program(holder_id) or user,
                       client_addr=host, backend_start="",
-                      state=f"{command.lower()} for {seconds}s" + (f" ({state})" if state else ""))
+                      state=f"{command.lower()} for {seconds}s" + (f" ({state})" if state else ""),
+                      id_label=CONNECTION_ID)
 
     def _program(self, holder_id: int) -> str:
         """The holder's program name, where the server keeps connection attributes."""

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 import pymysql
 
 from migration_job.engines.blocking import Blocker, query_line
-from migration_job.engines.mysql import OPEN, LendableConnection
+from migration_job.engines.mysql_connection import CONNECTION_ID, OPEN, LendableConnection
 
 WAITING_FOR_TABLE = "Waiting for table metadata lock"
 
@@ -77,5 +77,6 @@ def blockers(connection: LendableConnection) -> tuple[Blocker, ...]:
         rows = cursor.fetchall()
     return tuple(Blocker(pid=int(row[0]), application_name=f"user {row[1]}",
                          client_addr=str(row[2]).rsplit(":", 1)[0] or None,
-                         transaction_age_s=float(row[3]), query=query_line(row[4]))
+                         transaction_age_s=float(row[3]), query=query_line(row[4]),
+                         id_label=CONNECTION_ID)
                  for row in rows)

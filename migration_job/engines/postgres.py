@@ -11,7 +11,7 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
-from migration_job.engines import APPLICATION_NAME, postgres_errors
+from migration_job.engines import application_name, postgres_errors
 from migration_job.engines.postgres_lock import PostgresAdvisoryLock, lock_key_for
 from migration_job.engines.postgres_pooling import refuse_shared_sessions
 
@@ -46,7 +46,7 @@ def connect(settings: Settings, *, timeout: float | None = None) -> LendableConn
     Nothing goes in the startup packet but libpq's usual parameters and application_name:
     poolers such as PgBouncer reject others (`options`) with their stock settings.
     """
-    kwargs: dict[str, Any] = {"application_name": APPLICATION_NAME,
+    kwargs: dict[str, Any] = {"application_name": application_name(),
                               "connection_factory": LendableConnection}
     if timeout is not None:
         # libpq's connect_timeout is whole seconds, minimum 2.
@@ -207,7 +207,7 @@ class PostgresEngine:
                 cursor.execute(
                     "SELECT count(pg_cancel_backend(pid)) FROM pg_stat_activity "
                     "WHERE application_name = %s AND pid <> pg_backend_pid() "
-                    "AND state = 'active'", (APPLICATION_NAME,))
+                    "AND state = 'active'", (application_name(),))
                 row = cursor.fetchone()
         finally:
             session.close()
@@ -215,11 +215,11 @@ class PostgresEngine:
 
     def name_process(self) -> None:
         """libpq reads PGAPPNAME for every connection, env.py's own engine's too."""
-        os.environ["PGAPPNAME"] = APPLICATION_NAME
+        os.environ["PGAPPNAME"] = application_name()
 
     def sqlalchemy_connect_args(self) -> dict[str, object]:
         """psycopg2's connect arguments for the job's SQLAlchemy engines."""
-        return {"application_name": APPLICATION_NAME}
+        return {"application_name": application_name()}
 
     def check_url(self, url: str) -> None:
         """Every PostgreSQL URL that parses names a database the job can migrate."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from migration_job.engines import APPLICATION_NAME
+from migration_job.engines import application_name
 from migration_job.errors import ConfigError
 
 # libpq's sslmode values; asyncpg takes the same words as `ssl=`.
@@ -48,9 +48,9 @@ def name_connection(driver: str, cparams: dict[str, Any]) -> None:
     it; asyncpg reads neither."""
     if driver == "asyncpg":
         cparams["server_settings"] = {**(cparams.get("server_settings") or {}),
-                                      "application_name": APPLICATION_NAME}
+                                      "application_name": application_name()}
     elif driver in ("psycopg", "psycopg2"):
-        cparams["application_name"] = APPLICATION_NAME
+        cparams["application_name"] = application_name()
 
 
 

@@ -13,19 +13,22 @@ from contextlib import contextmanager
 
 import psycopg2
 
-from migration_job.engines import APPLICATION_NAME
+from migration_job.engines import application_name
 from migration_job.engines.blocking import Blocker, query_line
 from migration_job.engines.postgres import LendableConnection
 
-# The sessions that hold (or queue ahead for) the locks this process's statements wait for;
-# pg_blocking_pids only for statements that wait for a lock, as it locks the lock manager.
+# The sessions that hold (or queue ahead for) the locks this process's statements wait for,
+# in the database the asking session is in (a fleet's target); pg_blocking_pids only for
+# statements that wait for a lock, as it locks the lock manager.
 BLOCKERS = (
     "SELECT DISTINCT b.pid, coalesce(b.application_name, ''), host(b.client_addr), "
-    "extract(epoch FROM clock_timestamp() - b.xact_start)::float8, coalesce(b.query, '') "
+    "extract(epoch FROM clock_timestamp() - b.xact_start)::float8, coalesce(b.query, ''), "
+    "w.wait_event = 'virtualxid' "
     "FROM pg_stat_activity w "
     "CROSS JOIN LATERAL unnest(pg_blocking_pids(w.pid)) AS blocking(pid) "
     "JOIN pg_stat_activity b ON b.pid = blocking.pid "
-    "WHERE w.application_name = %s AND w.wait_event_type = 'Lock' ORDER BY b.pid")
+    "WHERE w.application_name = %s AND w.datname = current_database() "
+    "AND w.wait_event_type = 'Lock' ORDER BY b.pid")
 
 
 def server_milliseconds(seconds: float) -> str:
@@ -43,11 +46,22 @@ def revision_settings(lock_timeout: float, statement_timeout: float) -> dict[str
 
 @contextmanager
 def bounded_waits(connection: LendableConnection, settings: dict[str, str]) -> Iterator[None]:
-    """Within the block, the session's statements are bounded by `settings`; afterwards the
-    session's own values are back. One round trip each way, paid only when revisions run."""
-    if not settings:
-        yield
-        return
+    """Within the block, the session's statements are bounded by `settings` (a statement that
+    runs CONCURRENTLY waits without the lock timeout: postgres_concurrently.py); afterwards
+    the session's own values are back. One round trip each way, paid only when revisions
+    run."""
+    from migration_job.engines.postgres_concurrently import concurrent_statements
+
+    with concurrent_statements(settings.get("lock_timeout")):
+        if not settings:
+            yield
+            return
+        with _bounded(connection, settings):
+            yield
+
+
+@contextmanager
+def _bounded(connection: LendableConnection, settings: dict[str, str]) -> Iterator[None]:
     names = list(settings)
     with connection.cursor() as cursor:
         # Evaluated left to right: the old values are read before they are replaced.
@@ -78,7 +92,8 @@ def _restore(connection: LendableConnection, settings: dict[str, str]) -> None:
 def blockers(connection: LendableConnection) -> tuple[Blocker, ...]:
     """The sessions that hold the locks this process's statements wait for."""
     with connection.cursor() as cursor:
-        cursor.execute(BLOCKERS, (APPLICATION_NAME,))
+        cursor.execute(BLOCKERS, (application_name(),))
         rows = cursor.fetchall()
     return tuple(Blocker(pid=int(row[0]), application_name=str(row[1]), client_addr=row[2],
-                         transaction_age_s=row[3], query=query_line(row[4])) for row in rows)
+                         transaction_age_s=row[3], query=query_line(row[4]),
+                         transaction_wait=bool(row[5])) for row in rows)

@@ -3,19 +3,29 @@
 A SQLite database is a file: there is no server to wait for, only a directory (a volume that
 is not mounted yet), and no server-side lock, so the migration lock is an operating-system
 file lock beside the database (sqlite_lock.py), which serialises runners on one host only.
+The URL names the file as SQLAlchemy reads it (sqlite_url.py): the job's connection and
+every one SQLAlchemy opens for the revisions reach the same file.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from migration_job.engines.locking import derive_lock_key
+from migration_job.engines.sqlite_connection import (
+    OPEN,
+    LendableConnection,
+    connect,
+    empty_stand_in,
+    is_busy,
+    opened_file,
+)
 from migration_job.engines.sqlite_lock import FileLock
+from migration_job.engines.sqlite_url import connect_target
 from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -31,68 +41,31 @@ IN_MEMORY = ("DATABASE_URL names an in-memory SQLite database, which a migration
              "sqlite:////absolute/path.db")
 # Errors that waiting will not fix, and what to do about each: fail at once (exit 4).
 PERMANENT = {
-    "not writable": "let the job's user write to the database's directory (SQLite writes its "
-                    "journal beside the file)",
+    "mounted read-only": "remount it read-write, or point DATABASE_URL at a writable volume",
+    "cannot write the database file": "give the job's user write permission on the file "
+                                      "(chown or chmod)",
+    "cannot write the database's directory": "let the job's user write to the database's "
+                                             "directory (SQLite writes its journal beside the "
+                                             "file)",
     "unable to open database file": "check that the path names a file the job's user can "
                                     "create and write, not a directory",
     "file is not a database": "DATABASE_URL points at a file that is not a SQLite database",
     "not a directory": "a part of the database's path is a file, not a directory",
 }
-# Every sqlite3 connection this process opened and has not closed: what a signal interrupts.
-OPEN: weakref.WeakSet[LendableConnection] = weakref.WeakSet()
-
-
-class DirectoryMissing(sqlite3.OperationalError):
-    """The database's directory does not exist (yet): a volume not mounted yet is waited for."""
-
-
-class LendableConnection(sqlite3.Connection):
-    """A sqlite3 connection that SQLAlchemy may borrow without closing it (see postgres.py)."""
-
-    lendable = False
-    closed = False
-
-    def close(self) -> None:
-        """Close, unless lent out to SQLAlchemy."""
-        if not self.lendable:
-            self.closed = True
-            OPEN.discard(self)
-            super().close()
-
-
-def database_path(url: str | None) -> str:
-    """The absolute file a sqlite:/// URL names (relative paths from the working directory)."""
-    rest = (url or "").split("://", 1)[-1].split("?", 1)[0]
-    return os.path.abspath(rest[1:]) if rest.startswith("/") and rest[1:] else ""
-
-
-def connect(path: str, busy_timeout: float) -> LendableConnection:
-    """Open the file in autocommit mode; the directory must exist and be writable.
-
-    A statement waits up to `busy_timeout` for another connection's SQLite lock (a waiting
-    runner's read while the holder commits, or the application's writes), then fails with
-    "database is locked".
-    """
-    directory = os.path.dirname(path)
-    if not os.path.isdir(directory):
-        if os.path.exists(directory):
-            raise sqlite3.OperationalError(f"{directory} is not a directory")
-        raise DirectoryMissing(f"the database's directory {directory} does not exist (yet)")
-    if not os.access(directory, os.W_OK | os.X_OK):
-        raise sqlite3.OperationalError(f"the database's directory {directory} is not writable")
-    session = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None,
-                              check_same_thread=False, factory=LendableConnection)
-    assert isinstance(session, LendableConnection)
-    OPEN.add(session)
-    return session
+# The commands that only read: they never create the database file, and a file or directory
+# they cannot write does not stop them. Every other command may write, and creates the file.
+READING = ("wait", "status", "check", "sql", "plan", "lint", "history")
 
 
 class SqliteSession:
     """A sqlite3 connection of the job's (see engines.Session for the contract)."""
 
-    def __init__(self, path: str, connection: LendableConnection) -> None:
+    def __init__(self, path: str, connection: LendableConnection, absent: bool = False) -> None:
         self.path = path
         self.connection = connection
+        # The file does not exist and this command must not create it: the connection is an
+        # empty in-memory stand-in (what SQLite would find in a new file).
+        self.absent = absent
         self.file_lock: FileLock | None = None
 
     @property
@@ -107,7 +80,7 @@ class SqliteSession:
 
     def describe(self) -> str:
         """The database file."""
-        return f"sqlite file {self.path}"
+        return f"sqlite file {self.path}" + (" (not created yet)" if self.absent else "")
 
     def revisions(self, project: Project) -> tuple[str, ...]:
         """The revisions recorded in the version table; empty when it does not exist yet."""
@@ -128,9 +101,8 @@ class SqliteSession:
             f"SELECT {', '.join(map(_quote, columns))} FROM {quoted_schema}.{_quote(name)}"))
 
     def read_only_reason(self) -> str | None:
-        """Why this session cannot write (a read-only file), else None."""
-        if os.path.exists(self.path) and not os.access(self.path, os.W_OK):
-            return "the database file is not writable by the job's user"
+        """None: connect already refused a file or directory the job cannot write (exit 4,
+        saying which); a change since then fails the first write as permission denied."""
         return None
 
     def prepare_for_migrations(self) -> None:
@@ -176,6 +148,16 @@ class SqliteSession:
         self.connection.close()
 
 
+def _same_file(connection: LendableConnection, path: str) -> str:
+    """The file SQLite opened, which must be the one the URL names as SQLAlchemy reads it."""
+    opened = opened_file(connection)
+    if opened != os.path.realpath(path):
+        connection.close()
+        raise ConfigError(f"DATABASE_URL names {path}, but SQLite opened {opened or 'none'}; "
+                          "write the path as sqlite:////absolute/path.db")
+    return opened
+
+
 def _quote(name: str) -> str:
     # Backquotes, not double quotes: SQLite reads a double-quoted name that is no column as a
     # string, so a renamed column would read as its own name instead of failing.
@@ -194,9 +176,19 @@ class SqliteEngine:
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def connect(self, settings: Settings, timeout: float | None = None) -> SqliteSession:
-        """Open an autocommit connection to the file (created by its first write)."""
-        path = database_path(settings.database_url)
-        return SqliteSession(path, connect(path, max(1.0, settings.lock_timeout)))
+        """Open an autocommit connection to the file SQLAlchemy would open: created when the
+        command writes; when it only reads, a missing file stays missing (an empty stand-in)."""
+        target = connect_target(settings.database_url or "")
+        path = target.path
+        assert path is not None, "check_url refuses an in-memory database"
+        reads = settings.command in READING
+        if reads and os.path.isdir(os.path.dirname(path)) and not os.path.lexists(path):
+            from migration_job.engines.sqlite_handover import never_created
+
+            never_created(path)
+            return SqliteSession(path, empty_stand_in(), absent=True)
+        connection = connect(target, max(1.0, settings.lock_timeout), writes=not reads)
+        return SqliteSession(_same_file(connection, path), connection)
 
     def is_transient(self, error: BaseException) -> bool:
         """A missing directory, a busy database: worth waiting for."""
@@ -231,9 +223,9 @@ class SqliteEngine:
         return {}
 
     def check_url(self, url: str) -> None:
-        """An in-memory database (sqlite://, :memory:) cannot be migrated by a job."""
-        path = database_path(url)
-        if not path or path.endswith(":memory:") or "mode=memory" in url:
+        """A URL SQLAlchemy would read differently from the job, or that names an in-memory
+        database (sqlite://, :memory:, mode=memory), which a job cannot migrate."""
+        if connect_target(url).path is None:
             raise ConfigError(IN_MEMORY)
 
     def is_lock_timeout(self, error: BaseException) -> bool:
@@ -246,8 +238,7 @@ class SqliteEngine:
 
     def failure_advice(self, error: BaseException) -> str | None:
         """A database locked by another writer is no fault of the migration's."""
-        text = str(error).lower()
-        return BUSY if "database is locked" in text or "database is busy" in text else None
+        return BUSY if is_busy(error) else None
 
 
 ENGINE = SqliteEngine()

@@ -3,11 +3,17 @@
 As on PostgreSQL (postgres_handover.py), SQLAlchemy's `do_connect` event answers every
 connection to the job's database file with the job's connection, so that a signal's
 interrupt() reaches the running statement and the lock's connection is the one that writes.
+"The job's file" is decided by the file each side opens, read by one rule (sqlite_url.py),
+never by how the URL spells it.
 
 The connection stays in sqlite3's autocommit mode (isolation_level None) and SQLAlchemy's
 `begin` event emits BEGIN itself: the sqlite3 module would otherwise begin a transaction only
 before an INSERT or UPDATE, so a revision's CREATE TABLE would commit on its own and survive
 the rollback of the rest (SQLAlchemy's documented recipe for transactional DDL on pysqlite).
+It begins IMMEDIATE (sqlite_connection.begin_immediate): another writer is waited for.
+
+A command that only reads must not create a file that does not exist: its SQLAlchemy
+connections to that file get an empty in-memory database instead (never_created).
 """
 
 from __future__ import annotations
@@ -18,33 +24,52 @@ from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
-from sqlalchemy import Connection
-from sqlalchemy.engine import Dialect
+from sqlalchemy import Connection, event
+from sqlalchemy.engine import Dialect, Engine
 
 from migration_job.engines.lending import lent
-from migration_job.engines.sqlite import LendableConnection
+from migration_job.engines.sqlite_connection import (
+    LendableConnection,
+    begin_immediate,
+    empty_stand_in,
+)
+from migration_job.engines.sqlite_url import Target
+from migration_job.errors import ConfigError
+
+# Files that this process must not create (a reading command's), watched by one listener.
+NEVER_CREATED: set[str] = set()
 
 
-def _path_of(cargs: Any, cparams: dict[str, Any]) -> str | None:
+def file_of(dialect: Dialect, cargs: Any, cparams: dict[str, Any]) -> str | None:
+    """The file (symbolic links resolved) a SQLAlchemy connection is about to open."""
+    if dialect.name != "sqlite":
+        return None
     database = cargs[0] if cargs else cparams.get("database")
-    return os.path.abspath(database) if isinstance(database, str) else None
+    if not isinstance(database, str):
+        return None
+    try:
+        path = Target(database, bool(cparams.get("uri", False))).path
+    except ConfigError:  # not a file this job could have opened
+        return None
+    return os.path.realpath(path) if path is not None else None
 
 
 @contextmanager
 def lent_to_sqlalchemy(session: LendableConnection, path: str) -> Iterator[None]:
-    """Within the block, SQLAlchemy connections to the file at `path` get `session`."""
+    """Within the block, SQLAlchemy connections to the file at `path` get `session`, whose
+    transactions begin IMMEDIATE."""
 
     def borrow(dialect: Dialect, record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         # Lent again only while idle: never two transactions at once on one connection.
-        if (dialect.name != "sqlite" or session.closed or session.in_transaction
-                or _path_of(cargs, cparams) != path):
+        if (session.closed or session.in_transaction
+                or file_of(dialect, cargs, cparams) != os.path.realpath(path)):
             return None
         return session
 
     def begin(connection: Connection) -> None:
         lent: object = connection.connection.dbapi_connection
         if lent is session:
-            connection.exec_driver_sql("BEGIN")
+            begin_immediate(session)
 
     with lent(session, {"do_connect": borrow, "begin": begin}, lambda: _take_back(session)):
         yield
@@ -56,3 +81,19 @@ def _take_back(session: LendableConnection) -> None:
         return
     with suppress(sqlite3.Error):  # whoever uses it next reports that
         session.rollback()
+
+
+def never_created(path: str) -> None:
+    """From now on in this process, SQLAlchemy connections to `path` while it does not exist
+    get an empty in-memory database, which they cannot turn into the file."""
+    if not NEVER_CREATED:
+        event.listen(Engine, "do_connect", _stand_in_while_absent)
+    NEVER_CREATED.add(os.path.realpath(path))
+
+
+def _stand_in_while_absent(dialect: Dialect, record: Any, cargs: Any,
+                           cparams: dict[str, Any]) -> Any:
+    path = file_of(dialect, cargs, cparams)
+    if path in NEVER_CREATED and not os.path.lexists(path):
+        return empty_stand_in()
+    return None

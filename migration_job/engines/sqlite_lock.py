@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from migration_job.engines import APPLICATION_NAME
+from migration_job.engines import application_name
 from migration_job.engines.locking import Holder, PolledLock
 from migration_job.errors import LockLost
 
@@ -48,7 +48,7 @@ class FileLock(PolledLock):
         except BlockingIOError:
             return False
         line = json.dumps({"pid": os.getpid(), "host": os.uname().nodename,
-                           "application_name": APPLICATION_NAME,
+                           "application_name": application_name(),
                            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")})
         os.ftruncate(self.fd, 0)
         os.pwrite(self.fd, (line + "\n").encode(), 0)

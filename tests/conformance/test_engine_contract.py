@@ -41,7 +41,7 @@ class TestLock:
         assert time.monotonic() - started >= 0.5
         holder = second.holder()
         assert holder is not None
-        assert f"held by pid {holder.pid} " in str(timed_out.value)
+        assert f"held by {holder.id_label} {holder.pid} " in str(timed_out.value)
 
     def test_release_frees_it(self, target: Target) -> None:
         first = target.session().lock(None, PROJECT, no_sleep_longer_than)

@@ -9,6 +9,7 @@ import subprocess
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
+from migration_job import __version__
 from tests.container.engine import docker, job_result, no_engine, wait_for
 from tests.support.job import Result
 from tests.support.pgserver import PASSWORD
@@ -83,11 +85,26 @@ def base_images(engine: None) -> dict[str, str]:
     return {n: found[n] for n in names}
 
 
+def release_labels() -> dict[str, str]:
+    """The build arguments a release passes for the image's OCI labels: the package's version,
+    the commit, and the build time (RFC 3339, UTC)."""
+    commit = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True,
+                            text=True, check=False).stdout.strip()
+    return {"VERSION": __version__, "REVISION": commit or "unknown",
+            "CREATED": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")}
+
+
 @pytest.fixture(scope="session")
-def image(base_images: dict[str, str]) -> str:
+def image_build_args(base_images: dict[str, str]) -> dict[str, str]:
+    """What the session's image was built with."""
+    return {"PYTHON_IMAGE": base_images["PYTHON_IMAGE"], **release_labels()}
+
+
+@pytest.fixture(scope="session")
+def image(image_build_args: dict[str, str]) -> str:
     """The job's image, built from the repository with plain `docker build`."""
-    docker("build", "-q", "--build-arg", f"PYTHON_IMAGE={base_images['PYTHON_IMAGE']}",
-           "-t", IMAGE, str(REPO))
+    args = [f"--build-arg={name}={value}" for name, value in image_build_args.items()]
+    docker("build", "-q", *args, "-t", IMAGE, str(REPO))
     return IMAGE
 
 

@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.container.test_static import YAMLLINT_CONFIG, exit_codes_by_retry, tool
+from tests.container.test_static import YAMLLINT_CONFIG, tool
+from tests.support.kubernetes import exit_codes_by_retry
 
 pytestmark = pytest.mark.container
 

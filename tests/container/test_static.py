@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import re
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import kubernetes_validate
 import pytest
 import yaml
+
+from tests.support.kubernetes import (
+    assert_fails_fast_as_the_readme_says,
+    assert_restricted,
+    exit_codes_by_retry,
+    validate,
+)
 
 pytestmark = pytest.mark.container
 
@@ -22,9 +27,6 @@ MANIFESTS = sorted((REPO / "deploy" / "kubernetes").glob("*.yaml"))
 DOCKERFILES = [REPO / "Dockerfile", REPO / "examples" / "your-project" / "Dockerfile",
                *sorted((REPO / "tests" / "container" / "standin").glob("*.Dockerfile"))]
 COMPOSE_FILES = [REPO / "docker-compose.yml", REPO / "docker-compose.mariadb.yml"]
-KUBERNETES_VERSION = "1.37.0"
-# The README's exit-code table: `| code(s) | meaning | retry helps? |`.
-EXIT_CODE_ROW = re.compile(r"^\| (\d+(?: / \d+)*) \| .* \| (yes[^|]*|no) \|$", re.MULTILINE)
 YAMLLINT_CONFIG = "{extends: default, rules: {line-length: {max: 100}, document-start: disable}}"
 
 
@@ -120,17 +122,7 @@ def test_compose_mariadb_variant_adds_no_password_and_weakens_nothing() -> None:
 @pytest.mark.parametrize("path", MANIFESTS, ids=lambda p: p.name)
 def test_manifest_validates_against_kubernetes_schemas(path: Path) -> None:
     for doc in documents(path):
-        # strict: unknown fields fail; a kind without a bundled schema raises, also a failure
-        kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-
-
-def exit_codes_by_retry() -> tuple[list[int], list[int]]:
-    """The README's exit codes that a retry cannot fix, and those a retry may fix."""
-    never: list[int] = []
-    maybe: list[int] = []
-    for codes, retry in EXIT_CODE_ROW.findall((REPO / "README.md").read_text()):
-        (never if retry == "no" else maybe).extend(int(c) for c in codes.split(" / "))
-    return sorted(never), sorted(maybe)
+        validate(doc)
 
 
 def test_every_job_fails_fast_on_codes_a_retry_cannot_fix() -> None:
@@ -143,12 +135,9 @@ def test_every_job_fails_fast_on_codes_a_retry_cannot_fix() -> None:
     assert len(jobs) == 4
     for job in jobs:
         spec = job["spec"]
-        assert spec["template"]["spec"]["restartPolicy"] == "Never"
         assert spec.get("backoffLimitPerIndex", spec.get("backoffLimit", 7)) <= 6
         assert spec["activeDeadlineSeconds"] > 0
-        codes = {r["action"]: r["onExitCodes"]["values"]
-                 for r in spec["podFailurePolicy"]["rules"] if "onExitCodes" in r}
-        assert codes == {"FailJob": non_retryable, "Count": retryable}
+        assert_fails_fast_as_the_readme_says(job)
 
 
 def test_the_fleet_job_is_indexed_with_one_shard_per_completion() -> None:
@@ -168,14 +157,7 @@ def test_every_migrate_container_meets_the_restricted_pod_security_standard() ->
     pods = migrate_pods()
     assert len(pods) == 5
     for name, pod, container in pods:
-        merged = {**pod["securityContext"], **container.get("securityContext", {})}
-        assert merged["runAsNonRoot"] is True, name
-        assert merged["runAsUser"] == 10001, name
-        assert merged["seccompProfile"] == {"type": "RuntimeDefault"}, name
-        assert merged["readOnlyRootFilesystem"] is True, name
-        assert merged["allowPrivilegeEscalation"] is False, name
-        assert merged["capabilities"] == {"drop": ["ALL"]}, name
-        assert container["terminationMessagePolicy"] == "FallbackToLogsOnError", name
+        assert_restricted(pod, container, name)
 
 
 def test_every_migrate_container_reads_the_url_from_a_mounted_secret() -> None:

@@ -156,6 +156,30 @@ class TestStamp:
         assert database.revisions() == ["0002"]
         assert history(database, config)[-1]["direction"] == "stamp"
 
+    def test_stamping_back_records_the_revisions_it_removes(self, database: Database,
+                                                            tmp_path: Path) -> None:
+        """stamp --replace to an earlier revision (the later one undone by hand) records the
+        revisions it takes out of the version table: their files may change before they run
+        again, and MIGRATE_VERIFY=fail does not hold that against them."""
+        config = make_project(tmp_path)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        assert run_job("--target", "0002", env=env).code == 0
+        # The operator undoes 0002 by hand, then says so, the flag first.
+        database.query("ALTER TABLE hr.employee DROP COLUMN email")
+        database.query("DELETE FROM migration_audit WHERE revision = '0002'")
+        stamped = run_job("stamp", "--replace", "0001", env=env)
+        assert stamped.code == 0, stamped.stderr
+        assert database.revisions() == ["0001"]
+        assert [(r["revision"], r["direction"], r["outcome"])
+                for r in history(database, config)][-2:] == [
+            ("0001", "stamp", "stamped"), ("0002", "stamp", "removed")]
+        edit(config, next((tmp_path / "migrations" / "versions").glob("0002_*.py")).name)
+        upgraded = run_job(env={**env, "MIGRATE_VERIFY": "fail"})
+        assert upgraded.code == 0, upgraded.stderr
+        assert database.revisions() == ["0005"]
+        assert database.applications() == dict.fromkeys(["0001", "0002", "0003", "0004",
+                                                          "0005"], 1)
+
     def test_unknown_revision_is_exit_7_before_any_change(self, database: Database,
                                                            tmp_path: Path) -> None:
         config = make_project(tmp_path)

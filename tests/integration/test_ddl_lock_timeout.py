@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -23,12 +24,30 @@ ALTER_BUSY = revision("0006", "0005", '''
 op.execute("ALTER TABLE busy ADD COLUMN note text")
 op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 ''')
-# Writes its audit row outside its transaction first: a retry would write it again.
-ALTER_BUSY_AFTER_AUTOCOMMIT = revision("0006", "0005", '''
+# Each writes its audit row where it is committed before the ALTER waits: a retry would
+# write it again. Outside its transaction (an INSERT, or a SELECT of a function that writes),
+# or in its transaction before an autocommit_block, which Alembic commits on entering it.
+COMMITTED_BEFORE_THE_ALTER = {
+    "insert-in-block": revision("0006", "0005", '''
 with op.get_context().autocommit_block():
     op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
 op.execute("ALTER TABLE busy ADD COLUMN note text")
-''')
+'''),
+    "select-of-a-writing-function-in-block": revision("0006", "0005", '''
+with op.get_context().autocommit_block():
+    op.execute("SELECT backfill()")
+op.execute("ALTER TABLE busy ADD COLUMN note text")
+'''),
+    "insert-before-block": revision("0006", "0005", '''
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+with op.get_context().autocommit_block():
+    pass
+op.execute("ALTER TABLE busy ADD COLUMN note text")
+'''),
+}
+BACKFILL = ("CREATE FUNCTION backfill() RETURNS void LANGUAGE plpgsql AS $$ BEGIN "
+            "INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade'); "
+            "END $$")
 SLEEPY = revision("0006", "0005", '''
 op.execute("CREATE TABLE sleepy_marker (id int)")
 op.execute("SELECT pg_sleep(600)")
@@ -142,17 +161,22 @@ class TestRetries:
                           "WHERE table_name = 'busy' AND column_name = 'note'")[0][0] == 0
         assert busy.advisory_locks() == 0
 
-    def test_no_retry_once_an_autocommit_block_wrote(
-            self, busy: Database, blocker: Any, tmp_path: Path) -> None:
-        """What a revision ran outside its transaction stays: a retry would run it twice, so
-        the lock timeout fails the revision (exit 6) saying so."""
-        config = make_project(tmp_path, extra={"0006_alter_busy": ALTER_BUSY_AFTER_AUTOCOMMIT})
+    @pytest.mark.parametrize("body", list(COMMITTED_BEFORE_THE_ALTER))
+    def test_no_retry_once_part_of_the_revision_committed(
+            self, busy: Database, blocker: Any, tmp_path: Path, body: str) -> None:
+        """What a revision ran in an autocommit_block, or before one (Alembic commits on
+        entering it), stays: a retry would run it twice, so the lock timeout fails the
+        revision (exit 6) saying what stays committed."""
+        busy.query(BACKFILL)
+        config = make_project(tmp_path, extra={"0006_alter_busy": COMMITTED_BEFORE_THE_ALTER[body]})
         result = run_job(env=job_env(DATABASE_URL=busy.url, ALEMBIC_CONFIG=str(config),
                                      MIGRATE_DDL_LOCK_TIMEOUT=f"{DDL_LOCK_TIMEOUT_S}s",
                                      MIGRATE_DDL_LOCK_RETRIES="3"))
         assert result.code == 6, result.stderr
         assert "ddl_lock_timeout" not in result.names()
-        assert "autocommit_block stays committed" in result.events[-1]["message"]
+        message = result.events[-1]["message"]
+        assert "may stay committed" in message, message
+        assert "Traceback" not in result.stderr
         assert busy.applications()["0006"] == 1
         assert busy.revisions() == ["0005"]
         assert busy.advisory_locks() == 0
@@ -197,3 +221,134 @@ class TestStatementTimeout:
         assert "interrupted" not in result.names()
         assert database.revisions() == ["0005"]
         assert not database.exists("sleepy_marker")
+
+
+def role_setting(database: Database, name: str, value: str) -> None:
+    """Set `name` for the test's role in the test's database only (pg_db_role_setting)."""
+    database.query(f'ALTER ROLE CURRENT_USER IN DATABASE "{database.name}" SET {name} = '
+                   f"'{value}'")
+
+
+class TestTheDatabasesOwnTimeouts:
+    """With the job's timeouts off (0), a role's lock_timeout or statement_timeout still
+    limits the revisions: the message names that setting, never 'the DDL lock timeout (0 s)'."""
+
+    def test_a_roles_lock_timeout(self, busy: Database, blocker: Any, tmp_path: Path) -> None:
+        role_setting(busy, "lock_timeout", "500ms")
+        result = run_job(env=job(busy, tmp_path, MIGRATE_DDL_LOCK_TIMEOUT="0"))
+        assert result.code == 9, result.stderr
+        message = result.events[-1]["message"]
+        assert "0 s" not in message, message
+        assert "lock_timeout" in message, message
+        assert "role" in message, message
+        assert "MIGRATE_DDL_LOCK_TIMEOUT" in message, message
+        assert "Traceback" not in result.stderr
+        assert busy.revisions() == ["0005"]
+        assert "0006" not in busy.applications()
+
+    def test_a_roles_statement_timeout(self, database: Database, tmp_path: Path) -> None:
+        role_setting(database, "statement_timeout", "1s")
+        config = make_project(tmp_path, extra={"0006_sleepy": SLEEPY})
+        result = run_job(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config)))
+        assert result.code == 6, result.stderr
+        message = result.events[-1]["message"]
+        assert "0 s" not in message, message
+        assert "statement_timeout" in message, message
+        assert "role" in message, message
+        assert "Traceback" not in result.stderr
+        assert database.revisions() == ["0005"]
+        assert not database.exists("sleepy_marker")
+
+
+CONCURRENT_INDEX = revision("0006", "0005", '''
+with op.get_context().autocommit_block():
+    op.execute("CREATE INDEX CONCURRENTLY ix_employee_name ON hr.employee (name)")
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+''')
+OLD_TRANSACTION = "old-repeatable-read"
+
+
+@contextmanager
+def old_transaction(database: Database) -> Iterator[Any]:
+    """A REPEATABLE READ transaction on a table no revision touches, holding its snapshot:
+    CREATE INDEX CONCURRENTLY waits for it to end, though it locks nothing the build needs."""
+    database.query("CREATE TABLE IF NOT EXISTS unrelated (id int)")
+    connection = psycopg2.connect(database.url.replace("+psycopg2", ""),
+                                  application_name=OLD_TRANSACTION)
+    try:
+        connection.set_session(isolation_level="REPEATABLE READ")
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM unrelated")
+        yield connection
+    finally:
+        connection.close()
+
+
+def index_state(database: Database, name: str) -> list[bool]:
+    """indisvalid of each index of that name (none: [])."""
+    return [row[0] for row in database.query(
+        "SELECT i.indisvalid FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE c.relname = %s", name)]
+
+
+class TestConcurrentIndex:
+    """CREATE INDEX CONCURRENTLY waits for old transactions, which blocks no query: it waits
+    within the statement timeout, not the DDL lock timeout, naming the transaction it waits
+    for; a build that fails leaves no INVALID index, and one an earlier run left is rebuilt."""
+
+    def env(self, database: Database, tmp_path: Path, **variables: str) -> dict[str, str]:
+        """The job's environment for the project whose revision 0006 builds an index, and the
+        database at 0005."""
+        config = make_project(tmp_path, extra={"0006_concurrent_index": CONCURRENT_INDEX})
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
+                      MIGRATE_DDL_LOCK_TIMEOUT=f"{DDL_LOCK_TIMEOUT_S}s", **variables)
+        assert run_job("--target", "0005", env=env).code == 0
+        return env
+
+    def test_waits_for_an_old_transaction_naming_it(self, database: Database,
+                                                    tmp_path: Path) -> None:
+        env = self.env(database, tmp_path)
+        with old_transaction(database) as old:
+            running = RunningJob(env=env)
+            waiting = running.wait_for_event("revision_waiting", timeout=90)
+            assert any(b["pid"] == old.get_backend_pid()
+                       and b["application_name"] == OLD_TRANSACTION
+                       for b in waiting["blockers"]), waiting
+            old.commit()
+            result = running.finish()
+        assert result.code == 0, result.stderr
+        assert "ddl_lock_timeout" not in result.names()
+        assert index_state(database, "ix_employee_name") == [True]
+        assert database.applications()["0006"] == 1
+        assert database.revisions() == ["0006"]
+
+    def test_a_failed_build_leaves_no_invalid_index(self, database: Database,
+                                                    tmp_path: Path) -> None:
+        env = self.env(database, tmp_path, MIGRATE_STATEMENT_TIMEOUT="3s")
+        with old_transaction(database):
+            result = run_job(env=env)
+        assert result.code == 6, result.stderr
+        message = result.events[-1]["message"]
+        assert "statement timeout" in message, message
+        assert "Traceback" not in result.stderr
+        assert index_state(database, "ix_employee_name") == []
+        assert database.revisions() == ["0005"]
+        rerun = run_job(env=env)
+        assert rerun.code == 0, rerun.stderr
+        assert index_state(database, "ix_employee_name") == [True]
+        assert database.applications()["0006"] == 1
+
+    def test_an_invalid_index_an_earlier_run_left_is_rebuilt(self, database: Database,
+                                                             tmp_path: Path) -> None:
+        env = self.env(database, tmp_path)
+        # What a killed run leaves: a concurrent build that never finished (here: it failed).
+        database.query("INSERT INTO hr.employee (name) VALUES ('twin'), ('twin')")
+        with pytest.raises(psycopg2.Error, match="could not create unique index"):
+            database.query("CREATE UNIQUE INDEX CONCURRENTLY ix_employee_name "
+                           "ON hr.employee (name)")
+        assert index_state(database, "ix_employee_name") == [False]
+        result = run_job(env=env)
+        assert result.code == 0, result.stderr
+        assert result.event("invalid_index_dropped")["index"] == "hr.ix_employee_name"
+        assert index_state(database, "ix_employee_name") == [True]
+        assert database.applications()["0006"] == 1

@@ -265,12 +265,14 @@ class TestEveryGuarantee:
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")
-        first = RunningJob(env=env_for(database, case, project))
+        # No DDL lock timeout: the revision's wait for 555 must last as long as the test says.
+        first = RunningJob(env=env_for(database, case, project, MIGRATE_DDL_LOCK_TIMEOUT="0"))
         first.wait_for_event("revision_started", revision="0003")
         assert wait_until(lambda: database.running_statements("%555%") == 1)
         database.query("SELECT pg_terminate_backend(%s)", lock_holder_pid(database))
 
-        second = RunningJob(env=env_for(database, case, project, MIGRATE_LOCK_TIMEOUT="120"))
+        second = RunningJob(env=env_for(database, case, project, MIGRATE_LOCK_TIMEOUT="120",
+                                        MIGRATE_DDL_LOCK_TIMEOUT="0"))
         second.wait_for_event("revision_started", revision="0003")
         # The first revision waits for 555, the second one at the gate behind the first.
         assert wait_until(lambda: waiting_for_a_lock(database) == 2)
@@ -296,7 +298,7 @@ class TestEveryGuarantee:
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")
-        job = RunningJob(env=env_for(database, case, project))
+        job = RunningJob(env=env_for(database, case, project, MIGRATE_DDL_LOCK_TIMEOUT="0"))
         job.wait_for_event("revision_started", revision="0003")
         assert wait_until(lambda: database.running_statements("%555%") == 1)
         database.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

@@ -4,20 +4,23 @@ and a handful of tenants on SQLite and MariaDB."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.support.job import Result, RunningJob, job_env, run_job
+from tests.support.job import Result, RunningJob, job_env, run_job, wait_until
 from tests.support.mariadbserver import MariaDBServer
-from tests.support.pgserver import PostgresServer
+from tests.support.pgserver import PostgresServer, _children
 from tests.support.projects import (
     SLOW,
     SYNTAX_ERROR,
     make_mysql_project,
     make_project,
     make_sqlite_project,
+    revision,
 )
 from tests.support.queries import run_once
 
@@ -25,6 +28,17 @@ TENANTS = 100
 SHARDS = 4
 HEAD = ["0005"]
 EACH_ONCE = {"0001": 1, "0002": 1, "0003": 1, "0004": 1, "0005": 1}
+GATE_KEY = 4716
+# Waits, without any lock timeout, for the test's advisory lock GATE_KEY in its database; then
+# alters `busy` (in the tenants that have it) within the job's DDL lock timeout.
+GATED = revision("0006", "0005", f'''
+job_timeout = op.get_bind().exec_driver_sql("SHOW lock_timeout").scalar()
+op.execute("SET LOCAL lock_timeout = 0")
+op.execute("SELECT pg_advisory_xact_lock({GATE_KEY})")
+op.execute(f"SET LOCAL lock_timeout = '{{job_timeout}}'")
+op.execute("ALTER TABLE IF EXISTS busy ADD COLUMN note text")
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+''')
 
 
 def masked(url: str) -> str:
@@ -215,6 +229,109 @@ class TestFailFastAndSignals:
         rerun = run_job("fleet", env=env)
         assert rerun.code == 0, rerun.stderr[-3000:]
         assert all(tenant_state(pg, n)[1].get("0006") == 1 for n in names)
+
+
+class Gate:
+    """The test's advisory lock GATE_KEY held in one tenant: revision 0006 waits for it."""
+
+    def __init__(self, server: PostgresServer, name: str) -> None:
+        self.server, self.name = server, name
+        self.session = server.connect(name)
+        self.session.autocommit = True
+        with self.session.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_lock(%s), pg_backend_pid()", (GATE_KEY,))
+            row = cursor.fetchone()
+        assert row is not None
+        self.pid = int(row[1])
+
+    def waiting(self) -> list[str]:
+        """The application names of the sessions waiting at the gate."""
+        conn = self.server.connect(self.name)
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute("SELECT a.application_name FROM pg_locks l JOIN pg_stat_activity "
+                               "a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.objid = "
+                               "%s AND NOT l.granted AND l.database = (SELECT oid FROM "
+                               "pg_database WHERE datname = current_database())", (GATE_KEY,))
+                return [row[0] for row in cursor.fetchall()]
+        finally:
+            conn.close()
+
+    def open(self) -> None:
+        """Let the waiting revision go on."""
+        self.session.close()
+
+
+class TestTenantsApart:
+    """Each forked child has an application name of its own: the blockers it names are in its
+    own database, and a signal to one child cancels its statements only."""
+
+    def start(self, pg: PostgresServer, tmp_path: Path, prefix: str,
+              **variables: str) -> tuple[list[str], list[Gate], RunningJob]:
+        """Two tenants whose revision 0006 waits at a gate, both running."""
+        make_project(tmp_path, extra={"0006_gated": GATED})
+        names = create_tenants(pg, prefix, 2)
+        gates = [Gate(pg, name) for name in names]
+        targets = tmp_path / "targets"
+        targets.write_text("".join(f"{pg.url(n)}\n" for n in names))
+        job = RunningJob("fleet", env=fleet_env(targets, tmp_path, MIGRATE_CONCURRENCY="2",
+                                                **variables))
+        for gate in gates:
+            assert wait_until(lambda gate=gate: len(gate.waiting()) == 1, timeout=120), \
+                f"revision 0006 never waited at the gate of {gate.name}"
+        return names, gates, job
+
+    def test_blockers_named_are_in_the_tenants_own_database(self, pg: PostgresServer,
+                                                           tmp_path: Path) -> None:
+        """Tenant A's ALTER is blocked while tenant B waits at its gate: A names its own
+        blocker, never B's gate (ending that session would hit the wrong tenant)."""
+        (name_a, name_b), (gate_a, gate_b), job = self.start(
+            pg, tmp_path, "apart", MIGRATE_DDL_LOCK_TIMEOUT="2s", MIGRATE_DDL_LOCK_RETRIES="0")
+        names_at_the_gates = gate_a.waiting() + gate_b.waiting()
+        pg.scalar("CREATE TABLE busy (id int)", name_a)
+        blocker = pg.connect(name_a)
+        blocker.autocommit = False
+        try:
+            with blocker.cursor() as cursor:
+                cursor.execute("SELECT count(*) FROM busy")
+                blocker_pid = blocker.get_backend_pid()
+            gate_a.open()
+            blocked = job.wait_for_event("ddl_blocked", target=masked(pg.url(name_a)))
+        finally:
+            blocker.close()
+        gate_b.open()
+        done = job.finish()
+        assert f"pid {blocker_pid} " in blocked["message"], blocked["message"]
+        assert f"pid {gate_b.pid} " not in blocked["message"], blocked["message"]
+        lines = results_of(done)
+        assert lines[masked(pg.url(name_a))]["exit_code"] == 9
+        assert lines[masked(pg.url(name_b))]["outcome"] == "migrated"
+        assert tenant_state(pg, name_b)[1]["0006"] == 1
+        assert len(set(names_at_the_gates)) == 2, names_at_the_gates
+        assert all(f":{job.process.pid}:" not in name for name in names_at_the_gates)
+
+    def test_sigterm_to_one_child_stops_that_tenant_only(self, pg: PostgresServer,
+                                                         tmp_path: Path) -> None:
+        """SIGTERM to one child: its tenant stops (143); the other tenant's statement is not
+        cancelled, and it reaches head once its gate opens."""
+        names, gates, job = self.start(pg, tmp_path, "onechild")
+        children = _children(job.process.pid)
+        assert len(children) == 2, children
+        os.kill(children[0], signal.SIGTERM)
+        stopped = job.wait_for_event("target_finished", outcome="interrupted")
+        stopped_name = next(n for n in names if masked(pg.url(n)) == stopped["target"])
+        [other] = [gate for gate in gates if gate.name != stopped_name]
+        still_waiting = other.waiting()
+        other.open()
+        for gate in gates:
+            gate.open()
+        done = job.finish()
+        assert len(still_waiting) == 1, "the other tenant's statement was cancelled"
+        assert results_of(done)[masked(pg.url(other.name))]["outcome"] == "migrated"
+        assert stopped["exit_code"] == 143
+        assert tenant_state(pg, other.name)[1]["0006"] == 1
+        assert "0006" not in tenant_state(pg, stopped_name)[1]
+        assert done.code == 13
 
 
 class TestConnectionBudget:

@@ -117,14 +117,16 @@ class TestLockSessionLostUnderAForeignConnection:
         gate = database.server.connect(database.name)
         with gate.cursor() as cursor:
             cursor.execute("SELECT pg_advisory_lock(555)")
-        first = start(database, config, sleep=0)
+        # No DDL lock timeout: the revision's wait for 555 must last as long as the test says.
+        first = start(database, config, sleep=0, MIGRATE_DDL_LOCK_TIMEOUT="0")
         first.wait_for_event("revision_started", revision="0006")
         assert wait_until(lambda: database.running_statements("%555%") == 1)
         holder = lock_holder_pid(database)
         assert holder is not None
         database.query("SELECT pg_terminate_backend(%s)", holder)
 
-        second = start(database, config, sleep=0, MIGRATE_LOCK_TIMEOUT="120")
+        second = start(database, config, sleep=0, MIGRATE_LOCK_TIMEOUT="120",
+                       MIGRATE_DDL_LOCK_TIMEOUT="0")
         second.wait_for_event("revision_started", revision="0006")
         # The second runner's revision waits for the first one's transaction to end.
         assert wait_until(lambda: waiting_for_a_lock(database) == 2)
@@ -137,4 +139,46 @@ class TestLockSessionLostUnderAForeignConnection:
         assert took_over.code == 0, took_over.stderr
         assert "two runners at once" not in took_over.stderr + lost.stderr
         assert database.revisions() == ["0006"]
+        assert database.applications()["0006"] == 1
+
+
+# Waits for a row lock that the test holds past the DDL lock timeout.
+ROW_LOCKED = revision("0006", "0005", '''
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+op.execute("UPDATE migration_blocker SET n = n + 1")
+''')
+
+
+class TestLockLostBeforeARetry:
+    """The lock's session ends while a revision on env.py's own connection waits past the DDL
+    lock timeout: the job stops (exit 3) instead of retrying a revision it no longer holds the
+    lock for."""
+
+    def test_no_retry_without_the_lock(self, database: Database, tmp_path: Path) -> None:
+        config = make_project(tmp_path, extra={"0006_row_locked": ROW_LOCKED})
+        (tmp_path / "migrations" / "env.py").write_text(OWN_CONNECTION_ENV)
+        database.query("CREATE TABLE migration_blocker (n int)")
+        database.query("INSERT INTO migration_blocker VALUES (0)")
+        blocker = database.server.connect(database.name)
+        blocker.autocommit = False
+        with blocker.cursor() as cursor:
+            cursor.execute("UPDATE migration_blocker SET n = n + 1")
+        job = start(database, config, sleep=0, MIGRATE_DDL_LOCK_TIMEOUT="5s")
+        job.wait_for_event("revision_started", revision="0006")
+        assert wait_until(lambda: database.running_statements("UPDATE migration_blocker%") == 1)
+        holder = lock_holder_pid(database)
+        assert holder is not None
+        database.query("SELECT pg_terminate_backend(%s)", holder)
+
+        lost = job.finish()
+        blocker.rollback()
+        blocker.close()
+        assert lost.code == 3, lost.stderr
+        assert lost.events[-1]["event"] == "lock_lost", lost.stderr
+        assert [e.get("revision") for e in lost.events
+                if e["event"] == "revision_started"].count("0006") == 1, lost.stderr
+        assert database.revisions() == ["0005"]
+        assert database.advisory_locks() == 0
+        again = start(database, config, sleep=0).finish()
+        assert again.code == 0, again.stderr
         assert database.applications()["0006"] == 1

@@ -394,12 +394,14 @@ class TestLock:
     def test_exit_5_names_the_holder(self, db: MariaDatabase) -> None:
         slow = start_slow_job(db)
         result = db.run(MIGRATE_LOCK_TIMEOUT="1")
-        message = assert_failed_cleanly(result, 5, f"held by pid {slow.lock_holder} (",
+        message = assert_failed_cleanly(result, 5, f"held by connection id {slow.lock_holder} (",
                                         " from 127.0.0.1")
         assert result.events[-1]["event"] == "lock_timeout", message
         waiting = result.event("waiting_for_lock")
-        assert waiting["holder"]["pid"] == slow.lock_holder
-        assert f"held by pid {slow.lock_holder} (" in waiting["message"]
+        # A MariaDB session's id is a connection id (CONNECTION_ID()), not a process id.
+        assert waiting["holder"]["connection_id"] == slow.lock_holder
+        assert "pid" not in waiting["holder"]
+        assert f"held by connection id {slow.lock_holder} (" in waiting["message"]
         assert "lock_acquired" not in result.names()
         assert_no_password(result)
         stop(slow)
@@ -426,6 +428,27 @@ class TestLock:
         assert other.revisions() == HEAD
         assert not db.lock_is_free(slow.lock_name)
         stop(slow)
+
+
+# Two ALTERs (each committed at once on MySQL) with Python code between them that waits for
+# the test's hand-off: the file GATE_DIR/go (it says it got there with GATE_DIR/between).
+TWO_ALTERS = revision("0004", "0003", '''
+import os, pathlib, time
+op.execute("ALTER TABLE items ADD COLUMN first_note varchar(10)")
+gate = pathlib.Path(os.environ["GATE_DIR"])
+(gate / "between").touch()
+deadline = time.monotonic() + 120
+while not (gate / "go").exists() and time.monotonic() < deadline:
+    time.sleep(0.05)
+op.execute("ALTER TABLE items ADD COLUMN second_note varchar(10)")
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+''')
+
+
+def column_names(db: MariaDatabase, table: str) -> list[str]:
+    """The columns of a table of the test's database."""
+    return [r[0] for r in db.query("SELECT COLUMN_NAME FROM information_schema.COLUMNS "
+                                   "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s", db.name, table)]
 
 
 class TestSignals:
@@ -470,6 +493,29 @@ class TestSignals:
         assert db.revisions() == ["0004"]
         assert db.applications() == {"0001": 1, "0002": 1, "0003": 1, "0004": 1}
         assert db.unfinished() == []
+
+    def test_sigterm_between_two_alters_says_what_stays(self, db: MariaDatabase,
+                                                         tmp_path: Path) -> None:
+        """SIGTERM while the revision runs Python code between two ALTERs: its DDL stays
+        committed, so the last line says the revision may be partly applied, never that it
+        was rolled back; the next run exits 10."""
+        assert db.run().code == 0
+        db.add_revision("0004_two_alters", TWO_ALTERS)
+        job = db.start(GATE_DIR=str(tmp_path))
+        assert wait_until(lambda: (tmp_path / "between").exists(), timeout=60), \
+            "the revision never reached the code between its ALTERs"
+        job.process.send_signal(signal.SIGTERM)
+        job.wait_for_event("signal_received")
+        (tmp_path / "go").touch()
+        result = job.finish(timeout=60)
+        message = assert_failed_cleanly(result, 143, "0004", "mark-repaired")
+        assert "rolled back" not in message, message
+        assert "released the lock" in message, message
+        assert "first_note" in column_names(db, "items")
+        assert db.revisions() == HEAD
+        assert db.unfinished() == ["0004"]
+        refused = db.run()
+        assert_failed_cleanly(refused, 10, "0004", "mark-repaired")
 
     def test_sigkill_frees_the_lock_and_the_rerun_refuses(self, db: MariaDatabase) -> None:
         slow = start_slow_job(db)
@@ -711,7 +757,8 @@ class TestDdlLockTimeout:
         blocker, result = self.blocked(db, ALTER_ITEMS_FIRST)
         assert result.code == 9, result.stderr
         retry = result.event("ddl_lock_timeout")
-        assert blocker.thread_id() in [b["pid"] for b in retry["blockers"]]
+        assert blocker.thread_id() in [b["connection_id"] for b in retry["blockers"]]
+        assert f"connection id {blocker.thread_id()} (" in retry["message"]
         assert result.events[-1]["event"] == "ddl_blocked"
         assert db.unfinished() == []
         assert db.revisions() == ["0003"]

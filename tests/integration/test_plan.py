@@ -71,6 +71,11 @@ class TestPlan:
         assert plan["pending"][0]["sql"].startswith("BEGIN;")
 
     def test_unknown_from_revision_is_a_history_problem(self, database: Database) -> None:
+        """It names the unknown --from revision, and never blames the database for it."""
+        assert run_job("--target", "0002", env=job_env(DATABASE_URL=database.url)).code == 0
         result = run_job("plan", "--from", "f00d", env=job_env(DATABASE_URL=database.url))
         assert result.code == 7, result.stderr
-        assert "f00d" in result.stderr
+        message = result.events[-1]["message"]
+        assert "--from f00d" in message, message
+        assert "database" not in message, message
+        assert "Traceback" not in result.stderr

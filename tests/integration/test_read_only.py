@@ -6,16 +6,28 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pytest
 
 from tests.integration.conftest import Database, database_in
-from tests.support.job import Result, job_env, run_job
+from tests.support.job import Result, RunningJob, job_env, run_job, wait_until
 from tests.support.pgserver import PostgresServer, StandbyServer, running_server, running_standby
+from tests.support.projects import make_project, revision
 
 ALL = ["0001", "0002", "0003", "0004", "0005"]
 REFUSAL_EVENTS = {"connection_rejected", "read_only_database"}
 HELD_KEY = 4711
+GATE_KEY = 4712
+# Waits for the test's advisory lock (the test decides when it ends), then writes; 0007 after
+# it is the revision a server turned read-only meanwhile refuses.
+GATED = revision("0006", "0005", f'''
+op.execute("SELECT pg_advisory_xact_lock({GATE_KEY})")
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+''')
+AFTER_THE_GATE = revision("0007", "0006", '''
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0007', 'upgrade')")
+''')
 
 
 @pytest.fixture(scope="module")
@@ -150,3 +162,53 @@ class TestReadOnlyCommandsOnAStandby:
         assert sorted(report["pending"]) == ALL
         assert report["at_target"] is False
         assert replica.advisory_locks() == 0
+
+
+class TestMadeReadOnlyMidRun:
+    """A server made read-only between two revisions (a primary demoted, a maintenance switch)
+    is reported as a fresh run reports it: exit 4, read_only_database, "point the job at the
+    primary", and what stays applied; never "fix the migration"."""
+
+    def test_read_only_between_revisions(self, tmp_path: Path,
+                                         request: pytest.FixtureRequest) -> None:
+        with running_server() as server:  # its own: ALTER SYSTEM changes the whole server
+            database = database_in(server, request)
+            config = make_project(tmp_path, extra={"0006_gated": GATED,
+                                                   "0007_after": AFTER_THE_GATE})
+            gate = server.connect(database.name)
+            try:
+                with gate.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_lock(%s)", (GATE_KEY,))
+                job = RunningJob(env=job_env(DATABASE_URL=database.url,
+                                             ALEMBIC_CONFIG=str(config)))
+                job.wait_for_event("revision_started", revision="0006")
+                assert wait_until(lambda: database.query(
+                    "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %s "
+                    "AND NOT granted", GATE_KEY)[0][0] == 1, timeout=60), \
+                    "revision 0006 never waited at the gate"
+                server.scalar("ALTER SYSTEM SET default_transaction_read_only = on")
+                server.scalar("SELECT pg_reload_conf()")
+                # A new session sees the setting only once the server reloaded, and signalled
+                # every session (the job's included) to reload before its next statement.
+                assert wait_until(lambda: server.scalar(
+                    "SHOW default_transaction_read_only") == "on", timeout=60)
+                with gate.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s)", (GATE_KEY,))
+            finally:
+                gate.close()
+            result = job.finish()
+            message = assert_failed_cleanly_with(result, 4, "read_only_database")
+            assert "primary" in message, message
+            assert "6 earlier revision(s) stay applied" in message, message
+            assert "fix the migration" not in message, message
+            assert database.revisions() == ["0006"]
+            assert database.applications() == {r: 1 for r in [*ALL, "0006"]}
+            assert database.advisory_locks() == 0
+
+
+def assert_failed_cleanly_with(result: Result, code: int, event: str) -> str:
+    """Exit `code` with `event` as the last line and no traceback; the message, lower case."""
+    assert result.code == code, result.stderr
+    assert result.events[-1]["event"] == event, result.stderr
+    assert "Traceback" not in result.stderr
+    return str(result.events[-1]["message"]).lower()

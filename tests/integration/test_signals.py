@@ -68,7 +68,12 @@ class TestSigtermWhileWaitingForTheLock:
                                         MIGRATE_LOCK_TIMEOUT="600"))
         waiter.wait_for_event("waiting_for_lock")
         waiter.process.send_signal(signal.SIGTERM)
-        assert waiter.finish(timeout=60).code == 143
+        stopped = waiter.finish(timeout=60)
+        assert stopped.code == 143, stopped.stderr
+        # It never held the lock and ran nothing: the last line claims neither.
+        message = stopped.events[-1]["message"]
+        assert "released the lock" not in message, message
+        assert "rolled back" not in message, message
         holder.process.send_signal(signal.SIGTERM)
         assert holder.finish(timeout=60).code == 143
         assert database.advisory_locks() == 0

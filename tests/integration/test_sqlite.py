@@ -316,3 +316,228 @@ class TestAnotherWriter:
         rerun = db.run()
         assert rerun.code == 0, rerun.stderr
         assert db.applications()["0004"] == 1
+
+
+def slow_revision_added(db: SqliteDatabase) -> None:
+    """Put SQLITE_SLOW (revision 0004) into the project."""
+    (db.config.parent / "migrations" / "versions" / "0004_slow.py").write_text(SQLITE_SLOW)
+
+
+class TestOneFile:
+    """However DATABASE_URL spells the path, the job, its lock and the revisions use one file:
+    the one SQLAlchemy opens."""
+
+    @pytest.mark.parametrize(("spelled", "name"), [
+        ("my%20app.db", "my app.db"),
+        ("caf%C3%A9+50%25.db", "café+50%.db"),
+        ("what%3F.db", "what?.db"),
+    ])
+    def test_percent_encoded_path_names_one_file(self, tmp_path: Path, spelled: str,
+                                                 name: str) -> None:
+        data = tmp_path / "data"
+        data.mkdir()
+        db = SqliteDatabase(data / name, make_sqlite_project(tmp_path / "project"))
+        result = run_job(env=job_env(DATABASE_URL=f"sqlite:///{data}/{spelled}",
+                                     ALEMBIC_CONFIG=str(db.config)))
+        assert result.code == 0, result.stderr
+        assert sorted(p.name for p in data.iterdir()) == [name, f"{name}.migration-lock"]
+        assert db.revisions() == HEAD
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+
+    @pytest.mark.parametrize("query", ["?uri=true", "?mode=rwc&uri=true"])
+    def test_sqlite_uri_filename_names_one_file(self, tmp_path: Path, query: str) -> None:
+        """sqlite:///file:PATH?uri=true: SQLite reads the path as a URI (%25 is '%' twice
+        decoded: by SQLAlchemy, then by SQLite)."""
+        data = tmp_path / "data"
+        data.mkdir()
+        db = SqliteDatabase(data / "my app.db", make_sqlite_project(tmp_path / "project"))
+        env = job_env(DATABASE_URL=f"sqlite:///file:{data}/my%2520app.db{query}",
+                      ALEMBIC_CONFIG=str(db.config), MIGRATE_WAIT_TIMEOUT="5")
+        result = run_job(env=env)
+        assert result.code == 0, result.stderr
+        assert sorted(p.name for p in data.iterdir()) == ["my app.db",
+                                                          "my app.db.migration-lock"]
+        assert db.revisions() == HEAD
+        status = run_job("status", "--json", env=env)
+        assert json.loads(status.stdout)["current"] == HEAD, status.stderr
+
+    def test_relative_encoded_path_from_the_working_directory(self, tmp_path: Path) -> None:
+        (tmp_path / "data").mkdir()
+        db = SqliteDatabase(tmp_path / "data" / "my app.db",
+                            make_sqlite_project(tmp_path / "project"))
+        env = job_env(DATABASE_URL="sqlite:///data/my%20app.db", ALEMBIC_CONFIG=str(db.config))
+        result = run_job(env=env, cwd=tmp_path)
+        assert result.code == 0, result.stderr
+        assert sorted(p.name for p in db.path.parent.iterdir()) == ["my app.db",
+                                                                    "my app.db.migration-lock"]
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+
+    def test_sigkill_mid_revision_leaves_nothing_half_applied(self, tmp_path: Path) -> None:
+        """The revision ran in the job's own transaction on the same file: SQLite rolls it
+        back, status reports the revision before it, and a rerun applies it once."""
+        (tmp_path / "data").mkdir()
+        db = SqliteDatabase(tmp_path / "data" / "my app.db",
+                            make_sqlite_project(tmp_path / "project"))
+        env = job_env(DATABASE_URL=f"sqlite:///{tmp_path}/data/my%20app.db",
+                      ALEMBIC_CONFIG=str(db.config))
+        assert run_job(env=env).code == 0
+        slow_revision_added(db)
+        job = RunningJob(env={**env, "SLOW_COUNT": str(10**9)})
+        job.wait_for_event("revision_started", revision="0004")
+        # The revision's first write creates the rollback journal; its long count follows it.
+        assert wait_until(lambda: Path(f"{db.path}-journal").exists())
+        job.process.kill()
+        job.process.wait(timeout=30)
+        status = run_job("status", "--json", env=env)
+        assert status.code == 0, status.stderr
+        assert json.loads(status.stdout)["current"] == HEAD
+        assert not db.exists("slow_marker")
+        rerun = run_job(env=env)
+        assert rerun.code == 0, rerun.stderr
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1, "0004": 1}
+        assert sorted(p.name for p in db.path.parent.iterdir()) == ["my app.db",
+                                                                    "my app.db.migration-lock"]
+
+
+class TestWaitsForAnotherWriter:
+    """An application's write transaction makes a revision wait (up to MIGRATE_LOCK_TIMEOUT),
+    not fail: the job takes SQLite's write lock before its transaction reads anything."""
+
+    def test_revisions_wait_for_the_application_then_apply_once(self,
+                                                                db: SqliteDatabase) -> None:
+        with closing(sqlite3.connect(db.path, isolation_level=None)) as application:
+            application.execute("BEGIN IMMEDIATE")
+            application.execute("CREATE TABLE orders (id integer)")
+            application.execute("INSERT INTO orders VALUES (1)")
+            job = RunningJob(env=db.env(MIGRATE_LOCK_TIMEOUT="120"))
+            waiting = job.wait_for_event("waiting_for_write_lock")
+            assert "MIGRATE_LOCK_TIMEOUT" in waiting["message"]
+            application.execute("COMMIT")
+        result = job.finish()
+        assert result.code == 0, result.stderr
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1}
+        assert db.query("SELECT id FROM orders") == [(1,)]
+
+    def test_revision_after_a_read_waits_too(self, db: SqliteDatabase) -> None:
+        """The tester's case: the database at 0003, 0004 pending, the application writing."""
+        assert db.run().code == 0
+        (db.config.parent / "migrations" / "versions" / "0004_orders.py").write_text(
+            revision("0004", "0003", '''
+op.execute("SELECT count(*) FROM items")
+op.execute("CREATE TABLE shipments (id integer)")
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+'''))
+        with closing(sqlite3.connect(db.path, isolation_level=None)) as application:
+            application.execute("BEGIN IMMEDIATE")
+            application.execute("INSERT INTO items (name) VALUES ('from the app')")
+            job = RunningJob(env=db.env(MIGRATE_LOCK_TIMEOUT="120"))
+            job.wait_for_event("waiting_for_write_lock")
+            application.execute("COMMIT")
+        result = job.finish()
+        assert result.code == 0, result.stderr
+        assert db.applications() == {"0001": 1, "0002": 1, "0003": 1, "0004": 1}
+        assert db.exists("shipments")
+        assert ("from the app",) in db.query("SELECT name FROM items")
+
+
+class TestReadingCommandsCreateNothing:
+    """status, check, plan, sql, history and wait on a file that does not exist yet report an
+    empty database and leave the directory as it was; upgrade creates the file."""
+
+    @pytest.mark.parametrize(("args", "code"), [
+        (("status", "--json"), 0), (("check",), 8), (("plan", "--json"), 0), (("sql",), 0),
+        (("history",), 0), (("wait",), 0), (("status", "-x", "tenant=a"), 0),
+    ])
+    def test_missing_file_stays_missing(self, db: SqliteDatabase, args: tuple[str, ...],
+                                        code: int) -> None:
+        result = db.run(*args)
+        assert result.code == code, result.stderr
+        assert list(db.path.parent.iterdir()) == []
+
+    def test_status_reports_base_and_upgrade_then_creates_it(self, db: SqliteDatabase) -> None:
+        shown = db.run("status", "--json")
+        assert json.loads(shown.stdout)["current"] == []
+        assert json.loads(shown.stdout)["pending"] == ["0001", "0002", "0003"]
+        assert "no history recorded yet" in db.run("history").stdout
+        assert not db.path.exists()
+        assert db.run().code == 0
+        assert db.revisions() == HEAD
+
+
+class TestSignalWhileWaitingForAWriter:
+    """SIGTERM while the job waits for an application's write lock ends the job at once
+    (SQLite's own busy wait ignores interrupt(): the job polls instead)."""
+
+    def test_sigterm_ends_the_wait(self, db: SqliteDatabase) -> None:
+        with closing(sqlite3.connect(db.path, isolation_level=None)) as application:
+            application.execute("BEGIN IMMEDIATE")
+            application.execute("CREATE TABLE orders (id integer)")
+            job = RunningJob(env=db.env(MIGRATE_LOCK_TIMEOUT="600"))
+            job.wait_for_event("waiting_for_write_lock")
+            job.process.send_signal(signal.SIGTERM)
+            # Far below the 600 s the wait would otherwise last.
+            result = job.finish(timeout=60)
+            application.execute("ROLLBACK")
+        assert result.code == 143, result.stderr
+        assert result.event("interrupted")
+        assert db.revisions() == []
+        assert db.lock_is_free()
+
+
+# Root writes any file: the permission tests run the job as root without the capabilities
+# that bypass file permissions, which then stop it as they stop any other user.
+AS_ANY_USER = (("setpriv", "--bounding-set=-dac_override,-dac_read_search", "--")
+               if os.geteuid() == 0 else ())
+
+
+class TestNotWritable:
+    """A file or directory the job's user cannot write: exit 4, saying which and why, before
+    the lock; a reading command still reads it."""
+
+    @pytest.fixture
+    def data(self, db: SqliteDatabase) -> Iterator[tuple[SqliteDatabase, Path]]:
+        """The database, and its directory (writable again afterwards, for the clean-up)."""
+        try:
+            yield db, db.path.parent
+        finally:
+            db.path.parent.chmod(0o755)
+
+    def run_unprivileged(self, db: SqliteDatabase, *args: str) -> Result:
+        return run_job(*args, env=db.env(MIGRATE_WAIT_TIMEOUT="30"), prefix=AS_ANY_USER)
+
+    def test_control_the_same_user_migrates_a_writable_file(
+            self, data: tuple[SqliteDatabase, Path]) -> None:
+        db, _ = data
+        result = self.run_unprivileged(db)
+        assert result.code == 0, result.stderr
+        assert db.revisions() == HEAD
+
+    def test_read_only_file_is_exit_4_naming_the_file(self, data: tuple[SqliteDatabase, Path]
+                                                      ) -> None:
+        db, _ = data
+        sqlite3.connect(db.path).close()
+        db.path.chmod(0o444)
+        result = self.run_unprivileged(db)
+        assert result.code == 4, result.stderr
+        message = result.events[-1]["message"]
+        assert f"cannot write the database file {db.path}" in message
+        assert "write permission on the file" in message
+        assert "primary" not in message
+        assert "lock_acquired" not in result.names()
+        assert db.revisions() == []
+        status = self.run_unprivileged(db, "status", "--json")
+        assert status.code == 0, status.stderr
+        assert json.loads(status.stdout)["current"] == []
+
+    def test_read_only_directory_is_exit_4_naming_the_directory(
+            self, data: tuple[SqliteDatabase, Path]) -> None:
+        db, directory = data
+        sqlite3.connect(db.path).close()
+        db.path.chmod(0o666)
+        directory.chmod(0o555)
+        result = self.run_unprivileged(db)
+        assert result.code == 4, result.stderr
+        message = result.events[-1]["message"]
+        assert f"cannot write the database's directory {directory}" in message
+        assert "primary" not in message
+        assert db.revisions() == []

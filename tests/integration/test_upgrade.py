@@ -10,9 +10,17 @@ import pytest
 
 from tests.integration.conftest import Database
 from tests.support.job import ENTRYPOINT, OUTPUTS, job_env, parse_events, run_job
-from tests.support.projects import FAILING, make_project
+from tests.support.projects import FAILING, make_project, revision
 
 ALL = ["0001", "0002", "0003", "0004", "0005"]
+# Its audit row is committed by Alembic on entering the autocommit_block; then it fails.
+FAILING_AFTER_A_BLOCK = revision("0006", "0005", '''
+op.execute("INSERT INTO migration_audit (revision, direction) VALUES ('0006', 'upgrade')")
+with op.get_context().autocommit_block():
+    pass
+op.execute("CREATE TABLE half_done (id int)")
+op.execute("SELECT * FROM table_that_does_not_exist")
+''')
 
 
 class TestFreshAndRepeated:
@@ -136,6 +144,22 @@ class TestFailingMigration:
         assert database.revisions() == ["0005"]
         assert not database.exists("half_done")
         assert "0006" not in database.applications()
+        assert database.advisory_locks() == 0
+
+    def test_work_committed_before_an_autocommit_block_is_said_to_stay(
+            self, database: Database, tmp_path: Path) -> None:
+        """Alembic commits a revision's transaction on entering an autocommit_block: the
+        failure's message says that part stays, and that only the rest was rolled back."""
+        config = make_project(tmp_path, extra={"0006_failing": FAILING_AFTER_A_BLOCK})
+        result = run_job(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config)))
+        assert result.code == 6, result.stderr
+        message = result.events[-1]["message"]
+        assert "may stay committed" in message, message
+        assert "enters an autocommit_block" in message, message
+        assert "Traceback" not in result.stderr
+        assert database.applications()["0006"] == 1
+        assert not database.exists("half_done")
+        assert database.revisions() == ["0005"]
         assert database.advisory_locks() == 0
 
 

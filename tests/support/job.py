@@ -68,9 +68,10 @@ def parse_events(stderr: str) -> list[dict[str, Any]]:
 
 
 def run_job(*args: str, env: dict[str, str], timeout: float = 120,
-            cwd: Path | None = None) -> Result:
-    """Run the job to completion (in `cwd`, else the tests' working directory)."""
-    done = subprocess.run([sys.executable, str(ENTRYPOINT), *args], env=env, text=True,
+            cwd: Path | None = None, prefix: tuple[str, ...] = ()) -> Result:
+    """Run the job to completion (in `cwd`, else the tests' working directory), behind a
+    `prefix` command when given (setpriv, say)."""
+    done = subprocess.run([*prefix, sys.executable, str(ENTRYPOINT), *args], env=env, text=True,
                           capture_output=True, timeout=timeout, check=False, cwd=cwd)
     OUTPUTS.extend([done.stdout, done.stderr])
     return Result(done.returncode, done.stdout, done.stderr, parse_events(done.stderr))

@@ -18,13 +18,16 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 import psycopg2
 from psycopg2.extensions import connection
 
 from tests.support.queries import run_once
+
+if TYPE_CHECKING:
+    from tests.support.network import Namespace
 
 # Every character that URL and Alembic-config handling tends to break on.
 PASSWORD = "p@ss:w%rd/#?&x"
@@ -59,12 +62,16 @@ def free_port() -> int:
 
 
 class PostgresServer:
-    """One initdb'd cluster in a temporary directory, listening on 127.0.0.1:port."""
+    """One initdb'd cluster in a temporary directory, listening on 127.0.0.1:port, or inside a
+    network namespace on its address (tests/support/network.py), for partitions."""
 
-    def __init__(self, password: str = PASSWORD, max_connections: int = 300) -> None:
+    def __init__(self, password: str = PASSWORD, max_connections: int = 300,
+                 netns: Namespace | None = None) -> None:
         self.bindir = find_bindir()
         self.password = password
         self.port = free_port()
+        self.netns = netns
+        self.host = netns.address if netns is not None else "127.0.0.1"
         self.base = Path(tempfile.mkdtemp(prefix="mj-pg-"))
         self.data = self.base / "data"
         self.logfile = self.base / "server.log"
@@ -76,7 +83,10 @@ class PostgresServer:
 
     def _run(self, *args: str) -> None:
         prefix = ["runuser", "-u", "postgres", "--"] if self._as_postgres else []
-        subprocess.run([*prefix, *args], check=True, capture_output=True, cwd=self.base)
+        command = [*prefix, *args]
+        if self.netns is not None:
+            command = self.netns.command(*command)
+        subprocess.run(command, check=True, capture_output=True, cwd=self.base)
 
     def _initdb(self) -> None:
         pwfile = self.base / "pwfile"
@@ -87,6 +97,9 @@ class PostgresServer:
                   "--auth=scram-sha-256", f"--pwfile={pwfile}", "-E", "UTF8",
                   "--locale=C", "--no-sync")
         pwfile.unlink()
+        if self.netns is not None:
+            with (self.data / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.netns.subnet} scram-sha-256\n")
 
     def start(self) -> PostgresServer:
         """Start and wait until it accepts connections.
@@ -94,7 +107,7 @@ class PostgresServer:
         fsync=off is safe here: only an OS crash loses unsynced data, and the tests crash
         PostgreSQL, never the OS. synchronous_commit stays on, so every commit survives a kill.
         """
-        options = (f"-p {self.port} -c listen_addresses=127.0.0.1 "
+        options = (f"-p {self.port} -c listen_addresses={self.host} "
                    f"-c unix_socket_directories={self.base} -c fsync=off "
                    f"-c full_page_writes=off "
                    f"-c max_connections={self.max_connections}")
@@ -141,11 +154,11 @@ class PostgresServer:
             password: str | None = None, port: int | None = None) -> str:
         """A URL with the password URL-encoded, as users must write it."""
         secret = quote(self.password if password is None else password, safe="")
-        return f"{scheme}://postgres:{secret}@127.0.0.1:{port or self.port}/{database}"
+        return f"{scheme}://postgres:{secret}@{self.host}:{port or self.port}/{database}"
 
     def connect(self, database: str = "postgres") -> connection:
         """An autocommit superuser connection for the test's own checks."""
-        conn = psycopg2.connect(host="127.0.0.1", port=self.port, user="postgres",
+        conn = psycopg2.connect(host=self.host, port=self.port, user="postgres",
                                 password=self.password, dbname=database,
                                 application_name="test-harness")
         conn.autocommit = True

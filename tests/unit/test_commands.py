@@ -41,3 +41,11 @@ class TestCommandTable:
     def test_a_flag_of_another_command_is_refused(self) -> None:
         with pytest.raises(ConfigError, match="--from does not apply to status"):
             parse_options(["status", "--from", "0001"])
+
+    @pytest.mark.parametrize("argv", [["stamp", "0001", "--replace"],
+                                      ["stamp", "--replace", "0001"],
+                                      ["--replace", "stamp", "0001"]])
+    def test_flags_go_anywhere_around_the_revision(self, argv: list[str]) -> None:
+        options = parse_options(argv)
+        assert options["target"] == "0001"
+        assert options["replace"] is True

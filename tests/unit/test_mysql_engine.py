@@ -6,13 +6,22 @@ integration tests (test_mariadb.py) see the same numbers come from a real server
 
 from __future__ import annotations
 
+import sys
+import time
+
 import pymysql
 import pytest
+import sqlalchemy
+from alembic.config import Config
 
+from migration_job.engines import mysql_errors
 from migration_job.engines.locking import derive_lock_key
-from migration_job.engines.mysql import ENGINE, connect_arguments
+from migration_job.engines.mysql import ENGINE
+from migration_job.engines.mysql_connection import LendableConnection
 from migration_job.engines.mysql_lock import lock_name
 from migration_job.engines.mysql_unfinished import table_name
+from migration_job.engines.mysql_url import connect_arguments
+from migration_job.env_drivers import driver_mismatch
 from migration_job.errors import ConfigError
 
 
@@ -99,3 +108,93 @@ class TestErrors:
         advice = ENGINE.failure_advice(error(1205, "Lock wait timeout exceeded"))
         assert advice is not None
         assert "another session" in advice
+
+    def test_no_reply_in_time_is_a_lost_session_worth_waiting_for(self) -> None:
+        # As PyMySQL raises it when its read timeout passes, and as the job words it.
+        try:
+            try:
+                raise TimeoutError("timed out")
+            except TimeoutError:
+                raise error(2013, "Lost connection to MySQL server during query (timed out)")  # noqa: B904
+        except pymysql.err.OperationalError as timed_out:
+            raw = timed_out
+        worded = mysql_errors.no_reply(3.0, "a statement")
+        for lost in (raw, worded):
+            assert mysql_errors.is_no_reply(lost)
+            assert ENGINE.is_connection_lost(lost)
+            assert ENGINE.is_transient(lost)
+        assert "did not answer a statement within 3 s" in str(worded)
+        assert not mysql_errors.is_no_reply(error(2013, "Lost connection to MySQL server"))
+
+
+class TestEnvPyDrivers:
+    """An env.py that builds its own engine: the tutorial's MySQL URLs get PyMySQL, a driver
+    that is not installed is a configuration error naming it."""
+
+    def test_mysqldb_urls_load_pymysql(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        monkeypatch.delitem(sys.modules, "MySQLdb", raising=False)  # restored afterwards
+        ENGINE.name_process()
+        for url in ("mysql://app@h/app", "mysql+mysqldb://app@h/app", "mariadb://app@h/app"):
+            engine = sqlalchemy.create_engine(url)
+            assert engine.dialect.loaded_dbapi.__name__ == "pymysql"
+
+    @pytest.mark.parametrize(("url", "named"), [
+        ("postgresql+pg8000://app@h/app", "postgresql+pg8000"),
+        ("mysql+mysqlconnector://app@h/app", "mysql+mysqlconnector"),
+    ])
+    def test_driver_not_installed(self, url: str, named: str) -> None:
+        with pytest.raises(ModuleNotFoundError) as caught:
+            sqlalchemy.create_engine(url)
+        mismatch = driver_mismatch(caught.value, Config())
+        assert isinstance(mismatch, ConfigError)
+        assert f"({named}://)" in str(mismatch)
+
+    def test_other_module_env_py_needs(self) -> None:
+        mismatch = driver_mismatch(ModuleNotFoundError("No module named 'app'", name="app"),
+                                   Config())
+        assert isinstance(mismatch, ConfigError)
+        assert "No module named 'app'" in str(mismatch)
+
+    def test_a_module_of_the_jobs_own_stays_a_bug(self) -> None:
+        missing = ModuleNotFoundError("No module named 'migration_job.nope'",
+                                      name="migration_job.nope")
+        assert driver_mismatch(missing, Config()) is None
+
+
+class TestUrlChecks:
+    """A URL PyMySQL cannot use is a configuration error naming the part to fix."""
+
+    @pytest.mark.parametrize(("url", "named"), [
+        ("mysql+pymysql://app:pw@h:3306", "names no database"),
+        ("mysql+pymysql://app:pw@h:3306/", "names no database"),
+        ("mysql+pymysql://app@h/app?charset=nonsense", "charset"),
+        ("mysql+pymysql://app@h/app?ssl_ca=/nonexistent/ca.pem", "ssl_ca"),
+        ("mysql+pymysql://app@h/app?ssl_cert=/nonexistent/c.pem", "ssl_cert"),
+        ("mysql+pymysql://app@h/app?ssl_key=/nonexistent/k.pem", "ssl_key"),
+    ])
+    def test_refused(self, url: str, named: str) -> None:
+        with pytest.raises(ConfigError, match=named):
+            ENGINE.check_url(url)
+
+    def test_usable_urls_pass(self) -> None:
+        ENGINE.check_url("mysql+pymysql://app:pw@h:3306/app?charset=utf8mb4"
+                         "&ssl_ca=/etc/ssl/certs/ca-certificates.crt&ssl_verify_cert=true")
+
+    def test_the_server_not_knowing_the_charset_is_a_refusal(self) -> None:
+        assert not ENGINE.is_transient(error(1115, "Unknown character set: 'utf32'"))
+
+
+class TestReplyBounds:
+    """A phase's bound on the session's replies ends with the phase."""
+
+    def test_each_phase_gives_the_standing_bound_back(self) -> None:
+        connection = LendableConnection(host="127.0.0.1", defer_connect=True,
+                                        read_timeout=7.0, write_timeout=7.0)
+        with connection.answered_by(time.monotonic() + 300):
+            assert connection.reply_by is not None
+            connection.reply_within(0.5)  # as the lock's last poll sets it
+        assert connection.reply_timeout == 7.0
+        assert not connection.reply_by
+        with connection.answered_within(None):
+            assert connection.reply_timeout is None
+        assert connection.reply_timeout == 7.0

@@ -20,7 +20,7 @@ from alembic.config import Config
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.exc import InvalidRequestError, MissingGreenlet
 
-from migration_job.engines import APPLICATION_NAME
+from migration_job.engines import application_name
 from migration_job.engines.postgres import ENGINE
 from migration_job.engines.postgres_drivers import name_connection
 from migration_job.env_drivers import driver_mismatch
@@ -56,13 +56,13 @@ class TestApplicationName:
         cparams: dict[str, object] = {"server_settings": {"search_path": "app"}}
         name_connection("asyncpg", cparams)
         assert cparams["server_settings"] == {"search_path": "app",
-                                              "application_name": APPLICATION_NAME}
+                                              "application_name": application_name()}
 
     @pytest.mark.parametrize("driver", ["psycopg", "psycopg2"])
     def test_libpq_drivers_get_it_as_an_argument(self, driver: str) -> None:
         cparams: dict[str, object] = {"application_name": "from-the-url"}
         name_connection(driver, cparams)
-        assert cparams["application_name"] == APPLICATION_NAME
+        assert cparams["application_name"] == application_name()
 
 
 def adapted(error: Exception) -> Exception:

@@ -7,7 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_job.engines.sqlite import ENGINE, DirectoryMissing, connect, database_path
+from migration_job.engines.sqlite import ENGINE
+from migration_job.engines.sqlite_connection import DirectoryMissing, connect
+from migration_job.engines.sqlite_url import Target, connect_target
 from migration_job.errors import ConfigError
 
 
@@ -17,13 +19,33 @@ class TestUrls:
     def test_relative_and_absolute_paths(self, tmp_path: Path,
                                          monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.chdir(tmp_path)
-        assert database_path("sqlite+pysqlite:///data/app.db") == str(tmp_path / "data/app.db")
-        assert database_path("sqlite+pysqlite:////srv/app.db?timeout=5") == "/srv/app.db"
+        assert connect_target("sqlite+pysqlite:///data/app.db").path == \
+            str(tmp_path / "data/app.db")
+        assert connect_target("sqlite+pysqlite:////srv/app.db?timeout=5").path == "/srv/app.db"
+        assert connect_target("sqlite+pysqlite:///d/my%20app.db").path == \
+            str(tmp_path / "d/my app.db")
+        assert connect_target("sqlite+pysqlite:///file:d/my%2520app.db?mode=rw&uri=true") == \
+            Target("file:d/my%20app.db?mode=rw", True)
+        assert Target("file:d/my%20app.db?mode=rw", True).path == str(tmp_path / "d/my app.db")
 
     @pytest.mark.parametrize("url", ["sqlite+pysqlite://", "sqlite+pysqlite:///:memory:",
-                                     "sqlite+pysqlite:///file:x?mode=memory&uri=true"])
+                                     "sqlite+pysqlite:///file:x?mode=memory&uri=true",
+                                     "sqlite+pysqlite:///file::memory:?cache=shared&uri=true",
+                                     "sqlite+pysqlite:///?uri=true"])
     def test_in_memory_is_a_configuration_error(self, url: str) -> None:
         with pytest.raises(ConfigError, match="in-memory"):
+            ENGINE.check_url(url)
+
+    @pytest.mark.parametrize(("url", "reason"), [
+        ("sqlite+pysqlite:///app.db?mode=ro", "without uri=true"),
+        ("sqlite+pysqlite:///file:app.db?uri=true&uri=true", "repeats"),
+        ("sqlite+pysqlite:///app.db?timeout=soon", "not a valid float"),
+        ("sqlite+pysqlite://user@host/app.db", "no user, host or port"),
+        ("sqlite+pysqlite:///file://elsewhere/app.db?uri=true", "names the host"),
+    ])
+    def test_urls_sqlalchemy_would_read_otherwise_are_refused(self, url: str,
+                                                              reason: str) -> None:
+        with pytest.raises(ConfigError, match=reason):
             ENGINE.check_url(url)
 
 
@@ -32,15 +54,16 @@ class TestErrors:
 
     def test_missing_directory_is_transient(self, tmp_path: Path) -> None:
         with pytest.raises(DirectoryMissing) as missing:
-            connect(str(tmp_path / "not-mounted" / "app.db"), 1.0)
+            connect(connect_target(f"sqlite:///{tmp_path}/not-mounted/app.db"), 1.0)
         assert ENGINE.is_transient(missing.value)
 
     def test_unwritable_directory_is_permanent(self, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
         # Tests may run as root, who may write anywhere: the permission check is stubbed.
-        monkeypatch.setattr("migration_job.engines.sqlite.os.access", lambda *_: False)
+        monkeypatch.setattr("migration_job.engines.sqlite_connection.os.access",
+                            lambda *_, **__: False)
         with pytest.raises(sqlite3.OperationalError) as refused:
-            connect(str(tmp_path / "app.db"), 1.0)
+            connect(connect_target(f"sqlite:///{tmp_path}/app.db"), 1.0)
         assert not ENGINE.is_transient(refused.value)
         assert "write to the database's directory" in ENGINE.rejection_advice(refused.value)
 

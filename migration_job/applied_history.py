@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 import sqlalchemy as sa
 
 from migration_job import __version__
+from migration_job.errors import HistoryUnreadable
+from migration_job.history_access import refuse_or_go_on, using_history
 from migration_job.log import log
 
 if TYPE_CHECKING:
@@ -158,9 +160,13 @@ class Recorder:
         assert connection is not None
         # A stamp step carries no script: look the revision up (a merge point's is a tuple).
         script = getattr(step, "revision", None) or _script(context, revision)
-        self._prepare(connection)
-        self.open_row = self._insert(connection, revision, parents_of(script), self.direction,
-                                     file_checksum(script))
+        try:
+            with using_history(self.settings, self.table.fullname, "write to"):
+                self._prepare(connection)
+                self.open_row = self._insert(connection, revision, parents_of(script),
+                                             self.direction, file_checksum(script))
+        except HistoryUnreadable as error:
+            refuse_or_go_on(error, strict=True, refusal=f"revision {revision} did not start")
         self.open_since = time.monotonic()
         if not context._in_external_transaction:  # env.py's one transaction commits it all
             connection.commit()

@@ -7,6 +7,8 @@ import json
 from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job import steps
+from migration_job.errors import HistoryUnreadable
+from migration_job.history_access import refuse_or_go_on, table_name, using_history
 from migration_job.log import log
 from migration_job.project import Project, project_for
 
@@ -18,6 +20,10 @@ if TYPE_CHECKING:
     from migration_job.interruption import Interruption
     from migration_job.verification import Changed
 
+# Why check refuses when the history cannot be read under MIGRATE_VERIFY=fail.
+VERIFY_REFUSAL = ("check cannot verify the applied revisions' files without it "
+                  "(MIGRATE_VERIFY=fail)")
+
 
 def recorded_history(settings: Settings, project: Project) -> list[Row]:
     """The applied-history table's rows (oldest first), on a connection of its own."""
@@ -26,7 +32,8 @@ def recorded_history(settings: Settings, project: Project) -> list[Row]:
 
     engine = job_engine(settings)
     try:
-        with engine.connect() as connection:
+        with (using_history(settings, table_name(settings, project)),
+              engine.connect() as connection):
             return read_rows(connection, history_table(settings, project))
     finally:
         engine.dispose()
@@ -39,11 +46,17 @@ class Audit(NamedTuple):
     unfinished: list[Row]
     # Applied revisions whose file changed since they ran (MIGRATE_VERIFY not off).
     changed: list[Changed]
+    # Why the table could not be read (then the two lists are empty).
+    unreadable: HistoryUnreadable | None = None
 
     def report(self, settings: Settings) -> None:
-        """Warn about each finding; a changed file fails with exit 11 under MIGRATE_VERIFY=fail."""
+        """Warn about each finding; a changed file fails with exit 11 under MIGRATE_VERIFY=fail,
+        and so does a table that cannot be read (exit 4 or 7): nothing can be verified."""
         from migration_job.verification import verify
 
+        if self.unreadable is not None:
+            refuse_or_go_on(self.unreadable, strict=settings.verify == "fail",
+                            refusal=VERIFY_REFUSAL)
         for row in self.unfinished:
             log.warning("history_unfinished", f"history: {row.describe()}",
                         revision=row.revision, direction=row.direction,
@@ -56,7 +69,10 @@ def audit_history(settings: Settings, project: Project,
     """Read the history table once and judge it against the project's files."""
     from migration_job.verification import changed_revisions, script_paths
 
-    rows = recorded_history(settings, project)
+    try:
+        rows = recorded_history(settings, project)
+    except HistoryUnreadable as error:
+        return Audit([], [], error)
     changed = []
     if scripts is not None and settings.verify != "off":
         changed = changed_revisions(((r.revision, r.outcome, r.checksum) for r in rows),

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from migration_job.errors import HistoryError
+from migration_job.history_access import read_before_changing
 from migration_job.log import log
 from migration_job.project import project_for
 from migration_job.runner import migration_lock
@@ -41,6 +42,7 @@ def stamp(settings: Settings, interruption: Interruption) -> str:
                 raise HistoryError(
                     f"the database is already at {describe(current)}: stamp adopts a database "
                     f"without revisions; to overwrite, run `stamp {settings.target} --replace`")
+            read_before_changing(session, settings, project, verifying=False)
             run_alembic(settings, history, settings.target, Progress("stamp"), interruption,
                         lock, removed_by(history, current, wanted), purge=bool(current))
     summary = f"stamped {describe(wanted)} (was {describe(current)}): no revision ran"

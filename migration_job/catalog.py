@@ -27,7 +27,9 @@ def query_names(settings: Settings, query: str) -> list[str]:
                                       poolclass=NullPool,
                                       connect_args=settings.engine.sqlalchemy_connect_args())
     try:
-        with engine.connect() as connection:
+        # no_parameters: the driver gets the query alone, so a '%' in it (LIKE 'a%') is SQL's,
+        # not the start of a placeholder of psycopg2's or PyMySQL's paramstyle.
+        with engine.connect().execution_options(no_parameters=True) as connection:
             rows = connection.exec_driver_sql(query).fetchall()
     except sqlalchemy.exc.DBAPIError as error:
         raise ConfigError(f"MIGRATE_TARGET_NAMES_QUERY failed on the catalog database: "

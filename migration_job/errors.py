@@ -80,6 +80,19 @@ class NewerDatabase(HistoryError):
     event = "newer_database"
 
 
+class HistoryUnreadable(JobError):
+    """The applied-history table is not the one the job created: a column renamed or gone."""
+
+    exit_code = 7
+    event = "history_unreadable"
+
+
+class HistoryDenied(HistoryUnreadable):
+    """The job's role lacks a privilege on the applied-history table."""
+
+    exit_code = 4
+
+
 class PendingMigrations(JobError):
     """`check` found revisions that are not applied yet."""
 

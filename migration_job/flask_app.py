@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from migration_job.errors import ConfigError
+from migration_job.masking import Masker
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -57,10 +58,7 @@ def migrations_ini(flask_app: str, secrets: tuple[str, ...] = ()) -> Path:
     try:
         directory = migrations_directory(flask_app, application(flask_app))
     except ConfigError as error:
-        message = str(error)
-        for secret in sorted(secrets, key=len, reverse=True):
-            message = message.replace(secret, "***")
-        raise ConfigError(message) from None
+        raise ConfigError(Masker(secrets)(str(error))) from None
     ini = directory / INI_NAME
     if not ini.is_file():
         raise ConfigError(_no_ini(flask_app, directory))

@@ -16,7 +16,7 @@ from urllib.parse import quote
 from migration_job.config import normalize_url
 from migration_job.errors import ConfigError
 from migration_job.fleet_config import NAME_PLACEHOLDER
-from migration_job.log import MASK
+from migration_job.masking import Masker
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
@@ -34,10 +34,7 @@ class Target(NamedTuple):
     @property
     def shown(self) -> str:
         """The URL with its password masked: for output, and the target's identity."""
-        shown = self.given_url
-        for secret in sorted(self.secrets, key=len, reverse=True):
-            shown = shown.replace(secret, MASK)
-        return shown
+        return Masker(self.secrets)(self.given_url)
 
     def shard(self, shards: int) -> int:
         """Which of `shards` shards migrates this target."""

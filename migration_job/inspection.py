@@ -6,8 +6,9 @@ import json
 from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job import steps
-from migration_job.audit import audit_history
-from migration_job.errors import HistoryError, PendingMigrations, first_line
+from migration_job.audit import VERIFY_REFUSAL, audit_history
+from migration_job.errors import HistoryError, HistoryUnreadable, PendingMigrations, first_line
+from migration_job.history_access import refuse_or_go_on
 from migration_job.project import Project, project_for
 from migration_job.verification import changed_revisions, verify
 
@@ -41,6 +42,8 @@ class DatabaseState(NamedTuple):
     unfinished: Unfinished | None
     # (revision, outcome, checksum) per applied-history row, when asked for.
     recorded: list[tuple[object, ...]]
+    # Why the applied-history table could not be read, when asked for.
+    unreadable: HistoryUnreadable | None = None
 
 
 def database_state(settings: Settings, interruption: Interruption,
@@ -49,6 +52,7 @@ def database_state(settings: Settings, interruption: Interruption,
     the checksums the applied-history table recorded."""
     project = project or project_for(settings)
     recorded: list[tuple[object, ...]] = []
+    unreadable = None
     with steps.connected(settings, interruption) as session:
         current = session.revisions(project)
         unfinished = session.unfinished_log(project)
@@ -56,7 +60,10 @@ def database_state(settings: Settings, interruption: Interruption,
         if checksums:
             from migration_job.verification import recorded_checksums
 
-            recorded = recorded_checksums(session, settings, project)
+            try:
+                recorded = recorded_checksums(session, settings, project)
+            except HistoryUnreadable as error:
+                unreadable = error
     if found is not None and found.finished_after_all(current):
         found = None
     if settings.x_arguments:
@@ -64,7 +71,7 @@ def database_state(settings: Settings, interruption: Interruption,
 
         # env.py may choose the version table from -x arguments: ask it, as `alembic current`.
         current = current_through_env(settings, steps.load_history(settings))
-    return DatabaseState(current, found, recorded)
+    return DatabaseState(current, found, recorded, unreadable)
 
 
 def describe_unfinished(found: Unfinished) -> str:
@@ -114,16 +121,22 @@ def inspect(settings: Settings, current: tuple[str, ...]) -> Inspection:
 def status(settings: Settings, interruption: Interruption) -> str:
     """Print current revision(s), head(s) and pending revisions; exit 0 if reachable."""
     project = project_for(settings)
-    current, unfinished, _ = database_state(settings, interruption, project)
+    current, unfinished, _, _ = database_state(settings, interruption, project)
     found = inspect(settings, current)
     audit = audit_history(settings, project, found.scripts)
+    if audit.unreadable is not None:
+        refuse_or_go_on(audit.unreadable, strict=False)
+    readable = audit.unreadable is None
     if settings.json_output:
         print(json.dumps({"current": list(found.current), "heads": list(found.heads),
                           "pending": found.pending, "at_target": found.at_target,
                           "target": settings.target, "problem": found.problem,
                           "unfinished": unfinished._asdict() if unfinished else None,
-                          "history_unfinished": [row._asdict() for row in audit.unfinished],
-                          "changed": [change._asdict() for change in audit.changed]}))
+                          "history_unfinished": [row._asdict() for row in audit.unfinished]
+                          if readable else None,
+                          "changed": [change._asdict() for change in audit.changed]
+                          if readable else None,
+                          "history_error": None if readable else str(audit.unreadable)}))
     else:
         lines = [f"current: {steps.describe(found.current)}",
                  f"heads:   {steps.describe(found.heads)}",
@@ -132,6 +145,8 @@ def status(settings: Settings, interruption: Interruption) -> str:
             lines.append(f"problem: {found.problem}")
         if unfinished:
             lines.append(f"unfinished: {describe_unfinished(unfinished)}")
+        if audit.unreadable is not None:
+            lines.append(f"history: {audit.unreadable}")
         lines.extend(f"history: {row.describe()}" for row in audit.unfinished)
         lines.extend(f"changed: {c.revision} ({c.file}) changed since it ran"
                      for c in audit.changed)
@@ -149,13 +164,17 @@ def check(settings: Settings, interruption: Interruption) -> str:
     """
     project = project_for(settings)
     verifying = settings.verify != "off"
-    current, unfinished, recorded = database_state(settings, interruption, project, verifying)
+    current, unfinished, recorded, unreadable = database_state(settings, interruption, project,
+                                                               verifying)
     known = steps.known_heads(settings, project)
     if unfinished is None and current == known.revisions:
         if not verifying:
             return steps.at_known_head(current, known, "database is at target")
         files = files_without_alembic(settings, project, known)
         if files is not None:
+            if unreadable is not None:
+                refuse_or_go_on(unreadable, strict=settings.verify == "fail",
+                                refusal=VERIFY_REFUSAL)
             verify(settings, changed_revisions(recorded, files.get))
             return steps.at_known_head(current, known, "database is at target")
     found = inspect(settings, current)

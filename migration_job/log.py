@@ -13,8 +13,9 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
+from migration_job.masking import Masker
+
 LEVELS = {"DEBUG": 10, "INFO": 20, "WARNING": 30, "ERROR": 40}
-MASK = "***"
 SILENT = 100  # above every level
 
 
@@ -25,7 +26,7 @@ class EventLog:
         self.stream: IO[str] = sys.stderr
         self.json = False
         self.threshold = LEVELS["INFO"]
-        self.secrets: tuple[str, ...] = ()
+        self.masker = Masker(())
         # Fields every event carries (a fleet's tenant process: its target), shown first.
         self.context: dict[str, str] = {}
         # Called with every event's name and fields, whatever its level (a fleet's tenant
@@ -39,9 +40,8 @@ class EventLog:
         self.json = log_format == "json"
         self.threshold = LEVELS[level]
         # Each secret also as JSON spells it, for the line-level pass over encoded lines.
-        variants = {form for secret in secrets if secret
-                    for form in (secret, json.dumps(secret)[1:-1])}
-        self.secrets = tuple(sorted(variants, key=len, reverse=True))
+        self.masker = Masker(form for secret in secrets if secret
+                             for form in (secret, json.dumps(secret)[1:-1]))
 
     def announce(self, prefix: str, **fields: str) -> None:
         """Put `fields` (JSON) or `prefix: ` (text) on the first line written, whichever it is:
@@ -49,10 +49,8 @@ class EventLog:
         self.first_line = (prefix, fields)
 
     def scrub(self, text: str) -> str:
-        """Replace every known secret in `text` with a mask."""
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
+        """Mask every known secret in `text` (migration_job.masking says where)."""
+        return self.masker(text)
 
     def scrub_value(self, value: object) -> object:
         """`value` with every string in it scrubbed, through dicts, lists and tuples.

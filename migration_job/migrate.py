@@ -114,10 +114,12 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
     for step in steps:
         interruption.check()
         revision = Progress.revision_of(step)
-        if unfinished is not None:
-            unfinished.started(revision, verb)
+        # The history's row first: a table the job cannot write to stops the run before the
+        # unfinished record, which would otherwise refuse every later run (exit 10).
         if recorder is not None:
             recorder.started(context, step, revision)
+        if unfinished is not None:
+            unfinished.started(revision, verb)
         if gate is not None:
             step.migration_fn = _gated_body(step.migration_fn, context, *gate)
         yield step

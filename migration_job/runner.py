@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from migration_job.errors import HistoryError, ReadOnlyDatabase, first_line
+from migration_job.history_access import read_before_changing
 from migration_job.interruption import LOCK_HELD, LOCK_RELEASED
 from migration_job.log import log
 from migration_job.project import Project, project_for
@@ -112,6 +113,7 @@ def upgrade_through_env(settings: Settings, interruption: Interruption) -> str:
             now = history.plan(current_through_env(settings, history), settings.target)
             if now.at_target:
                 return at_target(now, "already at target (read through env.py: -x arguments)")
+            read_before_changing(session, settings, project, verifying=False)
             return apply_plan(settings, history, now, interruption, lock)
 
 
@@ -131,18 +133,13 @@ def plan_unless_newer(session: Session, settings: Settings, project: Project,
 def verify_applied(session: Session, settings: Settings, project: Project,
                    history: History) -> None:
     """Before applying: warn about, or refuse (exit 11), applied revisions whose file changed
-    since they ran (MIGRATE_VERIFY). Only runs that have work pay for it."""
-    if settings.verify == "off":
-        return
-    from migration_job.verification import (
-        changed_revisions,
-        recorded_checksums,
-        script_paths,
-        verify,
-    )
+    since they ran (MIGRATE_VERIFY); refuse when the history cannot be read (exit 4 or 7) and
+    this run would record in it. Only runs that have work pay for it."""
+    from migration_job.verification import changed_revisions, checksums_of, script_paths, verify
 
-    verify(settings, changed_revisions(recorded_checksums(session, settings, project),
-                                       script_paths(history.scripts)))
+    rows = read_before_changing(session, settings, project, verifying=True)
+    if rows is not None and settings.verify != "off":
+        verify(settings, changed_revisions(checksums_of(rows), script_paths(history.scripts)))
 
 
 def apply_plan(settings: Settings, history: History, now: Plan, interruption: Interruption,
@@ -181,6 +178,7 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
             current = session.revisions(project)
             refuse_unfinished(session, project, current)
             history.plan(current, "heads")  # validates the database's revision
+            read_before_changing(session, settings, project, verifying=False)
             progress = Progress("downgrade")
             with_lock_retries(
                 lambda: run_alembic(settings, history, settings.target, progress,

@@ -16,7 +16,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-from migration_job.errors import NewerDatabase
+from migration_job.errors import HistoryUnreadable, NewerDatabase
+from migration_job.history_access import recorded_rows, refuse_or_go_on
 from migration_job.log import log
 
 if TYPE_CHECKING:
@@ -48,12 +49,14 @@ def newer_database(session: Session, settings: Settings, project: Project,
                    current: tuple[str, ...], heads: tuple[str, ...]) -> str | None:
     """When the database is ahead of `heads`: the summary of accepting it, or NewerDatabase
     (exit 7) per MIGRATE_ON_NEWER_DATABASE. None when it is not ahead (call it only when the
-    database is not at `heads`)."""
-    rows = session.table_rows(project.version_table_schema,
-                              project.history_table(settings.history_table),
-                              ("revision", "parents"))
-    parents = {str(revision): tuple(p for p in str(down).split(",") if p)
-               for revision, down in rows}
+    database is not at `heads`), or not known to be: the history cannot be read (a warning)."""
+    try:
+        rows = recorded_rows(session, settings, project)
+    except HistoryUnreadable as error:
+        refuse_or_go_on(error, strict=False)  # then it is not known to be ahead
+        return None
+    parents = {str(row["revision"]): tuple(p for p in str(row["parents"]).split(",") if p)
+               for row in rows}
     ahead = revisions_ahead(parents, current, heads)
     if ahead is None:
         return None

@@ -8,7 +8,7 @@ reaches the databases that ran it before.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.errors import VerificationFailed
@@ -80,10 +80,14 @@ def script_paths(scripts: ScriptDirectory) -> Callable[[str], str | None]:
 def recorded_checksums(session: Session, settings: Settings,
                        project: Project) -> list[tuple[object, ...]]:
     """(revision, outcome, checksum) of each history row, oldest first, on the job's session."""
-    rows = session.table_rows(project.version_table_schema,
-                              project.history_table(settings.history_table),
-                              ("id", "revision", "outcome", "checksum"))
-    return [row[1:] for row in sorted(rows, key=lambda row: int(str(row[0])))]
+    from migration_job.history_access import recorded_rows
+
+    return checksums_of(recorded_rows(session, settings, project))
+
+
+def checksums_of(rows: Iterable[Mapping[str, object]]) -> list[tuple[object, ...]]:
+    """(revision, outcome, checksum) of each of the history's rows."""
+    return [(row["revision"], row["outcome"], row["checksum"]) for row in rows]
 
 
 def verify(settings: Settings, changed: list[Changed]) -> None:

@@ -163,7 +163,9 @@ def _same_file(connection: LendableConnection, path: str) -> str:
 
 
 def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
+    # Backquotes, not double quotes: SQLite reads a double-quoted name that is no column as a
+    # string, so a renamed column would read as its own name instead of failing.
+    return "`" + name.replace("`", "``") + "`"
 
 
 def _advice(error: BaseException) -> str | None:

@@ -387,6 +387,37 @@ class TestFleetWideFailures:
             "MIGRATE_TARGET_NAMES_QUERY failed on the catalog database: ")
 
 
+class TestNamesQueryAsWritten:
+    """MIGRATE_TARGET_NAMES_QUERY runs as written: a '%' in it is SQL's, not the driver's
+    placeholder (psycopg2's and PyMySQL's paramstyle)."""
+
+    def test_like_pattern_on_postgresql(self, pg: PostgresServer, tmp_path: Path) -> None:
+        make_project(tmp_path)
+        catalog = pg.create_database("fleet_percent_catalog")
+        for name in ("pct_one", "pct_two"):
+            pg.create_database(name)
+        done = run_job("fleet", env=job_env(
+            ALEMBIC_CONFIG=str(tmp_path / "alembic.ini"), DATABASE_URL=catalog,
+            MIGRATE_TARGET_NAMES_QUERY="SELECT datname FROM pg_database "
+                                       "WHERE datname LIKE 'pct%' ORDER BY datname",
+            MIGRATE_TARGET_URL_TEMPLATE=pg.url("{name}")))
+        assert done.code == 0, done.stderr[-3000:]
+        assert done.event("fleet_names_read")["count"] == 2
+        assert [e["outcome"] for e in results_of(done).values()] == ["migrated", "migrated"]
+
+    def test_like_pattern_on_mariadb(self, mariadb: MariaDBServer, tmp_path: Path) -> None:
+        config = make_mysql_project(tmp_path / "project")
+        for name in ("mpct_one", "mpct_two"):
+            mariadb.create_database(name)
+        done = run_job("fleet", env=job_env(
+            ALEMBIC_CONFIG=str(config), DATABASE_URL=mariadb.url("mpct_one"),
+            MIGRATE_TARGET_NAMES_QUERY="SELECT SCHEMA_NAME FROM information_schema.SCHEMATA "
+                                       "WHERE SCHEMA_NAME LIKE 'mpct%' ORDER BY 1",
+            MIGRATE_TARGET_URL_TEMPLATE=mariadb.url("{name}")))
+        assert done.code == 0, done.stderr[-3000:]
+        assert done.event("fleet_names_read")["count"] == 2
+
+
 class TestOtherEngines:
     """A handful of tenants on SQLite and on MariaDB, from a URL template and names."""
 

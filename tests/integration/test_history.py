@@ -70,7 +70,8 @@ class TestReadOnlyCommands:
         status = json.loads(result.stdout)
         assert status == {"current": ["0003"], "heads": ["0005"], "pending": ["0004", "0005"],
                           "at_target": False, "target": "head", "problem": None,
-                          "unfinished": None, "history_unfinished": [], "changed": []}
+                          "unfinished": None, "history_unfinished": [], "changed": [],
+                          "history_error": None}
 
     def test_status_reports_unknown_revision_and_exits_0(self, database: Database) -> None:
         run_job(env=job_env(DATABASE_URL=database.url))

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 
 from migration_job.config import URL_FILE_LIMIT
 from tests.support.job import Result, job_env, run_job
 from tests.support.pgserver import PostgresServer
+from tests.support.queries import run_once
 
 # A configuration error takes well under a second; a job that blocks on a FIFO or reads
 # /dev/zero forever is stopped here, so a regression fails the test instead of hanging it.
@@ -80,3 +82,30 @@ def test_password_from_pgpassfile(pg: PostgresServer, tmp_path: Path, right: boo
     result = run_job("wait", env=env, timeout=HANG_GUARD_S)
     assert result.code == (0 if right else 4), result.stderr
     assert password not in result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("password", ["a", "aaaa"])
+def test_a_trivial_password_leaves_the_output_readable(pg: PostgresServer, tmp_path: Path,
+                                                       password: str) -> None:
+    """A role whose password is one character, or one character repeated: every 'a' of the
+    output is not masked, only the password where it stands as one."""
+    role = f"trivial_{os.getpid()}_{len(password)}"
+    run_once(pg.connect(), f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    try:
+        termination = tmp_path / "termination"
+        right = run_job("wait", env=job_env(
+            DATABASE_URL=pg.url().replace("//postgres:" + quote(pg.password, safe=""),
+                                          f"//{role}:{password}", 1),
+            MIGRATE_TERMINATION_LOG=str(termination)), timeout=HANG_GUARD_S)
+        assert right.code == 0, right.stderr
+        assert right.names() == ["database_ready"], right.stderr
+        assert f"/postgres as {role}" in right.event("database_ready")["message"]
+        assert termination.read_text() == "exit 0: database reachable\n"
+        wrong = run_job("wait", env=job_env(
+            DATABASE_URL=f"postgresql://{role}:{password}{password}@127.0.0.1:{pg.port}/app",
+            MIGRATE_WAIT_TIMEOUT="0"), timeout=HANG_GUARD_S)
+        assert wrong.code == 4, wrong.stderr
+        assert wrong.events[-1]["event"] == "connection_rejected", wrong.stderr
+        assert f'password authentication failed for user "{role}"' in wrong.events[-1]["message"]
+    finally:
+        run_once(pg.connect(), f"DROP ROLE {role}")

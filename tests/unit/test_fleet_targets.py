@@ -31,6 +31,10 @@ class TestTargetsFile:
         assert [t.given_url for t in found] == [URLS[0], URLS[2]]
         assert found[0].shown == "postgresql://app:***@db0:5432/tenant_0"
 
+    def test_a_trivial_password_is_masked_only_as_the_password(self, tmp_path: Path) -> None:
+        found = targets_from(tmp_path, "postgresql://app:a@database.example:5432/tenant_a\n")
+        assert found[0].shown == "postgresql://app:***@database.example:5432/tenant_a"
+
     def test_a_bad_line_is_named_without_its_password(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match=r"targets, line 2: .*malformed") as caught:
             targets_from(tmp_path, f"{URLS[0]}\nnot a url p4ssw0rd\n")

@@ -121,6 +121,35 @@ class TestScrubbedBeforeEncoding:
         assert "Traceback: ***" in output
 
 
+@pytest.mark.parametrize("password", ["a", "aaaa", "ab", "x1x1"])
+class TestTrivialPasswords:
+    """A password that text holds by chance (shorter than 4 characters, or fewer than 3
+    different ones) is masked where it stands as a password, not in every word."""
+
+    def emit(self, password: str, message: str) -> str:
+        log, stream = EventLog(), io.StringIO()
+        log.stream = stream
+        log.configure(log_format="json", level="INFO", secrets=(password,))
+        log.info("database_ready", message, url=f"postgresql://app:{password}@db/app")
+        return stream.getvalue()
+
+    def test_other_text_is_left_alone(self, password: str) -> None:
+        text = "connected to 127.0.0.1:5432/app as app: a database aaaa ab x1x1 abab"
+        record = json.loads(self.emit(password, text))
+        assert record["event"] == "database_ready"
+        assert record["message"] == text
+
+    @pytest.mark.parametrize("shown", [
+        "postgresql://app:{}@db/app", "mysql+pymysql://:{}@db:3306/app",
+        "host=db password={} sslmode=require", "PGPASSWORD={}", "password: '{}'",
+        '{{"password": "{}"}}', "Access denied for user 'app' using '{}'",
+        'invalid value "{}"'])
+    def test_masked_where_it_stands_as_the_password(self, password: str, shown: str) -> None:
+        record = json.loads(self.emit(password, shown.format(password)))
+        assert record["message"] == shown.format("***")
+        assert record["url"] == "postgresql://app:***@db/app"
+
+
 class TestTerminationLog:
     """Kubernetes reads at most 4 KiB: longer summaries are cut, secrets are masked."""
 

@@ -27,8 +27,6 @@ TEMPLATE = (f"postgresql://app:{quote(TEMPLATE_PASSWORD, safe='')}@127.0.0.1:{DE
 TENANTS = ("acme", "b%2", "c'd", "é", "x/y")
 NO_ROWS = ("new: a names query that returns no result set (an empty statement, a write) exits 1 "
            "with a traceback (SQLAlchemy's ResourceClosedError)")
-PERCENT = ("misc: a '%' in MIGRATE_TARGET_NAMES_QUERY exits 1 with a traceback on "
-           "PostgreSQL (the driver takes it for a placeholder)")
 FEW = settings(max_examples=10)
 
 
@@ -89,7 +87,6 @@ class TestNamesQueries:
                   DATABASE_URL=catalogs[catalog], MIGRATE_TARGET_URL_TEMPLATE=TEMPLATE,
                   MIGRATE_TARGET_NAMES_QUERY=query)
 
-    @pytest.mark.xfail(strict=True, reason=PERCENT)
     @FEW
     @given(query=percent_queries)
     def test_percent_on_postgresql(self, query: str, catalogs: dict[str, str]) -> None:

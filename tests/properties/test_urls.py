@@ -28,8 +28,6 @@ from tests.support.mariadbserver import USER as MARIADB_USER
 from tests.support.pgserver import PASSWORD, free_port
 from tests.support.projects import make_sqlite_project
 
-MYSQL_URL_ERRORS = ("mysql: URL errors (?charset=<unknown>, ?ssl_ca=<missing file> exit 1 "
-                    "with a traceback from PyMySQL)")
 # Query parameters PyMySQL reads as a charset's name or a file's (test_mariadb_unknown_...).
 MYSQL_FILE_PARAMETERS = ("charset", "ssl_ca", "ssl_cert", "ssl_key")
 CHARSETS = ("utf8", "utf8mb4", "latin1", "ascii", "binary")
@@ -79,7 +77,6 @@ class TestUrlsNobodyAnswers:
                      via_flag: bool, scratch: Path) -> None:
         run_with(case, command, log_format, via_flag, scratch)
 
-    @pytest.mark.xfail(strict=True, reason=MYSQL_URL_ERRORS)
     @given(key=st.sampled_from(MYSQL_FILE_PARAMETERS),
            value=awkward_text(latin1=True).filter(lambda c: c.lower() not in CHARSETS))
     def test_mariadb_unknown_charset_or_missing_file(self, key: str, value: str,

@@ -1,15 +1,13 @@
 """Who blocks the revisions, noted while they wait: once the lock timeout has ended a wait,
-the server no longer says who held the lock."""
+the server no longer says who held the lock. A look of the revision watch's thread
+(revision_watch.py), over its session."""
 
 from __future__ import annotations
 
-import threading
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 from migration_job.engines.blocking import describe_all
-from migration_job.errors import first_line
 from migration_job.log import log
 
 if TYPE_CHECKING:
@@ -22,8 +20,10 @@ if TYPE_CHECKING:
 LOOKS_PER_TIMEOUT = 4
 MAX_LOOK_EVERY_S = 1.0
 # Set in a fleet's children (migration_job.fleet_workers): the one spare connection the whole
-# fleet may open beside its targets' sessions. A watch then looks only when it holds it, over a
-# session opened and closed for that look, so the fleet's connections stay within its budget.
+# fleet may open beside its targets' sessions. The revision watch then asks only when it holds
+# it, over a session opened and closed for that look, so the fleet's connections stay within
+# its budget. (Kept here, away from the revision watch's SQLAlchemy imports: the fleet sets it
+# before any child needs Alembic.)
 SPARE_CONNECTION: list[SpareConnection] = []
 
 
@@ -38,11 +38,7 @@ class SpareConnection(Protocol):
 
 
 class BlockerWatch:
-    """A thread that asks, over a session of its own, who blocks this process's statements.
-
-    The session opens only once a revision has run for a first interval: revisions that
-    never wait cost nothing.
-    """
+    """Asks, every `every` seconds while revisions run, who blocks this process's statements."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -52,56 +48,18 @@ class BlockerWatch:
         # since when each was seen, and those already logged.
         self.waited_since: dict[int, float] = {}
         self.reported: set[int] = set()
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="blocker-watch", daemon=True)
-
-    def __enter__(self) -> BlockerWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def take(self) -> tuple[Blocker, ...]:
         """The blockers seen last since the previous take."""
         seen, self.seen = self.seen, ()
         return seen
 
-    def _watch(self) -> None:
-        session: Session | None = None
-        spare = SPARE_CONNECTION[0] if SPARE_CONNECTION else None
-        try:
-            while not self._stop.wait(self.every):
-                if spare is None:
-                    session = self._look(session)
-                elif spare.acquire(block=False):
-                    try:
-                        opened = self._look(None)
-                        if opened is not None:
-                            opened.close()
-                    finally:
-                        spare.release()
-        finally:
-            if session is not None:
-                session.close()
-
-    def _look(self, session: Session | None) -> Session | None:
-        """Ask once who blocks this process's statements; the session to keep (None after
-        an error: it is dropped, and the next look opens another)."""
-        engine = self.settings.engine
-        try:
-            session = session or engine.connect(self.settings, timeout=3)
-            found = session.blockers()
-        except engine.errors as error:
-            log.debug("blocker_watch_failed",
-                      f"could not ask who blocks the revisions: {first_line(error)}")
-            return None
+    def look(self, session: Session) -> None:
+        """Ask once, over `session` (a second one), who blocks this process's statements."""
+        found = session.blockers()
         if found:
             self.seen = found
         self._report_long_waits(found)
-        return session
 
     def _report_long_waits(self, found: tuple[Blocker, ...]) -> None:
         """Log, once each, the transactions a statement has waited to end for longer than the

@@ -38,6 +38,10 @@ class RunningStatement:
     def watching(self) -> Iterator[None]:
         """Follow every SQLAlchemy engine's statements (env.py's own included) in the block."""
         def started(connection: Any, cursor: Any, statement: str, *rest: Any) -> None:
+            if connection.dialect.paramstyle in ("format", "pyformat"):
+                # As the server gets it: SQLAlchemy doubled each '%' for the driver, and a
+                # secret spelled so would escape the log's mask.
+                statement = statement.replace("%%", "%")
             self.line = shown(statement)
 
         def ended(*args: Any) -> None:

@@ -90,6 +90,8 @@ def statement_progress(connection: LendableConnection) -> tuple[StatementProgres
     from `connection` (not one of them)."""
     views = [(view, read) for view, since, read in VIEWS
              if connection.server_version >= since]
+    if not views:
+        return ()
     query = " UNION ALL ".join(
         f"SELECT {number}, p.pid, row_to_json(p) FROM {view} p "
         "JOIN pg_stat_activity a ON a.pid = p.pid "

@@ -1,17 +1,13 @@
 """Who blocks the revisions, noted while they wait: once the lock timeout has ended a wait,
-the server no longer says who held the lock. And whether the server still answers at all:
-behind a TCP proxy, whose kernel answers the job's keepalives, a partition shows no other
-way while a revision's statement waits (README: Network partitions)."""
+the server no longer says who held the lock. A look of the revision watch's thread
+(revision_watch.py), over its session."""
 
 from __future__ import annotations
 
-import threading
 import time
-from types import TracebackType
 from typing import TYPE_CHECKING, Protocol
 
 from migration_job.engines.blocking import describe_all
-from migration_job.errors import first_line
 from migration_job.log import log
 
 if TYPE_CHECKING:
@@ -21,16 +17,15 @@ if TYPE_CHECKING:
 
 # How many times per DDL lock timeout the watch looks: a wait that lasts the whole timeout
 # is seen at least once; bounded, so that a long timeout still names its blocker promptly.
+# Without a DDL lock timeout it still looks every MAX_LOOK_EVERY_S: the looks are how the
+# revision watch hears that the server still answers (revision_watch.py).
 LOOKS_PER_TIMEOUT = 4
 MAX_LOOK_EVERY_S = 1.0
-# How long a look may wait to connect (an engine bounds its own query the same).
-LOOK_TIMEOUT_S = 3.0
-# How long the looks may go unanswered (each failing only once it had waited at least half
-# its timeout: a refusal or reset is an answer) before the watch cuts the revisions' session.
-SILENCE_LIMIT_S = 30.0
 # Set in a fleet's children (migration_job.fleet_workers): the one spare connection the whole
-# fleet may open beside its targets' sessions. A watch then looks only when it holds it, over a
-# session opened and closed for that look, so the fleet's connections stay within its budget.
+# fleet may open beside its targets' sessions. The revision watch then asks only when it holds
+# it, over a session opened and closed for that look, so the fleet's connections stay within
+# its budget. (Kept here, away from the revision watch's SQLAlchemy imports: the fleet sets it
+# before any child needs Alembic.)
 SPARE_CONNECTION: list[SpareConnection] = []
 
 
@@ -45,17 +40,10 @@ class SpareConnection(Protocol):
 
 
 class BlockerWatch:
-    """A thread that asks, over a session of its own, who blocks this process's statements,
-    and cuts `revisions` (the session the revisions run on) when the server has answered
-    none of its looks for SILENCE_LIMIT_S.
+    """Asks, every `every` seconds while revisions run, who blocks this process's statements."""
 
-    The session opens only once a revision has run for a first interval: revisions that
-    never wait cost nothing.
-    """
-
-    def __init__(self, settings: Settings, revisions: Session) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.revisions = revisions
         timeout = settings.ddl_lock_timeout
         self.every = min(timeout / LOOKS_PER_TIMEOUT, MAX_LOOK_EVERY_S) if timeout > 0 \
             else MAX_LOOK_EVERY_S
@@ -64,61 +52,18 @@ class BlockerWatch:
         # since when each was seen, and those already logged.
         self.waited_since: dict[int, float] = {}
         self.reported: set[int] = set()
-        self.silent_since: float | None = None
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._watch, name="blocker-watch", daemon=True)
-
-    def __enter__(self) -> BlockerWatch:
-        self._thread.start()
-        return self
-
-    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
-                 traceback: TracebackType | None) -> None:
-        self._stop.set()
-        self._thread.join()
 
     def take(self) -> tuple[Blocker, ...]:
         """The blockers seen last since the previous take."""
         seen, self.seen = self.seen, ()
         return seen
 
-    def _watch(self) -> None:
-        session: Session | None = None
-        spare = SPARE_CONNECTION[0] if SPARE_CONNECTION else None
-        try:
-            while not self._stop.wait(self.every):
-                if spare is None:
-                    session = self._look(session)
-                elif spare.acquire(block=False):
-                    try:
-                        opened = self._look(None)
-                        if opened is not None:
-                            opened.close()
-                    finally:
-                        spare.release()
-        finally:
-            if session is not None:
-                session.close()
-
-    def _look(self, session: Session | None) -> Session | None:
-        """Ask once who blocks this process's statements; the session to keep (None after
-        an error: it is dropped, and the next look opens another)."""
-        engine = self.settings.engine
-        started = time.monotonic()
-        try:
-            session = session or engine.connect(self.settings, timeout=LOOK_TIMEOUT_S)
-            found = session.blockers()
-        except engine.errors as error:
-            log.debug("blocker_watch_failed",
-                      f"could not ask who blocks the revisions: {first_line(error)}")
-            waited = time.monotonic() - started
-            self._heard(None if waited >= LOOK_TIMEOUT_S / 2 else started)
-            return None
-        self._heard(started)
+    def look(self, session: Session) -> None:
+        """Ask once, over `session` (a second one), who blocks this process's statements."""
+        found = session.blockers()
         if found:
             self.seen = found
         self._report_long_waits(found)
-        return session
 
     def _report_long_waits(self, found: tuple[Blocker, ...]) -> None:
         """Log, once each, the transactions a statement has waited to end for longer than the
@@ -136,22 +81,3 @@ class BlockerWatch:
                     "query meanwhile, so the DDL lock timeout does not apply; it goes on once "
                     "they end (end them, or bound the wait with MIGRATE_STATEMENT_TIMEOUT)",
                     blockers=[b.fields() for b in long])
-
-    def _heard(self, answered_at: float | None) -> None:
-        """Note a look's answer (None: it got none); cut the revisions' session once the
-        server has answered nothing for SILENCE_LIMIT_S."""
-        if answered_at is not None:
-            self.silent_since = None
-            return
-        now = time.monotonic()
-        if self.silent_since is None:
-            self.silent_since = now
-        silent_s = now - self.silent_since
-        if silent_s >= SILENCE_LIMIT_S:
-            cut = self.revisions.sever()
-            outcome = ("cut the session the revisions run on" if cut else
-                       "this engine leaves the revisions' session to its own timeouts")
-            log.warning("database_silent", f"the database has answered nothing for "
-                        f"{silent_s:.0f} s (a network partition, or a proxy that lost the "
-                        f"server?): {outcome}", silent_s=round(silent_s, 1), cut=cut)
-            self._stop.set()

@@ -82,6 +82,9 @@ def build_parser() -> ArgumentParser:
                         "lock timeout, then exit 9 (env MIGRATE_DDL_LOCK_RETRIES, default 5)")
     parser.add_argument("--statement-timeout", help="how long a revision's statement may run; "
                         "0: no limit (env MIGRATE_STATEMENT_TIMEOUT, default 0)")
+    parser.add_argument("--progress-interval", help="while a revision runs longer than this, "
+                        "log its progress this often; 0: never (env MIGRATE_PROGRESS_INTERVAL, "
+                        "default 10s)")
     parser.add_argument("--lock-key", help="64-bit advisory lock key (env MIGRATE_LOCK_KEY)")
     parser.add_argument("--log-format", help="text or json (env MIGRATE_LOG_FORMAT)")
     parser.add_argument("--log-level", help="DEBUG, INFO, WARNING, ERROR (env MIGRATE_LOG_LEVEL)")

@@ -24,6 +24,8 @@ LOG_FORMATS = ("text", "json")
 # than a typical request timeout; long enough for a busy table's short transactions to end.
 DEFAULT_DDL_LOCK_TIMEOUT = "2s"
 DEFAULT_DDL_LOCK_RETRIES = "5"
+# Often enough to tell a slow build from a hang, rarely enough to keep a long one's log short.
+DEFAULT_PROGRESS_INTERVAL = "10s"
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 VERIFY_MODES = ("warn", "fail", "off")
 NEWER_DATABASE_MODES = ("fail", "accept")
@@ -123,6 +125,9 @@ class Settings(NamedTuple):
     ddl_lock_retries: int = 5
     # How long one statement of a revision may run (0: unbounded).
     statement_timeout: float = 0.0
+    # While a revision runs longer than this, how often its progress is logged (0: never;
+    # progress_watch.py).
+    progress_interval: float = 10.0
     # `fleet`: its targets, concurrency and shard.
     fleet: FleetSettings | None = None
     # Where the head read from the revision files is kept between runs; None keeps none.
@@ -417,6 +422,8 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
             "ddl_lock_retries", "MIGRATE_DDL_LOCK_RETRIES", DEFAULT_DDL_LOCK_RETRIES)),
         statement_timeout=parse_duration("MIGRATE_STATEMENT_TIMEOUT", pick(
             "statement_timeout", "MIGRATE_STATEMENT_TIMEOUT", "0")),
+        progress_interval=parse_duration("MIGRATE_PROGRESS_INTERVAL", pick(
+            "progress_interval", "MIGRATE_PROGRESS_INTERVAL", DEFAULT_PROGRESS_INTERVAL)),
         fleet=_fleet_settings(env) if command == "fleet" else None,
         heads_cache=heads_cache_folder(env),
         verify=_choice("MIGRATE_VERIFY", env.get("MIGRATE_VERIFY", "warn").strip().lower(),

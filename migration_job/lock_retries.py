@@ -15,10 +15,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
-from migration_job.blocker_watch import BlockerWatch
 from migration_job.engines.blocking import describe_all
 from migration_job.errors import Blocked, DdlLockTimedOut, LockLost, first_line
 from migration_job.log import log
+from migration_job.revision_watch import RevisionWatch
 
 if TYPE_CHECKING:
     from migration_job.config import Settings
@@ -32,7 +32,7 @@ Result = TypeVar("Result")
 
 
 class Watch(Protocol):
-    """Who blocked the revisions since last asked (blocker_watch.BlockerWatch)."""
+    """Who blocked the revisions since last asked (revision_watch.RevisionWatch)."""
 
     def take(self) -> tuple[Blocker, ...]: ...
 
@@ -49,12 +49,13 @@ def with_lock_retries(attempt: Callable[[], Result], settings: Settings, lock: M
                       interruption: Interruption) -> Result:
     """`attempt()` (applying the pending revisions) with the DDL lock timeout and statement
     timeout set on the lock's session, tried again while a revision hits the lock timeout and
-    the lock is still held; a blocker watch names the blockers, and cuts the lock's session if
-    the server stops answering."""
+    the lock is still held; meanwhile the revision watch logs who blocks them and how far
+    they got, and cuts the lock's session if the server stops answering."""
     with ExitStack() as stack:
         stack.enter_context(lock.session.bounded_waits(settings.ddl_lock_timeout,
                                                        settings.statement_timeout))
-        watch = stack.enter_context(BlockerWatch(settings, lock.session))
+        watch = stack.enter_context(RevisionWatch(settings, lock.session))
+        attempt = watch.attempts(attempt)
         if settings.ddl_lock_timeout <= 0:
             try:
                 return attempt()

@@ -18,6 +18,7 @@ from migration_job.errors import ConfigError
 if TYPE_CHECKING:
     from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
+    from migration_job.engines.statement_progress import StatementProgress
     from migration_job.engines.unfinished import UnfinishedLog
     from migration_job.project import Project
 
@@ -165,10 +166,15 @@ class Engine(Protocol):
     transactional_ddl: whether a revision's DDL rolls back with its transaction. Where it does
     not (MySQL/MariaDB), a revision that failed or was cut short may be partly applied: the
     job records revisions while they run (Session.unfinished_log) and exits 10.
+
+    reports_progress: whether the server can say how far a running statement got
+    (Session.statement_progress). Where it cannot (SQLite), the progress watch opens no
+    session at all and logs elapsed time only.
     """
 
     errors: tuple[type[Exception], ...]
     transactional_ddl: bool
+    reports_progress: bool
 
     def connect(self, settings: Settings, timeout: float | None = None) -> Session: ...
 
@@ -239,6 +245,13 @@ class Session(Protocol):
     (engines.blocking.Blocker), asked from this session (a second one: the revisions' own
     session is busy waiting); () where the server cannot say.
 
+    statement_progress() says how far the statements that this process runs on its other
+    sessions got, in the server's own figures (engines.statement_progress.StatementProgress:
+    a phase, and units done of a total or a percentage where the phase counts them), asked
+    from this session (a second one: the revisions' own session is busy running them); a
+    statement the server reports nothing for is left out, and () where it reports nothing at
+    all (Engine.reports_progress is False).
+
     unfinished_log(project) is where revisions that started and did not finish are recorded
     (engines.unfinished), on an engine without transactional DDL; None on the others.
 
@@ -278,6 +291,8 @@ class Session(Protocol):
                       statement_timeout: float) -> AbstractContextManager[None]: ...
 
     def blockers(self) -> tuple[Blocker, ...]: ...
+
+    def statement_progress(self) -> tuple[StatementProgress, ...]: ...
 
     def unfinished_log(self, project: Project) -> UnfinishedLog | None: ...
 

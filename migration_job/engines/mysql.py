@@ -31,6 +31,7 @@ from migration_job.engines.mysql_url import check_url
 if TYPE_CHECKING:
     from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
+    from migration_job.engines.statement_progress import StatementProgress
     from migration_job.project import Project
 
 
@@ -132,9 +133,8 @@ class MysqlSession:
         session's statements (mysql_waits.py)."""
         from migration_job.engines.mysql_waits import bounded_waits, revision_settings
 
-        mariadb = "mariadb" in str(self.connection.get_server_info()).lower()  # type: ignore[no-untyped-call]
         with bounded_waits(self.connection,
-                           revision_settings(lock_timeout, statement_timeout, mariadb)):
+                           revision_settings(lock_timeout, statement_timeout, self._mariadb())):
             yield
 
     def blockers(self) -> tuple[Blocker, ...]:
@@ -142,6 +142,15 @@ class MysqlSession:
         from migration_job.engines.mysql_waits import blockers
 
         return blockers(self.connection)
+
+    def statement_progress(self) -> tuple[StatementProgress, ...]:
+        """See mysql_progress.statement_progress."""
+        from migration_job.engines.mysql_progress import statement_progress
+
+        return statement_progress(self.connection, self._mariadb())
+
+    def _mariadb(self) -> bool:
+        return "mariadb" in str(self.connection.get_server_info()).lower()  # type: ignore[no-untyped-call]
 
     def unfinished_log(self, project: Project) -> MysqlUnfinishedLog:
         """DDL is not transactional here: revisions are recorded while they run."""
@@ -179,6 +188,7 @@ class MysqlEngine:
 
     errors: tuple[type[Exception], ...] = (pymysql.err.MySQLError,)
     transactional_ddl = False
+    reports_progress = True
 
     def connect(self, settings: Settings, timeout: float | None = None) -> MysqlSession:
         """Open an autocommit session: connected and pinged within `timeout`, its other

@@ -25,6 +25,7 @@ from migration_job.engines.postgres_pooling import refuse_shared_sessions
 if TYPE_CHECKING:
     from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
+    from migration_job.engines.statement_progress import StatementProgress
     from migration_job.project import Project
 
 
@@ -183,6 +184,12 @@ class PostgresSession:
 
         return blockers(self.connection)
 
+    def statement_progress(self) -> tuple[StatementProgress, ...]:
+        """See postgres_progress.statement_progress."""
+        from migration_job.engines.postgres_progress import statement_progress
+
+        return statement_progress(self.connection)
+
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
@@ -200,6 +207,7 @@ class PostgresEngine:
     """PostgreSQL through psycopg2 (see engines.Engine for the contract)."""
 
     transactional_ddl = True
+    reports_progress = True
     errors: tuple[type[Exception], ...] = (psycopg2.Error,)
 
     def connect(self, settings: Settings, timeout: float | None = None) -> PostgresSession:

@@ -31,6 +31,7 @@ from migration_job.errors import ConfigError
 if TYPE_CHECKING:
     from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
+    from migration_job.engines.statement_progress import StatementProgress
     from migration_job.project import Project
 
 BUSY = ("another connection held the database's write lock for longer than "
@@ -138,6 +139,10 @@ class SqliteSession:
         """SQLite does not say which connection holds its write lock."""
         return ()
 
+    def statement_progress(self) -> tuple[StatementProgress, ...]:
+        """SQLite reports no progress of a running statement."""
+        return ()
+
     def unfinished_log(self, project: Project) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
@@ -177,6 +182,7 @@ class SqliteEngine:
     """SQLite through sqlite3 (see engines.Engine for the contract)."""
 
     transactional_ddl = True
+    reports_progress = False
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def connect(self, settings: Settings, timeout: float | None = None) -> SqliteSession:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,6 +15,18 @@ from migration_job.engines.mysql import MysqlSession
 from migration_job.engines.postgres import PostgresSession
 from tests.support.mariadbserver import running_mariadb
 from tests.support.pgserver import free_port, running_server
+from tests.support.slow_statements import (
+    MARIADB_COPY,
+    PG_BUILD,
+    gate_ids,
+    gates_on,
+    mariadb_table,
+    pg_gated_table,
+)
+
+# A statement the server reports progress for, running on a session: within the block it runs
+# (in a thread); the block gets whether it still does.
+LongStatement = Callable[[Session], AbstractContextManager[Callable[[], bool]]]
 
 
 @dataclass
@@ -25,6 +39,8 @@ class Target:
     # The server with a wrong password, and an address where nothing listens.
     rejected_url: str
     unreachable_url: str
+    # None where the server reports no statement's progress.
+    long_statement: LongStatement | None = None
     opened: list[Session] = field(default_factory=list)
 
     @property
@@ -37,6 +53,27 @@ class Target:
         session = self.engine.connect(self.settings, timeout=5)
         self.opened.append(session)
         return session
+
+
+@contextmanager
+def running(execute: Callable[[], None]) -> Iterator[Callable[[], bool]]:
+    """`execute()` in a thread for the block; whether it still runs; its error re-raised."""
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            execute()
+        except BaseException as error:  # noqa: BLE001  (re-raised in the test's thread)
+            failed.append(error)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        yield thread.is_alive
+    finally:
+        thread.join(120)
+    if failed:
+        raise failed[0]
 
 
 def settings_for(url: str) -> Settings:
@@ -54,8 +91,28 @@ def postgres() -> Iterator[Target]:
             assert isinstance(session, PostgresSession)
             server.scalar(f"SELECT pg_terminate_backend({session.connection.get_backend_pid()})")
 
+        for statement in pg_gated_table(rows=200_000, gates=1):
+            server.scalar(statement, "conformance")
+
+        @contextmanager
+        def index_build(session: Session) -> Iterator[Callable[[], bool]]:
+            """An index build held in its scan until the block ends."""
+            assert isinstance(session, PostgresSession)
+            connection = session.connection
+            def build() -> None:
+                with connection.cursor() as cursor:
+                    cursor.execute(PG_BUILD)
+                    cursor.execute("DROP INDEX progress_gated")
+
+            with (gates_on(server.connect("conformance"), gate_ids(200_000, 1)) as gates,
+                  running(build) as still):
+                try:
+                    yield still
+                finally:
+                    gates.open_all()
+
         yield Target(settings_for(url), terminate, server.url("conformance", password="wrong"),
-                     server.url("conformance", port=free_port()))
+                     server.url("conformance", port=free_port()), index_build)
 
 
 @pytest.fixture(scope="session")
@@ -73,8 +130,25 @@ def mariadb() -> Iterator[Target]:
             connection_id = session.connection.thread_id()  # type: ignore[no-untyped-call]
             server.scalar(f"KILL {int(connection_id)}")
 
+        for statement in mariadb_table(rows=100_000):
+            server.scalar(statement, database="conformance")
+
+        @contextmanager
+        def table_copy(session: Session) -> Iterator[Callable[[], bool]]:
+            """A table copy that runs for seconds by its work."""
+            assert isinstance(session, MysqlSession)
+            connection = session.connection
+
+            def copy() -> None:
+                with connection.cursor() as cursor:
+                    cursor.execute(MARIADB_COPY)
+                    cursor.execute("ALTER TABLE progress_table DROP COLUMN digest")
+
+            with running(copy) as still:
+                yield still
+
         yield Target(settings_for(url), terminate, server.url("conformance", password="wrong"),
-                     server.url("conformance", port=free_port()))
+                     server.url("conformance", port=free_port()), table_copy)
 
 
 @pytest.fixture(scope="session")

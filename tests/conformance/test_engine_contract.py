@@ -8,11 +8,13 @@ from datetime import datetime
 import pytest
 
 from migration_job.applied_history import history_table
+from migration_job.engines.statement_progress import StatementProgress
 from migration_job.errors import LockLost, LockTimeout
 from migration_job.migrate import job_engine
 from migration_job.project import Project
 from tests.conformance.conftest import Target, settings_for
 from tests.support.job import REPO
+from tests.support.slow_statements import MARIADB_COPYING, PG_SCANNING
 
 PROJECT = Project(REPO / "alembic.ini", REPO / "migrations")
 
@@ -137,3 +139,29 @@ class TestVersionTable:
         finally:
             table.drop(engine, checkfirst=True)
             engine.dispose()
+
+
+class TestStatementProgress:
+    """The server's own figures of a statement that runs on another of this process's
+    sessions; none where the server reports none."""
+
+    def test_figures_of_a_running_statement(self, target: Target) -> None:
+        asking = target.session()
+        if target.long_statement is None:
+            assert not target.engine.reports_progress
+            assert asking.statement_progress() == ()
+            return
+        assert target.engine.reports_progress
+        assert asking.statement_progress() == ()  # nothing of this process's runs yet
+        found: list[StatementProgress] = []
+        with target.long_statement(target.session()) as still_running:
+            deadline = time.monotonic() + 60
+            while not found and still_running() and time.monotonic() < deadline:
+                found = [f for f in asking.statement_progress() if f.percent is not None]
+                time.sleep(0.01)
+        assert found, "the statement ended before the server reported its progress"
+        figures = found[0]
+        assert figures.phase in (PG_SCANNING, MARIADB_COPYING)
+        assert figures.percent is not None
+        assert 0 < figures.percent < 100
+        assert asking.statement_progress() == ()  # it has ended

@@ -34,6 +34,7 @@ from tests.support.job import (
     wait_until,
 )
 from tests.support.projects import ALONE_BEHIND_A_GATE, ALONE_GUARD
+from tests.support.slow_statements import PG_BUILD, PG_SCANNING, gate_ids, gates_on, pg_gated_table
 
 ALEMBIC = [sys.executable, "-m", "alembic"]
 # What `alembic revision` writes for upgrade() in every template's script.py.mako.
@@ -315,6 +316,21 @@ class TestEveryGuarantee:
         again = run_job(env=env_for(database, case, project))
         assert again.code == 0, again.stderr
         assert database.applications() == dict.fromkeys(REVISIONS, 1)
+
+    def test_env_py_s_own_statement_reports_its_progress(
+            self, database: Database, make: Callable[..., Project], case: Case) -> None:
+        """An index build on env.py's own connection: the server's figures, found by the
+        job's application_name."""
+        for statement in pg_gated_table(200_000, gates=1):
+            database.query(statement)
+        project = make(case.template, third=audited("0003", f'op.execute("{PG_BUILD}")'))
+        with gates_on(database.server.connect(database.name), gate_ids(200_000, 1)):
+            job = RunningJob(env=env_for(database, case, project, MIGRATE_PROGRESS_INTERVAL="1s"))
+            held = job.wait_for_event("revision_progress", phase=PG_SCANNING)
+        result = job.finish()
+        assert result.code == 0, result.stderr
+        assert (held["revision"], held["statement"]) == ("0003", PG_BUILD)
+        assert 0 < held["done"] < held["total"]
 
     def test_failing_revision_exits_6(self, database: Database, make: Callable[..., Project],
                                       case: Case) -> None:

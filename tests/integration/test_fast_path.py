@@ -9,6 +9,11 @@ from tests.integration.conftest import Database
 from tests.support.job import imported_modules, job_env, run_job
 from tests.support.projects import BRANCH_A, BRANCH_B, SLOW, make_project, revision
 
+# What watches running revisions: only a run that applies some imports it.
+WATCHES = {f"migration_job.{name}" for name in (
+    "revision_watch", "blocker_watch", "progress_watch", "progress_report", "running_statement",
+    "engines.statement_progress", "engines.postgres_progress")}
+
 
 def manifest(config: Path) -> None:
     """Run the job's `manifest` command for a project."""
@@ -29,6 +34,7 @@ class TestManifestFastPath:
         assert "psycopg2" in imported
         assert not [m for m in imported if m.split(".")[0] in
                     ("alembic", "sqlalchemy", "asyncpg", "psycopg", "greenlet")]
+        assert not [m for m in imported if m in WATCHES]
         assert '"via": "manifest"' in done.stderr
 
     def test_stale_manifest_still_applies_new_revision(self, database: Database,

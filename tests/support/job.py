@@ -8,7 +8,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,8 +96,11 @@ class RunningJob:
                 self.lines.append(line)
                 self._new_line.notify_all()
 
-    def wait_for_event(self, name: str, timeout: float = 60, **fields: Any) -> dict[str, Any]:
-        """Block until the job logs `name` (with matching fields); fail if it exits first."""
+    def wait_for_event(self, name: str, timeout: float = 60,
+                       where: Callable[[dict[str, Any]], bool] = lambda _: True,
+                       **fields: Any) -> dict[str, Any]:
+        """Block until the job logs `name` (with matching fields, and for which `where` holds);
+        fail if it exits first."""
         deadline = time.monotonic() + timeout
         seen = 0
         with self._new_line:
@@ -106,7 +109,7 @@ class RunningJob:
                     seen += 1
                     for event in parse_events(line):
                         if event.get("event") == name and all(
-                                event.get(k) == v for k, v in fields.items()):
+                                event.get(k) == v for k, v in fields.items()) and where(event):
                             return event
                 if self.process.poll() is not None and not self._reader.is_alive():
                     raise AssertionError(f"job exited ({self.process.returncode}) before "

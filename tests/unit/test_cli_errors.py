@@ -33,6 +33,8 @@ def bad_inputs(tmp: Path) -> list[tuple[str, list[str], dict[str, str], str]]:
          "MIGRATE_DDL_LOCK_RETRIES"),
         ("statement-timeout", [], {**GOOD, "MIGRATE_STATEMENT_TIMEOUT": "forever"},
          "MIGRATE_STATEMENT_TIMEOUT"),
+        ("progress-interval", ["--progress-interval", "often"], GOOD,
+         "MIGRATE_PROGRESS_INTERVAL"),
         ("lock-key", [], {**GOOD, "MIGRATE_LOCK_KEY": "abc"}, "MIGRATE_LOCK_KEY"),
         ("lock-key-range", [], {**GOOD, "MIGRATE_LOCK_KEY": str(2**64)}, "64-bit"),
         ("log-format", [], {**GOOD, "MIGRATE_LOG_FORMAT": "xml"}, "MIGRATE_LOG_FORMAT"),

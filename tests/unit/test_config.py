@@ -164,6 +164,16 @@ class TestNumbers:
             with pytest.raises(ConfigError, match="MIGRATE_LOCK_KEY"):
                 parse_lock_key(bad)
 
+    def test_progress_interval(self) -> None:
+        """Every 10 s by default; 0 turns it off; the flag wins."""
+        env = {"DATABASE_URL": URL, "MIGRATE_TERMINATION_LOG": ""}
+        assert load_settings({}, env).progress_interval == 10
+        assert load_settings({}, {**env, "MIGRATE_PROGRESS_INTERVAL": "0"}).progress_interval == 0
+        assert load_settings({"progress_interval": "500ms"},
+                             {**env, "MIGRATE_PROGRESS_INTERVAL": "1m"}).progress_interval == 0.5
+        with pytest.raises(ConfigError, match="MIGRATE_PROGRESS_INTERVAL="):
+            load_settings({}, {**env, "MIGRATE_PROGRESS_INTERVAL": "-1"})
+
     def test_both_url_sources_is_an_error(self, tmp_path: Path) -> None:
         with pytest.raises(ConfigError, match="both set"):
             load_settings({}, {"DATABASE_URL": URL, "DATABASE_URL_FILE": str(tmp_path)})

@@ -26,8 +26,9 @@ from tests.support.network import Namespace, namespace, tcp_proxy
 from tests.support.pgserver import PostgresServer
 from tests.support.projects import SLOW, make_project, revision
 
-# How soon the job and the server notice a connection whose packets vanish (README, "Network
-# partitions"): the keepalive and TCP user timeout the job sets on both ends.
+# How soon the job and the server notice a connection whose packets vanish
+# (docs/failure-behaviour.md, "Network partitions"): the keepalive and TCP user timeout the job
+# sets on both ends.
 NOTICED_WITHIN_S = 30
 # Added to every bound: a loaded CI machine is slow to start and stop processes, never this slow.
 MARGIN_S = 45

@@ -1,5 +1,6 @@
-"""The GitHub Action against the README (exit codes, inputs, outputs), and its own input
-errors: exit 2 with outputs set, before any container runs, the password masked."""
+"""The GitHub Action against the README's exit codes and docs/pipelines.md (inputs, outputs,
+what a pipeline does with each code), and its own input errors: exit 2 with outputs set,
+before any container runs, the password masked."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from tests.support.actions import metadata, run_action
 from tests.support.job import REPO
 
 README = (REPO / "README.md").read_text()
+PIPELINES = (REPO / "docs" / "pipelines.md").read_text()
 # `| code(s) | meaning | retry helps? |` rows of the exit-code table.
 EXIT_CODE_ROW = re.compile(r"^\| (\d+(?: / \d+)*) \| (.*) \|([^|]*)\|$", re.MULTILINE)
 PASSWORD = "s3cret@pass/word"
@@ -66,21 +68,20 @@ class TestExitCodes:
             assert retry == readme[code][1], code
 
     def test_the_pipeline_table_follows_the_exit_code_table(self) -> None:
-        rows = first_cells(section("Pipelines"), "exit code")
+        rows = first_cells(PIPELINES, "exit code")
         readme = readme_exit_codes()
         assert codes_in(rows[2]) == {c for c, (_, retry) in readme.items() if retry == "yes"}
         assert codes_in(rows[3]) == {c for c, (_, retry) in readme.items() if retry == "no"}
         assert (rows[0], rows[1]) == ("0", "8")
 
 
-class TestReadmeMatchesAction:
-    """The README's Pipelines section names exactly the inputs and outputs of action.yml."""
+class TestDocsMatchAction:
+    """docs/pipelines.md names exactly the inputs and outputs of action.yml."""
 
     def test_inputs_and_outputs(self) -> None:
         action = metadata()
-        text = section("Pipelines")
-        assert [c.strip("`") for c in first_cells(text, "input")] == list(action["inputs"])
-        assert [c.strip("`") for c in first_cells(text, "output")] == list(action["outputs"])
+        assert [c.strip("`") for c in first_cells(PIPELINES, "input")] == list(action["inputs"])
+        assert [c.strip("`") for c in first_cells(PIPELINES, "output")] == list(action["outputs"])
 
 
 class TestInputErrors:

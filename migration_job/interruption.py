@@ -65,7 +65,7 @@ class Interruption:
         if gave_up_after is not None:
             return Interrupted(f"interrupted by {name}: gave up after {gave_up_after:g} s "
                                "waiting for the server to stop the running statement; the "
-                               "server rolls its transaction back and frees the lock once it "
+                               "server rolls its transaction back and frees the lock when it "
                                "notices the job has gone", self.exit_code)
         said = [f"interrupted by {name}: stopped"]
         if self.lock == NO_LOCK:

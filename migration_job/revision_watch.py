@@ -93,8 +93,8 @@ class RevisionWatch:
                 if self._stop.wait(max(0.0, wake - now)):
                     return
                 now = time.monotonic()
-                blockers_due = now >= next_blockers
-                if blockers_due:
+                blockers_due = now >= next_blockers and self.settings.engine.has_server
+                if now >= next_blockers:
                     next_blockers = now + blockers_every
                 running = self.progress.due(now) if self.progress is not None else None
                 figures_due = running is not None and self.settings.engine.reports_progress

@@ -170,11 +170,15 @@ class Engine(Protocol):
     reports_progress: whether the server can say how far a running statement got
     (Session.statement_progress). Where it cannot (SQLite), the progress watch opens no
     session at all and logs elapsed time only.
+
+    has_server: whether there is a server that can go silent or name a blocker. Where there
+    is none (SQLite, a file), the revision watch opens no session of its own.
     """
 
     errors: tuple[type[Exception], ...]
     transactional_ddl: bool
     reports_progress: bool
+    has_server: bool
 
     def connect(self, settings: Settings, timeout: float | None = None) -> Session: ...
 

@@ -189,6 +189,7 @@ class MysqlEngine:
     errors: tuple[type[Exception], ...] = (pymysql.err.MySQLError,)
     transactional_ddl = False
     reports_progress = True
+    has_server = True
 
     def connect(self, settings: Settings, timeout: float | None = None) -> MysqlSession:
         """Open an autocommit session: connected and pinged within `timeout`, its other

@@ -208,6 +208,7 @@ class PostgresEngine:
 
     transactional_ddl = True
     reports_progress = True
+    has_server = True
     errors: tuple[type[Exception], ...] = (psycopg2.Error,)
 
     def connect(self, settings: Settings, timeout: float | None = None) -> PostgresSession:

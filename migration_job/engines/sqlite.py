@@ -183,6 +183,7 @@ class SqliteEngine:
 
     transactional_ddl = True
     reports_progress = False
+    has_server = False
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def connect(self, settings: Settings, timeout: float | None = None) -> SqliteSession:

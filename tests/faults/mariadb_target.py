@@ -20,6 +20,8 @@ from tests.faults.target import Target
 from tests.support.mariadbserver import MariaDBServer
 
 _numbers = itertools.count()
+# How every gated statement on MariaDB ends (shapes.MARIADB_GATE and blocking_audit).
+GATE_ROW_READ = "FROM fault_gate WHERE id = 1 FOR UPDATE"
 
 
 class MariaTarget(Target):
@@ -119,10 +121,14 @@ class MariaTarget(Target):
             self._gate = None
 
     def at_server_gate(self) -> bool:
+        # The process list, not INNODB_TRX's 'LOCK WAIT': InnoDB refreshes INNODB_TRX only
+        # when nobody read it for 0.1 s, so a harness polling faster than that reads the same
+        # stale copy for ever (CI saw the job wait out innodb_lock_wait_timeout unnoticed).
+        # A statement of the job's that reads the gate's row is as good a sign: it cannot end
+        # while the harness holds the row (the gate itself, or the audit INSERT held inside).
         return bool(self.query(
-            "SELECT t.trx_id FROM information_schema.INNODB_TRX t JOIN "
-            "information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE "
-            "t.trx_state = 'LOCK WAIT' AND p.USER = %s", self.user))
+            "SELECT ID FROM information_schema.PROCESSLIST WHERE USER = %s AND "
+            "COMMAND = 'Query' AND INFO LIKE %s", self.user, f"%{GATE_ROW_READ}"))
 
     def job_session(self) -> int:
         """The connection that holds the job's named lock (and runs the revisions)."""

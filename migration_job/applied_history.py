@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext, MigrationStep
     from alembic.script import Script
 
-    from migration_job.config import Settings
     from migration_job.project import Project
+    from migration_job.settings import Settings
 
 # What a finished row says, by direction.
 OUTCOMES = {"upgrade": "applied", "downgrade": "reverted", "stamp": "stamped"}

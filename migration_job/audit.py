@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
     from migration_job.applied_history import Row
-    from migration_job.config import Settings
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
     from migration_job.verification import Changed
 
 # Why check refuses when the history cannot be read under MIGRATE_VERIFY=fail.

@@ -18,16 +18,17 @@ from migration_job.runner import migration_lock
 from migration_job.steps import connected, describe, load_history, refuse_unfinished
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.history import History
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
 
 
 def stamp(settings: Settings, interruption: Interruption) -> str:
     """Set the version table to TARGET without running revisions; exit 7 for an unknown one,
     or when the database already holds a revision and --replace is not given."""
     from migration_job.history import resolve
-    from migration_job.migrate import Progress, run_alembic
+    from migration_job.migrate import run_alembic
+    from migration_job.progress import Progress
 
     project = project_for(settings)
     history = load_history(settings)

@@ -11,9 +11,9 @@ from migration_job.engines.blocking import describe_all
 from migration_job.log import log
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines import Session
     from migration_job.engines.blocking import Blocker
+    from migration_job.settings import Settings
 
 # How many times per DDL lock timeout the watch looks: a wait that lasts the whole timeout
 # is seen at least once; bounded, so that a long timeout still names its blocker promptly.

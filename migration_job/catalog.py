@@ -10,7 +10,7 @@ from migration_job.log import log
 from migration_job.wait import wait_for_database
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
+    from migration_job.settings import Settings
 
 
 def query_names(settings: Settings, query: str) -> list[str]:

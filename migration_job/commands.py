@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
 
 CommandFunction = Callable[["Settings", "Interruption"], str]
 

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
     from flask import Flask
     from sqlalchemy import Engine
 
-    from migration_job.config import Settings
+    from migration_job.settings import Settings
 
 INI_NAME = "alembic.ini"
 MULTIPLE_DATABASES = ("each of its revisions changes every database of the app's binds at "

@@ -18,7 +18,7 @@ from migration_job.fleet_workers import FleetRun
 from migration_job.log import log
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
+    from migration_job.settings import Settings
 
 
 def run_fleet(settings: Settings) -> tuple[int, str]:
@@ -67,7 +67,7 @@ def import_machinery(targets: list[Target]) -> None:
     """Import, once, what every child runs on the fast path (Alembic waits for work)."""
     import multiprocessing
 
-    from migration_job import blocker_watch, cli, engines, interruption, runner  # noqa: F401
+    from migration_job import blocker_watch, engines, interruption, runner, worker  # noqa: F401
 
     for target in targets:
         engines.engine_for(target.url)

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple
 from urllib.parse import quote
 
-from migration_job.config import normalize_url
 from migration_job.errors import ConfigError
 from migration_job.fleet_config import NAME_PLACEHOLDER
 from migration_job.masking import Masker
+from migration_job.settings.load import normalize_url
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.fleet_config import FleetSettings
+    from migration_job.settings import Settings
 
 
 class Target(NamedTuple):

@@ -4,7 +4,7 @@ Processes rather than threads: Alembic's `context` and `op` are module globals, 
 revisions running in threads of one process would trample each other. Forked rather than
 started afresh: the parent has read the history and imported Alembic once, and every child
 shares that copy-on-write, starting in about a millisecond. Each child runs the
-single-database story (cli.run_in_worker with the target's Settings): wait, fast path, its
+single-database story (worker.run_in_worker with the target's Settings): wait, fast path, its
 own lock, a transaction per revision, the same exit codes, the same SIGTERM handling.
 """
 
@@ -24,8 +24,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 from migration_job.log import log
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.fleet_targets import Target
+    from migration_job.settings import Settings
 
 SIGNALS = {signal.SIGTERM, signal.SIGINT}
 # What a child reports through its pipe stays under a pipe's buffer: it never blocks on exit.
@@ -201,7 +201,7 @@ def _child(settings: Settings, target: Target, report_to: int, history_loaded: b
 def _migrate_one(settings: Settings, target: Target, report_to: int,
                  history_loaded: bool) -> int:
     from migration_job import steps
-    from migration_job.cli import run_in_worker
+    from migration_job.worker import run_in_worker
 
     applied: list[str] = []
     wanted: list[HistoryWanted] = []

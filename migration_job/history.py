@@ -16,10 +16,10 @@ from alembic.script import ScriptDirectory
 from alembic.script.revision import RevisionError
 from alembic.util import CommandError
 
-from migration_job.config import Settings
 from migration_job.engines import env_url
 from migration_job.errors import ConfigError, HistoryError
 from migration_job.manifest import write_manifest
+from migration_job.settings import Settings
 
 # Alembic's own pattern for a relative revision ([branch@][revision]+N or -N), used with
 # .match() as Alembic uses it, so that the job refuses exactly what Alembic would read so.

@@ -21,9 +21,9 @@ from migration_job.errors import HistoryDenied, HistoryUnreadable, JobError, fir
 from migration_job.log import log
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines import Engine, Session
     from migration_job.project import Project
+    from migration_job.settings import Settings
 
 # The table's columns (applied_history.history_table defines them), all read by every reader:
 # a table altered anywhere is noticed before a run relies on it.

@@ -25,7 +25,7 @@ from sqlalchemy.engine import Engine as SqlalchemyEngine
 
 if TYPE_CHECKING:
     from migration_job.engines import Engine
-    from migration_job.migrate import Progress
+    from migration_job.progress import Progress
 
 # Statements that change nothing; any other (a data change that a later DDL statement would
 # commit, DDL, LOCK TABLES, a CALL that may run DDL, ...) may leave part of a revision applied.

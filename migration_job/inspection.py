@@ -15,10 +15,10 @@ from migration_job.verification import changed_revisions, verify
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
-    from migration_job.config import Settings
     from migration_job.engines.unfinished import Unfinished
     from migration_job.history import Plan
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
 
 
 def wait(settings: Settings, interruption: Interruption) -> str:

@@ -12,7 +12,7 @@ from migration_job.errors import Interrupted, first_line
 from migration_job.log import log
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
+    from migration_job.settings import Settings
 
 CANCEL_EVERY_S = 0.5
 CANCEL_FOR_S = 10.0

@@ -17,8 +17,8 @@ from migration_job.planning import pending
 from migration_job.squawk import LintUnavailable, lint_sql, refuse_other_engines, squawk_version
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
 
 
 def lint(settings: Settings, interruption: Interruption) -> str:

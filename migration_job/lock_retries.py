@@ -21,10 +21,10 @@ from migration_job.log import log
 from migration_job.revision_watch import RevisionWatch
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines import MigrationLock
     from migration_job.engines.blocking import Blocker
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
 
 FIRST_DELAY_S = 1.0
 MAX_DELAY_S = 30.0

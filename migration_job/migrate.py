@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import sys
-import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
 from typing import Any, TextIO
 
 import sqlalchemy
@@ -18,7 +16,6 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import NullPool
 
 from migration_job.applied_history import Recorder
-from migration_job.config import Settings
 from migration_job.engines import MigrationLock, sqlalchemy_url
 from migration_job.engines.unfinished import UnfinishedLog, repair_advice
 from migration_job.env_drivers import driver_mismatch
@@ -27,8 +24,10 @@ from migration_job.history import History
 from migration_job.implicit_commits import JOB_OWN, implicit_commits
 from migration_job.interruption import Interruption
 from migration_job.log import log
+from migration_job.progress import Progress
 from migration_job.project import project_for
 from migration_job.revision_failure import failure, what_stays
+from migration_job.settings import Settings
 
 
 def job_environment(config: Config, scripts: ScriptDirectory,
@@ -66,41 +65,6 @@ def job_environment(config: Config, scripts: ScriptDirectory,
 
     environment.configure = configure_per_migration  # type: ignore[method-assign]
     return environment
-
-
-@dataclass
-class Progress:
-    """Logs each revision as it starts and ends; knows which one was running on failure."""
-
-    verb: str = "upgrade"
-    applied: list[tuple[str, float]] = field(default_factory=list)
-    running: MigrationStep | None = None
-    running_since: float = 0.0
-    # Whether the running revision may have committed part of itself: on an engine without
-    # transactional DDL, each DDL statement commits, and what ran before it; on PostgreSQL
-    # what it ran in an autocommit_block (implicit_commits.py).
-    committed: bool = False
-
-    def track(self, steps: Iterable[MigrationStep]) -> Iterator[MigrationStep]:
-        """Yield Alembic's steps; resuming after a yield means the step's transaction ended."""
-        for step in steps:
-            self.running, self.running_since = step, time.monotonic()
-            self.committed = False
-            revision = self.revision_of(step)
-            log.info("revision_started", f"{self.verb} {revision} ({step.doc}): started",
-                     revision=revision, direction=self.verb, description=step.doc)
-            yield step
-            duration_ms = (time.monotonic() - self.running_since) * 1000
-            self.applied.append((revision, duration_ms))
-            log.info("revision_applied",
-                     f"{self.verb} {revision}: done in {duration_ms:.0f} ms",
-                     revision=revision, direction=self.verb, duration_ms=round(duration_ms, 1))
-            self.running, self.committed = None, False
-
-    @staticmethod
-    def revision_of(step: MigrationStep) -> str:
-        """The revision a step applies (or removes, when downgrading)."""
-        return ",".join(step.info.up_revision_ids)  # type: ignore[attr-defined]
 
 
 def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: MigrationLock,

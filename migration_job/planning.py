@@ -17,9 +17,9 @@ from migration_job import steps
 from migration_job.errors import HistoryError, first_line
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.history import History
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
 
 # Alembic's offline output opens each revision's SQL with this comment.
 RUNNING = re.compile(r"^-- Running upgrade (\S*) -> (\S+)$", re.MULTILINE)

@@ -19,8 +19,8 @@ from migration_job.progress_report import Estimate, progress_line
 from migration_job.running_statement import RunningStatement
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines.statement_progress import StatementProgress
+    from migration_job.settings import Settings
 
 # Between revisions, how often at most the watch checks whether one started.
 IDLE_CHECK_S = 0.5

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, NamedTuple
 from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
+    from migration_job.settings import Settings
 
 # Alembic reads these from env.py's configure(); a project that changes them states them in
 # its configuration too, so the job's fast path and lock key look at the same table.

@@ -16,8 +16,8 @@ from migration_job.runner import migration_lock
 from migration_job.steps import connected
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
 
 
 def mark_repaired(settings: Settings, interruption: Interruption) -> str:

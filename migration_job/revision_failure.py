@@ -22,9 +22,9 @@ from migration_job.errors import (
 from migration_job.log import log
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines import Engine, MigrationLock
-    from migration_job.migrate import Progress
+    from migration_job.progress import Progress
+    from migration_job.settings import Settings
 
 # What commits part of a revision on PostgreSQL (implicit_commits.py).
 AUTOCOMMIT_BLOCK = ("Alembic commits a revision's work when it enters an autocommit_block, "

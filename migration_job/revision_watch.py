@@ -27,9 +27,9 @@ from migration_job.progress_watch import ProgressWatch
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
 
-    from migration_job.config import Settings
     from migration_job.engines import Session
     from migration_job.engines.blocking import Blocker
+    from migration_job.settings import Settings
 
 # How long the watch waits to connect: a server that does not answer costs a look, not a hang.
 # (Each engine bounds its looks' queries the same.)

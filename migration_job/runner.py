@@ -29,10 +29,10 @@ from migration_job.steps import (
 )
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines import MigrationLock, Session
     from migration_job.history import History, Plan
     from migration_job.interruption import Interruption
+    from migration_job.settings import Settings
 
 
 def upgrade(settings: Settings, interruption: Interruption) -> str:
@@ -146,7 +146,8 @@ def apply_plan(settings: Settings, history: History, now: Plan, interruption: In
                lock: MigrationLock) -> str:
     """Apply the pending revisions (the lock is held); log and return the summary."""
     from migration_job.lock_retries import with_lock_retries
-    from migration_job.migrate import Progress, run_alembic
+    from migration_job.migrate import run_alembic
+    from migration_job.progress import Progress
 
     progress = Progress("upgrade")
     started = time.monotonic()
@@ -167,7 +168,8 @@ def apply_plan(settings: Settings, history: History, now: Plan, interruption: In
 def downgrade(settings: Settings, interruption: Interruption) -> str:
     """Wait, lock and downgrade to the explicit target revision."""
     from migration_job.lock_retries import with_lock_retries
-    from migration_job.migrate import Progress, run_alembic
+    from migration_job.migrate import run_alembic
+    from migration_job.progress import Progress
 
     project = project_for(settings)
     with connected(settings, interruption) as session:

@@ -21,9 +21,9 @@ from migration_job.history_access import recorded_rows, refuse_or_go_on
 from migration_job.log import log
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines import Session
     from migration_job.project import Project
+    from migration_job.settings import Settings
 
 
 def revisions_ahead(parents: Mapping[str, tuple[str, ...]], current: tuple[str, ...],

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from migration_job.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
+    from migration_job.settings import Settings
 
 # squawk's own configuration file, read from the project's folder only.
 CONFIG_NAME = ".squawk.toml"

@@ -13,12 +13,12 @@ from migration_job.manifest import fresh_heads
 from migration_job.wait import wait_for_database
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines import Session
     from migration_job.heads_cache import SourceHistory
     from migration_job.history import History, Plan
     from migration_job.interruption import Interruption
     from migration_job.project import Project
+    from migration_job.settings import Settings
 
 
 @contextmanager

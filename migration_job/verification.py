@@ -17,9 +17,9 @@ from migration_job.log import log
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
 
-    from migration_job.config import Settings
     from migration_job.engines import Session
     from migration_job.project import Project
+    from migration_job.settings import Settings
 
 # A row whose outcome says its revision (and the file's checksum then) is in the database.
 IN_DATABASE = ("applied", "stamped")

@@ -13,8 +13,8 @@ from migration_job.log import log
 if TYPE_CHECKING:
     import tenacity
 
-    from migration_job.config import Settings
     from migration_job.engines import Engine, Session
+    from migration_job.settings import Settings
 
 # Backoff: 0.25 s doubling up to 0.5 s, plus up to 0.4 s of random jitter. Never more than
 # 0.9 s between tries (the job notices a ready database within a second), about 1.4 tries a

@@ -7,51 +7,24 @@ its own module and is imported only when a URL names it.
 from __future__ import annotations
 
 import importlib
-import os
 from collections.abc import Callable, Iterable
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 from migration_job.engines.locking import Holder
+from migration_job.engines.naming import application_name
+from migration_job.engines.urls import authority_end
 from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
+    from migration_job.engines.inputs import ConnectionSettings, VersionTable
     from migration_job.engines.statement_progress import StatementProgress
     from migration_job.engines.unfinished import UnfinishedLog
-    from migration_job.project import Project
 
 __all__ = ["Engine", "Holder", "MigrationLock", "Session", "application_name",
            "authority_end", "engine_for", "env_url", "job_url", "sqlalchemy_scheme",
            "sqlalchemy_url"]
-
-
-def _new_application_name() -> str:
-    return f"migration-job:{os.uname().nodename[:32]}:{os.getpid()}:{os.urandom(3).hex()}"
-
-
-# Unique per process, so that a signal can find and cancel this job's statements on the server,
-# those of a project's own env.py engine included, and who blocks them.
-_application_name = _new_application_name()
-
-
-def application_name() -> str:
-    """This process's name on the server (application_name, MySQL's program_name)."""
-    return _application_name
-
-
-def _rename_forked_child() -> None:
-    """A forked process (a fleet's target) gets a name of its own: with its parent's, its
-    signal would cancel its siblings' statements, and it would name their blockers as its own.
-    PGAPPNAME follows when the parent had set it (name_process)."""
-    global _application_name
-    parent, _application_name = _application_name, _new_application_name()
-    if os.environ.get("PGAPPNAME") == parent:
-        os.environ["PGAPPNAME"] = _application_name
-
-
-os.register_at_fork(after_in_child=_rename_forked_child)
 
 
 class Scheme(NamedTuple):
@@ -180,7 +153,7 @@ class Engine(Protocol):
     reports_progress: bool
     has_server: bool
 
-    def connect(self, settings: Settings, timeout: float | None = None) -> Session: ...
+    def connect(self, settings: ConnectionSettings, timeout: float | None = None) -> Session: ...
 
     def is_transient(self, error: BaseException) -> bool: ...
 
@@ -190,7 +163,7 @@ class Engine(Protocol):
 
     def is_permission_denied(self, error: BaseException) -> bool: ...
 
-    def cancel_own_statements(self, settings: Settings) -> int: ...
+    def cancel_own_statements(self, settings: ConnectionSettings) -> int: ...
 
     def name_process(self) -> None: ...
 
@@ -275,7 +248,7 @@ class Session(Protocol):
 
     def describe(self) -> str: ...
 
-    def revisions(self, project: Project) -> tuple[str, ...]: ...
+    def revisions(self, project: VersionTable) -> tuple[str, ...]: ...
 
     def table_rows(self, schema: str | None, name: str,
                    columns: tuple[str, ...]) -> list[tuple[object, ...]]: ...
@@ -284,9 +257,9 @@ class Session(Protocol):
 
     def prepare_for_migrations(self) -> None: ...
 
-    def refuse_shared_sessions(self, settings: Settings) -> None: ...
+    def refuse_shared_sessions(self, settings: ConnectionSettings) -> None: ...
 
-    def lock(self, key: int | None, project: Project,
+    def lock(self, key: int | None, project: VersionTable,
              sleep: Callable[[float], None]) -> MigrationLock: ...
 
     def lent_to_sqlalchemy(self, url: str) -> AbstractContextManager[None]: ...
@@ -298,7 +271,7 @@ class Session(Protocol):
 
     def statement_progress(self) -> tuple[StatementProgress, ...]: ...
 
-    def unfinished_log(self, project: Project) -> UnfinishedLog | None: ...
+    def unfinished_log(self, project: VersionTable) -> UnfinishedLog | None: ...
 
     def sever(self) -> bool: ...
 
@@ -382,12 +355,6 @@ def sqlalchemy_url(url: str | None) -> str:
         return f"{SCHEMES[DEFAULT_SCHEME].sqlalchemy}://"
     scheme, rest = url.split("://", 1)
     return f"{scheme}://{_one_authority(rest)}"
-
-
-def authority_end(rest: str) -> int:
-    """Where the authority (user:password@host:port) of `rest`, a URL after '://', ends: at
-    the first '/', '?' or '#' (RFC 3986)."""
-    return min((at for at in map(rest.find, "/?#") if at >= 0), default=len(rest))
 
 
 def _one_authority(rest: str) -> str:

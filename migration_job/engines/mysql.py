@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
-from migration_job.engines import application_name, mysql_errors
+from migration_job.engines import mysql_errors
 from migration_job.engines.locking import derive_lock_key
 from migration_job.engines.mysql_connection import (
     CANCEL_TIMEOUT_S,
@@ -27,12 +27,12 @@ from migration_job.engines.mysql_connection import (
 from migration_job.engines.mysql_lock import NamedLock
 from migration_job.engines.mysql_unfinished import MysqlUnfinishedLog
 from migration_job.engines.mysql_url import check_url
+from migration_job.engines.naming import application_name
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
+    from migration_job.engines.inputs import ConnectionSettings, VersionTable
     from migration_job.engines.statement_progress import StatementProgress
-    from migration_job.project import Project
 
 
 class MysqlSession:
@@ -74,7 +74,7 @@ class MysqlSession:
         user = c.user.decode() if isinstance(c.user, bytes) else c.user
         return f"{where}/{database} as {user}"
 
-    def revisions(self, project: Project) -> tuple[str, ...]:
+    def revisions(self, project: VersionTable) -> tuple[str, ...]:
         """The revisions recorded in the version table; empty when it does not exist yet."""
         rows = self.table_rows(project.version_table_schema, project.version_table,
                                ("version_num",))
@@ -115,10 +115,10 @@ class MysqlSession:
         """
         self._one("SET SESSION wait_timeout = 604800")
 
-    def refuse_shared_sessions(self, settings: Settings) -> None:
+    def refuse_shared_sessions(self, settings: ConnectionSettings) -> None:
         """The lock's own try notices a session a proxy shares (mysql_lock.py)."""
 
-    def lock(self, key: int | None, project: Project,
+    def lock(self, key: int | None, project: VersionTable,
              sleep: Callable[[float], None]) -> NamedLock:
         """The named lock on this session; the key derived when not configured."""
         if key is None:
@@ -152,7 +152,7 @@ class MysqlSession:
     def _mariadb(self) -> bool:
         return "mariadb" in str(self.connection.get_server_info()).lower()  # type: ignore[no-untyped-call]
 
-    def unfinished_log(self, project: Project) -> MysqlUnfinishedLog:
+    def unfinished_log(self, project: VersionTable) -> MysqlUnfinishedLog:
         """DDL is not transactional here: revisions are recorded while they run."""
         return MysqlUnfinishedLog(self, project)
 
@@ -191,7 +191,7 @@ class MysqlEngine:
     reports_progress = True
     has_server = True
 
-    def connect(self, settings: Settings, timeout: float | None = None) -> MysqlSession:
+    def connect(self, settings: ConnectionSettings, timeout: float | None = None) -> MysqlSession:
         """Open an autocommit session: connected and pinged within `timeout`, its other
         statements answered within the wait timeout (at least REPLY_TIMEOUT_S)."""
         replies = max(settings.wait_timeout, REPLY_TIMEOUT_S)
@@ -213,7 +213,7 @@ class MysqlEngine:
         """See mysql_errors.is_permission_denied."""
         return mysql_errors.is_permission_denied(error)
 
-    def cancel_own_statements(self, settings: Settings) -> int:
+    def cancel_own_statements(self, settings: ConnectionSettings) -> int:
         """KILL QUERY, from a new session, every statement this process's sessions run."""
         ids = sorted(_thread_id(c) for c in list(OPEN) if c.open)
         if not ids:

@@ -24,12 +24,13 @@ import pymysql
 from pymysql.connections import Connection
 from pymysql.constants import CLIENT
 
-from migration_job.engines import application_name, mysql_errors
+from migration_job.engines import mysql_errors
 from migration_job.engines.mysql_url import connect_arguments
+from migration_job.engines.naming import application_name
 from migration_job.errors import ConfigError, first_line
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
+    from migration_job.engines.inputs import ConnectionSettings
 
 if TYPE_CHECKING:
     PyMySQLConnection = Connection[Any]
@@ -117,7 +118,7 @@ class LendableConnection(PyMySQLConnection):
             super().close()
 
 
-def connect(settings: Settings, *, timeout: float | None = None,
+def connect(settings: ConnectionSettings, *, timeout: float | None = None,
             reply_timeout: float | None = None) -> LendableConnection:
     """Open an autocommit session named after this process (where the server records it).
 

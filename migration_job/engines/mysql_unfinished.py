@@ -18,8 +18,8 @@ import pymysql
 from migration_job.engines.unfinished import Unfinished
 
 if TYPE_CHECKING:
+    from migration_job.engines.inputs import VersionTable
     from migration_job.engines.mysql import MysqlSession
-    from migration_job.project import Project
 
 NO_SUCH_TABLE = 1146
 NAME_LIMIT = 64
@@ -41,7 +41,7 @@ def _quote(name: str) -> str:
 class MysqlUnfinishedLog:
     """See engines.unfinished.UnfinishedLog."""
 
-    def __init__(self, session: MysqlSession, project: Project) -> None:
+    def __init__(self, session: MysqlSession, project: VersionTable) -> None:
         self.session = session
         self.project = project
         self.connection = session.connection

@@ -11,7 +11,8 @@ import psycopg2
 from psycopg2 import sql
 from psycopg2.extensions import connection
 
-from migration_job.engines import application_name, postgres_errors
+from migration_job.engines import postgres_errors
+from migration_job.engines.naming import application_name
 from migration_job.engines.postgres_lock import PostgresAdvisoryLock, lock_key_for
 from migration_job.engines.postgres_partitions import (
     LOST_SESSION,
@@ -23,10 +24,9 @@ from migration_job.engines.postgres_partitions import (
 from migration_job.engines.postgres_pooling import refuse_shared_sessions
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
+    from migration_job.engines.inputs import ConnectionSettings, VersionTable
     from migration_job.engines.statement_progress import StatementProgress
-    from migration_job.project import Project
 
 
 # How long a signal's cancel may wait to connect, and then for the server's answer.
@@ -52,7 +52,7 @@ class LendableConnection(connection):
             super().close()
 
 
-def connect(settings: Settings, *, timeout: float | None = None) -> LendableConnection:
+def connect(settings: ConnectionSettings, *, timeout: float | None = None) -> LendableConnection:
     """Open an autocommit session: it never sits idle in a transaction holding a snapshot.
 
     Nothing goes in the startup packet but libpq's usual parameters and application_name:
@@ -91,7 +91,7 @@ class PostgresSession:
         info = self.connection.info
         return f"{info.host}:{info.port}/{info.dbname} as {info.user}"
 
-    def revisions(self, project: Project) -> tuple[str, ...]:
+    def revisions(self, project: VersionTable) -> tuple[str, ...]:
         """The revisions recorded in the version table; empty when it does not exist yet."""
         rows = self.table_rows(project.version_table_schema, project.version_table,
                                ("version_num",))
@@ -149,11 +149,11 @@ class PostgresSession:
         with self.connection.cursor() as cursor:  # one round trip: no-op runs pay it
             cursor.execute(f"SELECT {calls}", [v for item in settings.items() for v in item])
 
-    def refuse_shared_sessions(self, settings: Settings) -> None:
+    def refuse_shared_sessions(self, settings: ConnectionSettings) -> None:
         """Raise PoolerNotSupported behind a pooler that shares server sessions."""
         refuse_shared_sessions(self.connection, lambda timeout: connect(settings, timeout=timeout))
 
-    def lock(self, key: int | None, project: Project,
+    def lock(self, key: int | None, project: VersionTable,
              sleep: Callable[[float], None]) -> PostgresAdvisoryLock:
         """The advisory lock on this session; the key derived when not configured."""
         if key is None:
@@ -190,7 +190,7 @@ class PostgresSession:
 
         return statement_progress(self.connection)
 
-    def unfinished_log(self, project: Project) -> None:
+    def unfinished_log(self, project: VersionTable) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
     def sever(self) -> bool:
@@ -211,7 +211,8 @@ class PostgresEngine:
     has_server = True
     errors: tuple[type[Exception], ...] = (psycopg2.Error,)
 
-    def connect(self, settings: Settings, timeout: float | None = None) -> PostgresSession:
+    def connect(self, settings: ConnectionSettings,
+                timeout: float | None = None) -> PostgresSession:
         """Open an autocommit session."""
         return PostgresSession(connect(settings, timeout=timeout))
 
@@ -231,7 +232,7 @@ class PostgresEngine:
         """See postgres_errors.is_permission_denied."""
         return postgres_errors.is_permission_denied(error)
 
-    def cancel_own_statements(self, settings: Settings) -> int:
+    def cancel_own_statements(self, settings: ConnectionSettings) -> int:
         """Cancel every running statement of this process on the server; returns how many."""
         session = connect(settings, timeout=CANCEL_WITHIN_S)
         try:

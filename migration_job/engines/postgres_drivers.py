@@ -10,7 +10,8 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode
 
-from migration_job.engines import application_name, authority_end
+from migration_job.engines.naming import application_name
+from migration_job.engines.urls import authority_end
 from migration_job.errors import ConfigError
 
 # libpq's sslmode values; asyncpg takes the same words as `ssl=`.

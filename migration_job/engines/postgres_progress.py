@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from migration_job.engines import application_name
+from migration_job.engines.naming import application_name
 from migration_job.engines.postgres import LendableConnection
 from migration_job.engines.postgres_partitions import answered_within
 from migration_job.engines.postgres_waits import BLOCKERS_WITHIN_S

@@ -13,8 +13,8 @@ from contextlib import contextmanager
 
 import psycopg2
 
-from migration_job.engines import application_name
 from migration_job.engines.blocking import Blocker, query_line
+from migration_job.engines.naming import application_name
 from migration_job.engines.postgres import LendableConnection
 from migration_job.engines.postgres_partitions import answered_within
 

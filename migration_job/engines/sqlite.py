@@ -29,10 +29,9 @@ from migration_job.engines.sqlite_url import connect_target
 from migration_job.errors import ConfigError
 
 if TYPE_CHECKING:
-    from migration_job.config import Settings
     from migration_job.engines.blocking import Blocker
+    from migration_job.engines.inputs import ConnectionSettings, VersionTable
     from migration_job.engines.statement_progress import StatementProgress
-    from migration_job.project import Project
 
 BUSY = ("another connection held the database's write lock for longer than "
         "MIGRATE_LOCK_TIMEOUT (an application writing, or a tool holding a transaction open); "
@@ -83,7 +82,7 @@ class SqliteSession:
         """The database file."""
         return f"sqlite file {self.path}" + (" (not created yet)" if self.absent else "")
 
-    def revisions(self, project: Project) -> tuple[str, ...]:
+    def revisions(self, project: VersionTable) -> tuple[str, ...]:
         """The revisions recorded in the version table; empty when it does not exist yet."""
         rows = self.table_rows(project.version_table_schema, project.version_table,
                                ("version_num",))
@@ -109,10 +108,10 @@ class SqliteSession:
     def prepare_for_migrations(self) -> None:
         """Nothing to set: no server ends an idle SQLite connection."""
 
-    def refuse_shared_sessions(self, settings: Settings) -> None:
+    def refuse_shared_sessions(self, settings: ConnectionSettings) -> None:
         """No pooler stands between the job and a file."""
 
-    def lock(self, key: int | None, project: Project,
+    def lock(self, key: int | None, project: VersionTable,
              sleep: Callable[[float], None]) -> FileLock:
         """The file lock beside the database; the key (for the log) derived when not set."""
         if key is None:
@@ -143,7 +142,7 @@ class SqliteSession:
         """SQLite reports no progress of a running statement."""
         return ()
 
-    def unfinished_log(self, project: Project) -> None:
+    def unfinished_log(self, project: VersionTable) -> None:
         """DDL rolls back with its revision here: nothing is left unfinished."""
 
     def sever(self) -> bool:
@@ -186,7 +185,7 @@ class SqliteEngine:
     has_server = False
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
-    def connect(self, settings: Settings, timeout: float | None = None) -> SqliteSession:
+    def connect(self, settings: ConnectionSettings, timeout: float | None = None) -> SqliteSession:
         """Open an autocommit connection to the file SQLAlchemy would open: created when the
         command writes; when it only reads, a missing file stays missing (an empty stand-in)."""
         target = connect_target(settings.database_url or "")
@@ -217,7 +216,7 @@ class SqliteEngine:
         """A write to a file or directory the job's user may not write."""
         return "readonly database" in str(error).lower()
 
-    def cancel_own_statements(self, settings: Settings) -> int:
+    def cancel_own_statements(self, settings: ConnectionSettings) -> int:
         """Interrupt every statement running on this process's open connections; returns how
         many were in a transaction (a read waiting for a busy database is stopped too)."""
         connections = [c for c in list(OPEN) if not c.closed]

@@ -16,8 +16,8 @@ import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from migration_job.engines import application_name
 from migration_job.engines.locking import Holder, PolledLock
+from migration_job.engines.naming import application_name
 from migration_job.errors import LockLost
 
 if TYPE_CHECKING:

@@ -9,10 +9,11 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from migration_job.config import Settings, load_settings
 from migration_job.engines import Engine, Session
 from migration_job.engines.mysql import MysqlSession
 from migration_job.engines.postgres import PostgresSession
+from migration_job.settings import Settings
+from migration_job.settings.load import load_settings
 from tests.support.mariadbserver import running_mariadb
 from tests.support.pgserver import free_port, running_server
 from tests.support.slow_statements import (

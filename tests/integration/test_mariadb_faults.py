@@ -41,7 +41,7 @@ make_db = test_mariadb.make_db
 db = test_mariadb.db
 # Beyond a configured timeout: how long the job may take to notice it and report.
 MARGIN_S = 10
-# The job's grace for a rollback after a signal (cli.SHUTDOWN_GRACE_S) and the bound of
+# The job's grace for a rollback after a signal (worker.SHUTDOWN_GRACE_S) and the bound of
 # its cancelling connection: what a SIGTERM may take at most when the server is frozen.
 SHUTDOWN_GRACE_S = 15
 CANCEL_TIMEOUT_S = 3

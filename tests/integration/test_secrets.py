@@ -8,7 +8,7 @@ from urllib.parse import quote
 
 import pytest
 
-from migration_job.config import URL_FILE_LIMIT
+from migration_job.settings.load import URL_FILE_LIMIT
 from tests.support.job import Result, job_env, run_job
 from tests.support.pgserver import PostgresServer
 from tests.support.queries import run_once

@@ -6,8 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from migration_job import config
-from migration_job.config import (
+from migration_job.engines import SCHEMES, env_url
+from migration_job.errors import ConfigError
+from migration_job.settings import load as config
+from migration_job.settings.load import (
     DEFAULT_ALEMBIC_CONFIG,
     URL_FILE_LIMIT,
     load_settings,
@@ -16,8 +18,6 @@ from migration_job.config import (
     parse_lock_key,
     termination_log_path,
 )
-from migration_job.engines import SCHEMES, env_url
-from migration_job.errors import ConfigError
 
 URL = "postgresql://app:s%40cret@db:5432/app"
 

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from migration_job.config import load_settings
 from migration_job.errors import ConfigError
 from migration_job.flask_app import JobDatabase
 from migration_job.project import project_for
+from migration_job.settings.load import load_settings
 
 APP = '''\
 from flask import Flask

@@ -6,10 +6,11 @@ from collections.abc import Callable
 
 import pytest
 
-from migration_job.config import Settings, load_settings
 from migration_job.engines.blocking import Blocker
 from migration_job.errors import Blocked, DdlLockTimedOut, MigrationFailed
 from migration_job.lock_retries import retry_delays, retrying
+from migration_job.settings import Settings
+from migration_job.settings.load import load_settings
 
 BLOCKER = Blocker(pid=4242, application_name="reporting", client_addr="10.0.0.7",
                   transaction_age_s=93.0, query="SELECT * FROM busy")

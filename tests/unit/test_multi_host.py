@@ -7,9 +7,9 @@ import pytest
 from sqlalchemy.dialects.postgresql import psycopg, psycopg2
 from sqlalchemy.engine import make_url
 
-from migration_job.config import load_settings, normalize_url
 from migration_job.engines import env_url, sqlalchemy_url
 from migration_job.errors import ConfigError
+from migration_job.settings.load import load_settings, normalize_url
 
 PASSWORD = "p@ss/w:rd"
 MULTI = ("postgresql://app:p%40ss%2Fw%3Ard@db-a:5432,db-b:5433/app"

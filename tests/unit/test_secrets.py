@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_job.config import UrlError, load_settings, normalize_url, url_secrets
+from migration_job.settings.load import UrlError, load_settings, normalize_url, url_secrets
 
 # Two halves that no message could contain by chance: neither may ever be printed.
 HALVES = ("Gx4Kq", "Vb8Tz")

@@ -20,8 +20,9 @@ from benchmarks.heads_targets import heads_targets, heads_targets_note
 from benchmarks.import_profile import ImportProfile
 from benchmarks.markdown_table import table as _table
 from benchmarks.measure import Summary, percentile, summarize
+from benchmarks.numbers import ms, ratio
 from benchmarks.other_engines import EngineResults
-from benchmarks.report import Report, full_summary, ms, noop_summary, ratio
+from benchmarks.report import Report, full_summary, noop_summary
 from benchmarks.targets import (
     FleetIdeal,
     all_engine_targets,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from benchmarks.heads_paths import CACHED, MANIFEST, ORDER, UNCACHED, cpu_ratio
 from benchmarks.measure import summarize
-from benchmarks.report import Report, ms, ratio
+from benchmarks.numbers import ms, ratio
+from benchmarks.report import Report
 from benchmarks.targets import Target, fleet_ideal, fleet_wall, ratio_on_cores_left
 
 CPU_LIMIT = 0.15

@@ -39,16 +39,6 @@ class Report:
     heads: list[HeadsRow]
 
 
-def ms(value: float) -> str:
-    """Milliseconds, readable: 1 decimal below 100."""
-    return f"{value:.1f}" if value < 100 else f"{value:.0f}"
-
-
-def ratio(a: float, b: float) -> float:
-    """a / b, guarding against an empty denominator."""
-    return a / b if b > 0 else float("inf")
-
-
 def noop_summary(report: Report) -> dict[int, dict[str, Summary]]:
     """Medians per size and contender."""
     return {size: {name: summarize(s) for name, s in by_name.items()}

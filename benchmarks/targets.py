@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from benchmarks.contenders import ALEMBIC, DBMATE, FLOOR, JOB
 from benchmarks.fleets import FleetResults, FleetRun
 from benchmarks.measure import Sample, percentile, summarize
+from benchmarks.numbers import ms, ratio
 from benchmarks.other_engines import EngineResults
-from benchmarks.report import Report, full_summary, ms, noop_summary, ratio
+from benchmarks.report import Report, full_summary, noop_summary
 
 WAIT_P95_LIMIT_S = 1.0
 ATTEMPTS_PER_S_LIMIT = 2.0

@@ -9,12 +9,12 @@ from collections.abc import Mapping, Sequence
 from typing import NoReturn
 
 from migration_job import __version__
-from migration_job.commands import COMMANDS, DEFAULT_COMMAND, commands_taking
 from migration_job.errors import ConfigError
 from migration_job.log import log
-from migration_job.report import write_termination_log
+from migration_job.run.report import write_termination_log
+from migration_job.run.worker import run_in_worker
+from migration_job.settings.commands import COMMANDS, DEFAULT_COMMAND, commands_taking
 from migration_job.settings.load import LOG_FORMATS, UrlError, load_settings, termination_log_path
-from migration_job.worker import run_in_worker
 
 # How the flags that only some commands take are spelled (the command table names their dests).
 FLAG_SPELLING = {"target": "--target", "json": "--json", "from_revision": "--from",
@@ -127,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   secrets=settings.secrets)
     settings.engine.name_process()
     if settings.command == "fleet":
-        from migration_job.fleet import run_fleet
+        from migration_job.fleet.run import run_fleet
 
         # The fleet takes signals itself and runs each target's worker in a process of its own.
         exit_code, summary = run_fleet(settings)

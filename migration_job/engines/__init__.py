@@ -362,7 +362,7 @@ def _one_authority(rest: str) -> str:
     (host1:port1,host2:port2, PostgreSQL only) go into its query."""
     if "," not in rest[:authority_end(rest)].rpartition("@")[2]:
         return rest
-    from migration_job.engines.postgres_drivers import hosts_in_query
+    from migration_job.engines.postgres.drivers import hosts_in_query
 
     return hosts_in_query(rest)
 
@@ -373,7 +373,7 @@ def job_url(given: str) -> str:
     scheme, rest = given.split("://", 1)
     known = SCHEMES[scheme.lower()]
     if known.env == "postgresql+asyncpg":
-        from migration_job.engines.postgres_drivers import libpq_query_from_asyncpg
+        from migration_job.engines.postgres.drivers import libpq_query_from_asyncpg
 
         rest = libpq_query_from_asyncpg(rest)
     return f"{known.sqlalchemy}://{rest}"
@@ -390,6 +390,6 @@ def env_url(given: str | None, async_env: bool) -> str:
 def engine_for(url: str | None) -> Engine:
     """The engine a (normalised) URL names; None means PostgreSQL through libpq's variables."""
     scheme = sqlalchemy_url(url).split("://", 1)[0]
-    module = importlib.import_module(f"migration_job.engines.{SCHEMES[scheme].engine}")
+    module = importlib.import_module(f"migration_job.engines.{SCHEMES[scheme].engine}.engine")
     engine: Engine = module.ENGINE
     return engine

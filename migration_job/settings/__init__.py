@@ -9,7 +9,7 @@ from migration_job import engines
 
 if TYPE_CHECKING:
     from migration_job.engines import Engine
-    from migration_job.fleet_config import FleetSettings
+    from migration_job.settings.fleet import FleetSettings
 
 
 class Settings(NamedTuple):
@@ -50,7 +50,7 @@ class Settings(NamedTuple):
     # alembic_config itself when ALEMBIC_CONFIG names it.
     toml_config: Path | None = None
     # FLASK_APP, when the project is that Flask application's Flask-Migrate project; then
-    # alembic_config is the alembic.ini in its migrations directory (migration_job.flask_app).
+    # alembic_config is the alembic.ini in its migrations directory (settings/flask_app.py).
     flask_app: str | None = None
     # The URL as given: env.py gets its driver from it (engines.env_url); None as above.
     given_url: str | None = None
@@ -59,7 +59,7 @@ class Settings(NamedTuple):
     # `lint`: the squawk to run (MIGRATE_LINT_SQUAWK); None finds the one installed.
     squawk: str | None = None
     # MIGRATE_HISTORY: whether each revision applied or reverted is recorded in the
-    # applied-history table (migration_job.applied_history).
+    # applied-history table (migration_job.applied_history.recorder).
     record_history: bool = True
     # MIGRATE_HISTORY_TABLE; None: `<version_table>_history` (in the version table's schema).
     history_table: str | None = None
@@ -79,9 +79,9 @@ class Settings(NamedTuple):
     # Where the head read from the revision files is kept between runs; None keeps none.
     heads_cache: Path | None = None
     # MIGRATE_VERIFY: what an applied revision whose file changed since it ran does: warn,
-    # fail (exit 11) or off (migration_job.verification).
+    # fail (exit 11) or off (migration_job.applied_history.verification).
     verify: str = "warn"
-    # MIGRATE_ON_NEWER_DATABASE: a database ahead of this image's head (migration_job.skew):
+    # MIGRATE_ON_NEWER_DATABASE: a database ahead of this image's head (applied_history/skew.py):
     # fail (exit 7) or accept (exit 0).
     on_newer_database: str = "fail"
 

@@ -12,12 +12,12 @@ from typing import TYPE_CHECKING
 from urllib.parse import unquote, urlsplit
 
 from migration_job import engines
-from migration_job.commands import COMMANDS, DEFAULT_COMMAND
 from migration_job.errors import ConfigError
 from migration_job.settings import Settings
+from migration_job.settings.commands import COMMANDS, DEFAULT_COMMAND
 
 if TYPE_CHECKING:
-    from migration_job.fleet_config import FleetSettings
+    from migration_job.settings.fleet import FleetSettings
 
 LOG_FORMATS = ("text", "json")
 # Short enough that the application's queries queued behind a blocked ALTER wait no longer
@@ -344,14 +344,14 @@ def load_settings(options: Mapping[str, object], env: Mapping[str, str]) -> Sett
     if flask_app is None:
         return settings
     # Last, once everything else is valid: this builds the application (the user's code).
-    from migration_job.flask_app import migrations_ini
+    from migration_job.settings.flask_app import migrations_ini
 
     return settings._replace(alembic_config=migrations_ini(flask_app, secrets),
                              toml_config=None, flask_app=flask_app)
 
 
 def _fleet_settings(env: Mapping[str, str]) -> FleetSettings:
-    from migration_job.fleet_config import load_fleet_settings
+    from migration_job.settings.fleet import load_fleet_settings
 
     return load_fleet_settings(env)
 

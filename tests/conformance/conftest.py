@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 import pytest
 
 from migration_job.engines import Engine, Session
-from migration_job.engines.mysql import MysqlSession
-from migration_job.engines.postgres import PostgresSession
+from migration_job.engines.mysql.engine import MysqlSession
+from migration_job.engines.postgres.session import PostgresSession
 from migration_job.settings import Settings
 from migration_job.settings.load import load_settings
 from tests.support.mariadbserver import running_mariadb

@@ -7,10 +7,10 @@ from datetime import datetime
 
 import pytest
 
-from migration_job.applied_history import history_table
+from migration_job.alembic_env.migrate import job_engine
+from migration_job.applied_history.recorder import history_table
 from migration_job.engines.statement_progress import StatementProgress
 from migration_job.errors import LockLost, LockTimeout
-from migration_job.migrate import job_engine
 from migration_job.project import Project
 from tests.conformance.conftest import Target, settings_for
 from tests.support.job import REPO

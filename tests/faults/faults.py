@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar
 
-from migration_job.worker import SHUTDOWN_GRACE_S
+from migration_job.run.worker import SHUTDOWN_GRACE_S
 from tests.faults.shapes import Point
 from tests.faults.target import REACH_S, Target
 from tests.support.job import RunningJob, wait_until

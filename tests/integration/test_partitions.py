@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_job.engines.postgres import connect
+from migration_job.engines.postgres.connection import connect
 from migration_job.settings.load import load_settings
 from tests.support.job import RunningJob, job_env, run_job, wait_until
 from tests.support.network import Namespace, namespace, tcp_proxy

@@ -4,17 +4,25 @@ from __future__ import annotations
 
 import pytest
 
-from migration_job import audit, baseline, fleet, inspection, linting, planning, repair, runner
 from migration_job.cli import parse_options
-from migration_job.commands import COMMANDS
+from migration_job.commands import history as audit
+from migration_job.commands import inspect as inspection
+from migration_job.commands import mark_repaired as repair
+from migration_job.commands import stamp as baseline
+from migration_job.commands import upgrade as runner
 from migration_job.errors import ConfigError
+from migration_job.fleet import run as fleet
+from migration_job.review import lint as linting
+from migration_job.review import plan as planning
+from migration_job.run.worker import load_command
+from migration_job.settings.commands import COMMANDS
 
 
 class TestCommandTable:
     """The table names each command's function and decides which flags it takes."""
 
     def test_each_command_loads_its_function(self) -> None:
-        functions = {name: command.load() for name, command in COMMANDS.items()}
+        functions = {name: load_command(command) for name, command in COMMANDS.items()}
         assert functions == {"upgrade": runner.upgrade, "downgrade": runner.downgrade,
                              "wait": inspection.wait, "status": inspection.status,
                              "check": inspection.check, "sql": inspection.sql,

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy
 
 from migration_job.errors import ConfigError
-from migration_job.flask_app import JobDatabase
 from migration_job.project import project_for
+from migration_job.settings.flask_app import JobDatabase
 from migration_job.settings.load import load_settings
 
 APP = '''\

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from migration_job.fleet_report import incomplete_message, summarise
-from migration_job.fleet_targets import Target
-from migration_job.fleet_workers import TenantResult
-from migration_job.report import TERMINATION_LOG_LIMIT
+from migration_job.fleet.report import incomplete_message, summarise
+from migration_job.fleet.targets import Target
+from migration_job.fleet.workers import TenantResult
+from migration_job.run.report import TERMINATION_LOG_LIMIT
 
 
 def result(n: int, code: int | None, applied: tuple[str, ...] = ()) -> TenantResult:

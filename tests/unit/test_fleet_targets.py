@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from migration_job.errors import ConfigError
-from migration_job.fleet_config import load_fleet_settings
-from migration_job.fleet_targets import Target, fleet_targets, shard_of
+from migration_job.fleet.targets import Target, fleet_targets, shard_of
+from migration_job.settings.fleet import load_fleet_settings
 from migration_job.settings.load import load_settings
 
 URLS = [f"postgresql://app:s%40cret{n}@db{n % 3}:5432/tenant_{n}" for n in range(200)]

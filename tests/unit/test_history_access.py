@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_job.applied_history import history_table
+from migration_job.applied_history.access import COLUMNS, refuse_or_go_on
+from migration_job.applied_history.recorder import history_table
 from migration_job.errors import HistoryDenied, HistoryUnreadable
-from migration_job.history_access import COLUMNS, refuse_or_go_on
 from migration_job.project import Project
 from migration_job.settings.load import load_settings
 

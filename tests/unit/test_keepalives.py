@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from migration_job.engines.postgres_partitions import (
+from migration_job.engines.postgres.partitions import (
     CLIENT_KEEPALIVES,
     keepalive_defaults,
     with_keepalives,

@@ -8,7 +8,7 @@ import pytest
 
 from migration_job.engines.blocking import Blocker
 from migration_job.errors import Blocked, DdlLockTimedOut, MigrationFailed
-from migration_job.lock_retries import retry_delays, retrying
+from migration_job.run.lock_retries import retry_delays, retrying
 from migration_job.settings import Settings
 from migration_job.settings.load import load_settings
 

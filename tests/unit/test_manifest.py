@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from migration_job.manifest import fresh_heads, manifest_path, write_manifest
+from migration_job.project.manifest import fresh_heads, manifest_path, write_manifest
 from tests.support.job import REPO
 
 

@@ -14,14 +14,14 @@ import pytest
 import sqlalchemy
 from alembic.config import Config
 
-from migration_job.engines import mysql_errors
+from migration_job.alembic_env.env_drivers import driver_mismatch
 from migration_job.engines.locking import derive_lock_key
-from migration_job.engines.mysql import ENGINE
-from migration_job.engines.mysql_connection import LendableConnection
-from migration_job.engines.mysql_lock import lock_name
-from migration_job.engines.mysql_unfinished import table_name
-from migration_job.engines.mysql_url import connect_arguments
-from migration_job.env_drivers import driver_mismatch
+from migration_job.engines.mysql import errors as mysql_errors
+from migration_job.engines.mysql.connection import LendableConnection
+from migration_job.engines.mysql.engine import ENGINE
+from migration_job.engines.mysql.lock import lock_name
+from migration_job.engines.mysql.unfinished import table_name
+from migration_job.engines.mysql.url import connect_arguments
 from migration_job.errors import ConfigError
 
 

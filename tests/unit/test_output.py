@@ -11,7 +11,7 @@ import pytest
 
 from migration_job.engines.locking import derive_lock_key
 from migration_job.log import EventLog
-from migration_job.report import TERMINATION_LOG_LIMIT, write_termination_log
+from migration_job.run.report import TERMINATION_LOG_LIMIT, write_termination_log
 
 
 class TestLockKey:

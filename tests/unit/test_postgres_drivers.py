@@ -20,12 +20,12 @@ from alembic.config import Config
 from sqlalchemy.dialects.postgresql.asyncpg import AsyncAdapt_asyncpg_dbapi
 from sqlalchemy.exc import InvalidRequestError, MissingGreenlet
 
+from migration_job.alembic_env.env_drivers import driver_mismatch
+from migration_job.alembic_env.revision_graph import env_runs_asyncio
 from migration_job.engines import application_name
-from migration_job.engines.postgres import ENGINE
-from migration_job.engines.postgres_drivers import name_connection
-from migration_job.env_drivers import driver_mismatch
+from migration_job.engines.postgres.drivers import name_connection
+from migration_job.engines.postgres.engine import ENGINE
 from migration_job.errors import ConfigError
-from migration_job.history import env_runs_asyncio
 
 TEMPLATES = Path(alembic.__file__).parent / "templates"
 

@@ -9,11 +9,11 @@ from typing import Any
 
 import pytest
 
+from migration_job.alembic_env.running_statement import shown
 from migration_job.engines.statement_progress import StatementProgress
 from migration_job.log import log
-from migration_job.progress_report import Estimate, Shown, duration, progress_line
-from migration_job.progress_watch import ProgressWatch, Running
-from migration_job.running_statement import shown
+from migration_job.run.progress_report import Estimate, Shown, duration, progress_line
+from migration_job.run.progress_watch import ProgressWatch, Running
 from migration_job.settings.load import load_settings
 
 SCANNING = "building index: scanning table"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from migration_job.skew import revisions_ahead
+from migration_job.applied_history.skew import revisions_ahead
 
 # 0005 is the image's head; 0006 and 0007 came later (0007 merges 0006 and 0006b).
 PARENTS = {"0005": ("0004",), "0006": ("0005",), "0006b": ("0005",),

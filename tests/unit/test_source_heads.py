@@ -10,9 +10,9 @@ import pytest
 from alembic.config import Config
 from alembic.script import ScriptDirectory
 
-from migration_job.heads_cache import cached_source_head
 from migration_job.project import read_project
-from migration_job.script_files import Declined
+from migration_job.project.heads_cache import cached_source_head
+from migration_job.project.script_files import Declined
 from tests.support.history_corpus import write_project
 
 SEED = 20261203

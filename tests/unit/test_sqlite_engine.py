@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from migration_job.engines.sqlite import ENGINE
-from migration_job.engines.sqlite_connection import DirectoryMissing, connect
-from migration_job.engines.sqlite_url import Target, connect_target
+from migration_job.engines.sqlite.connection import DirectoryMissing, connect
+from migration_job.engines.sqlite.engine import ENGINE
+from migration_job.engines.sqlite.url import Target, connect_target
 from migration_job.errors import ConfigError
 
 
@@ -60,7 +60,7 @@ class TestErrors:
     def test_unwritable_directory_is_permanent(self, tmp_path: Path,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
         # Tests may run as root, who may write anywhere: the permission check is stubbed.
-        monkeypatch.setattr("migration_job.engines.sqlite_connection.os.access",
+        monkeypatch.setattr("migration_job.engines.sqlite.connection.os.access",
                             lambda *_, **__: False)
         with pytest.raises(sqlite3.OperationalError) as refused:
             connect(connect_target(f"sqlite:///{tmp_path}/app.db"), 1.0)

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy.dialects.sqlite.pysqlite import SQLiteDialect_pysqlite
 from sqlalchemy.engine import make_url
 
-from migration_job.engines.sqlite_url import DRIVER_PARAMETERS, Target, connect_target
+from migration_job.engines.sqlite.url import DRIVER_PARAMETERS, Target, connect_target
 from migration_job.errors import ConfigError
 
 # Characters that URLs and file names get wrong: spaces, '%', '+', '?', '#', '&', '=', ':',

@@ -5,10 +5,10 @@ from __future__ import annotations
 import psycopg2
 import pytest
 
-from migration_job.engines.postgres_errors import is_transient
+from migration_job.engines.postgres.errors import is_transient
 from migration_job.errors import DatabaseUnreachable
+from migration_job.run.wait import BACKOFF_INITIAL_S, BACKOFF_MAX_S, wait_for_database
 from migration_job.settings.load import load_settings
-from migration_job.wait import BACKOFF_INITIAL_S, BACKOFF_MAX_S, wait_for_database
 from tests.support.pgserver import free_port
 
 # Messages as libpq and the server word them.

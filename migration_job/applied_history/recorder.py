@@ -1,0 +1,250 @@
+"""The applied-history table: one row per revision applied, reverted or stamped.
+
+Alembic's version table says only where the database is; this table says how it got there:
+which revision ran, in which direction, when, for how long, with what outcome, on which
+runner, from which job version and deploy, and the sha256 of the revision's file when it ran.
+
+Rows are written through SQLAlchemy on the connection each revision runs on, so every engine
+shares one implementation. A row is written and committed before its revision's transaction
+begins (so a runner killed mid-revision leaves a row that never finished), and finished inside
+that transaction (on PostgreSQL and SQLite it commits atomically with the revision). The table
+is created, under the migration lock, when the first row is written: never on the fast path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+from migration_job import __version__
+from migration_job.applied_history.access import refuse_or_go_on, using_history
+from migration_job.errors import HistoryUnreadable
+from migration_job.log import log
+
+if TYPE_CHECKING:
+    import sqlalchemy as sa
+    from alembic.runtime.migration import MigrationContext, MigrationStep
+    from alembic.script import Script
+
+    from migration_job.project import Project
+    from migration_job.settings import Settings
+
+# What a finished row says, by direction.
+OUTCOMES = {"upgrade": "applied", "downgrade": "reverted", "stamp": "stamped"}
+# A row whose runner died before finishing it, closed by the next run under the lock.
+ABANDONED = "abandoned"
+# A revision that `stamp --replace` took out of the version table without running it down.
+REMOVED = "removed"
+
+
+def history_table(settings: Settings, project: Project) -> sa.Table:
+    """The table's definition, in the version table's schema."""
+    import sqlalchemy as sa
+
+    return sa.Table(
+        project.history_table(settings.history_table), sa.MetaData(),
+        sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+        sa.Column("revision", sa.String(255), nullable=False),
+        # The revision's down_revision(s), comma-separated ('' for a root).
+        sa.Column("parents", sa.String(255), nullable=False),
+        # upgrade, downgrade or stamp
+        sa.Column("direction", sa.String(16), nullable=False),
+        sa.Column("started_at", sa.DateTime, nullable=False),
+        sa.Column("finished_at", sa.DateTime),
+        sa.Column("duration_ms", sa.Float),
+        # applied, reverted, stamped, removed, failed, interrupted, abandoned; NULL while
+        # running
+        sa.Column("outcome", sa.String(16)),
+        sa.Column("runner_host", sa.String(255), nullable=False),
+        sa.Column("runner_pid", sa.Integer, nullable=False),
+        sa.Column("job_version", sa.String(64), nullable=False),
+        sa.Column("deploy_ref", sa.String(255)),
+        # sha256 of the revision's file when it ran (NULL when there was no file)
+        sa.Column("checksum", sa.String(64)),
+        schema=project.version_table_schema,
+    )
+
+
+class Row(NamedTuple):
+    """One row, as status, check and the history command show it."""
+
+    id: int
+    revision: str
+    parents: tuple[str, ...]
+    direction: str
+    started_at: str
+    finished_at: str | None
+    duration_ms: float | None
+    outcome: str | None
+    runner_host: str
+    runner_pid: int
+    job_version: str
+    deploy_ref: str | None
+    checksum: str | None
+
+    @classmethod
+    def read(cls, found: Any) -> Row:
+        """A row from the database's."""
+        values = dict(found._mapping)
+        values["parents"] = tuple(p for p in str(values["parents"]).split(",") if p)
+        for stamp in ("started_at", "finished_at"):
+            values[stamp] = _iso(values[stamp])
+        return cls(**values)
+
+    def describe(self) -> str:
+        """One line on a row that never finished."""
+        return (f"revision {self.revision} ({self.direction}) started at {self.started_at} on "
+                f"{self.runner_host} pid {self.runner_pid} and has not finished: it is "
+                "running now, or its runner was killed")
+
+
+def file_checksum(script: Script | None) -> str | None:
+    """sha256 of a revision's file, or None without one."""
+    from migration_job.applied_history.verification import checksum_of
+
+    path = getattr(script, "path", None)
+    return checksum_of(path) if path else None
+
+
+def parents_of(script: Script | None) -> str:
+    """A revision's down_revision(s), comma-separated."""
+    down = getattr(script, "down_revision", None)
+    if down is None:
+        return ""
+    return down if isinstance(down, str) else ",".join(down)
+
+
+def _script(context: MigrationContext, revision: str) -> Script | None:
+    scripts = context.script
+    if scripts is None or "," in revision:
+        return None
+    return scripts.get_revision(revision)
+
+
+def job_version() -> str:
+    """This migration-job's version (the image runs the package without installing it)."""
+    return __version__
+
+
+def _now() -> datetime:
+    """UTC, without a zone: every engine stores that alike."""
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _iso(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.replace(microsecond=0).isoformat() + "Z"
+    return str(value)
+
+
+class Recorder:
+    """Writes one run's rows, on the connection each revision runs on."""
+
+    def __init__(self, settings: Settings, project: Project, direction: str,
+                 removing: tuple[str, ...] = ()) -> None:
+        self.settings = settings
+        self.table = history_table(settings, project)
+        self.direction = direction
+        # The revisions a stamp takes out of the version table: recorded with its row.
+        self.removing = removing
+        self.ready = False
+        self.open_row: int | None = None
+        self.open_since = 0.0
+
+    def started(self, context: MigrationContext, step: MigrationStep, revision: str) -> None:
+        """Write, and commit, the row of a revision about to run (between revisions)."""
+        connection = context.connection
+        assert connection is not None
+        # A stamp step carries no script: look the revision up (a merge point's is a tuple).
+        script = getattr(step, "revision", None) or _script(context, revision)
+        try:
+            with using_history(self.settings, self.table.fullname, "write to"):
+                self._prepare(connection)
+                self.open_row = self._insert(connection, revision, parents_of(script),
+                                             self.direction, file_checksum(script))
+        except HistoryUnreadable as error:
+            refuse_or_go_on(error, strict=True, refusal=f"revision {revision} did not start")
+        self.open_since = time.monotonic()
+        if not context._in_external_transaction:  # env.py's one transaction commits it all
+            connection.commit()
+
+    def finished(self, context: MigrationContext) -> None:
+        """Close the running revision's row, inside its transaction (before it commits)."""
+        if self.open_row is None:
+            return
+        assert context.connection is not None
+        outcome = OUTCOMES[self.direction]
+        self._close(context.connection, self.open_row, outcome)
+        self.open_row = None
+        for revision in self.removing:
+            row = self._insert(context.connection, revision,
+                               parents_of(_script(context, revision)), self.direction, None)
+            self._close(context.connection, row, REMOVED, duration=False)
+        self.removing = ()
+
+    def ended(self, connection: sa.Connection, outcome: str) -> None:
+        """After a revision failed or was interrupted (its transaction rolled back): close its
+        row with `outcome`. Best effort: a lost session leaves the row unfinished."""
+        if self.open_row is None:
+            return
+        try:
+            connection.rollback()
+            self._close(connection, self.open_row, outcome)
+            connection.commit()
+        except Exception as error:  # noqa: BLE001  (the revision's own failure is the news)
+            from migration_job.errors import first_line
+
+            log.warning("history_not_recorded", f"could not record the {outcome} revision in "
+                        f"the history table: {first_line(error)}", outcome=outcome)
+        self.open_row = None
+
+    def _prepare(self, connection: sa.Connection) -> None:
+        """First write of the run: create the table if needed, and close the rows of runners
+        that died before finishing (the lock is held: nobody else is running)."""
+        import sqlalchemy as sa
+
+        if self.ready:
+            return
+        if not sa.inspect(connection).has_table(self.table.name, self.table.schema):
+            self.table.create(connection)
+            log.info("history_table_created", f"created the applied-history table "
+                     f"{self.table.fullname}", table=self.table.fullname)
+        abandoned = connection.execute(
+            sa.select(self.table.c.id, self.table.c.revision)
+            .where(self.table.c.finished_at.is_(None))).all()
+        for row_id, revision in abandoned:
+            log.warning("history_abandoned", f"revision {revision} was started by a runner "
+                        "that never finished it (killed?): recorded as abandoned",
+                        revision=revision)
+            self._close(connection, row_id, ABANDONED, duration=False)
+        self.ready = True
+
+    def _insert(self, connection: sa.Connection, revision: str, parents: str, direction: str,
+                checksum: str | None) -> int:
+        inserted = connection.execute(self.table.insert().values(
+            revision=revision, parents=parents, direction=direction, started_at=_now(),
+            runner_host=os.uname().nodename, runner_pid=os.getpid(),
+            job_version=job_version(), deploy_ref=self.settings.deploy_ref,
+            checksum=checksum))
+        assert inserted.inserted_primary_key is not None
+        return int(inserted.inserted_primary_key[0])
+
+    def _close(self, connection: sa.Connection, row: int, outcome: str,
+               duration: bool = True) -> None:
+        elapsed = round((time.monotonic() - self.open_since) * 1000, 1) if duration else None
+        connection.execute(self.table.update().where(self.table.c.id == row).values(
+            finished_at=_now(), duration_ms=elapsed, outcome=outcome))
+
+
+def read_rows(connection: sa.Connection, table: sa.Table) -> list[Row]:
+    """The table's rows, oldest first; none when the table does not exist."""
+    import sqlalchemy as sa
+
+    if not sa.inspect(connection).has_table(table.name, table.schema):
+        return []
+    return [Row.read(found) for found in connection.execute(
+        sa.select(table).order_by(table.c.id))]

@@ -52,6 +52,10 @@ def implicit_commits(engine: Engine, progress: Progress,
     applied-history table, written before a revision and closed after it failed) and its own
     statements (JOB_OWN) are not the revision's."""
     uncommitted = [False]  # the revision ran statements in the transaction now open
+    # progress.committed as it was before the COMMIT now running, which a failed COMMIT
+    # restores: it committed nothing (SQLite on a volume turned read-only, a deferred
+    # constraint on PostgreSQL).
+    before_commit: list[bool | None] = [None]
 
     def revisions(statement: str, context: Any) -> bool:
         return (progress.running is not None
@@ -65,6 +69,7 @@ def implicit_commits(engine: Engine, progress: Progress,
 
     def started(connection: Any, cursor: Any, statement: str, parameters: Any,
                 context: Any, *rest: Any) -> None:
+        before_commit[0] = None
         if not revisions(statement, context):
             return
         if connection.get_execution_options().get("isolation_level") == "AUTOCOMMIT":
@@ -74,14 +79,22 @@ def implicit_commits(engine: Engine, progress: Progress,
 
     def committed(connection: Any) -> None:
         if uncommitted[0] and progress.running is not None:
+            before_commit[0] = progress.committed
             progress.committed = True
         uncommitted[0] = False
 
     def rolled_back(connection: Any) -> None:
+        before_commit[0] = None
         uncommitted[0] = False
 
+    def failed(context: Any) -> None:
+        if context.statement is None and before_commit[0] is not None:  # the COMMIT failed
+            progress.committed = before_commit[0]
+        before_commit[0] = None
+
     listeners: list[tuple[str, Any]] = (
-        [("before_cursor_execute", started), ("commit", committed), ("rollback", rolled_back)]
+        [("before_cursor_execute", started), ("commit", committed), ("rollback", rolled_back),
+         ("handle_error", failed)]
         if engine.transactional_ddl else [("after_cursor_execute", completed)])
     for name, listener in listeners:
         event.listen(SqlalchemyEngine, name, listener)

@@ -47,7 +47,7 @@ def failure(settings: Settings, error: Exception, progress: Progress,
     if read_only is not None:
         return ReadOnlyDatabase(f"the database became read-only during the run ({read_only}): "
                                 f"{where} failed ({first_line(cause)}); {what_stays(progress)};"
-                                " point the job at the primary")
+                                f" {engine.read_only_advice}")
     if revision is not None and engine.is_lock_timeout(cause) and not progress.committed:
         return DdlLockTimedOut(f"{where} waited longer than {lock_limit(settings)} for a lock "
                                f"and was rolled back ({earlier})", revision)

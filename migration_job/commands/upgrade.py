@@ -195,5 +195,3 @@ def downgrade(settings: Settings, interruption: Interruption) -> str:
             log.info("downgrade_finished", summary, applied=[r for r, _ in progress.applied],
                      revision=describe(now))
             return summary
-
-

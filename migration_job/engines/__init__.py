@@ -146,12 +146,16 @@ class Engine(Protocol):
 
     has_server: whether there is a server that can go silent or name a blocker. Where there
     is none (SQLite, a file), the revision watch opens no session of its own.
+
+    read_only_advice: what to do about a database that Session.read_only_reason() says cannot
+    be written (a standby: point the job at the primary; a read-only volume: remount it).
     """
 
     errors: tuple[type[Exception], ...]
     transactional_ddl: bool
     reports_progress: bool
     has_server: bool
+    read_only_advice: str
 
     def connect(self, settings: ConnectionSettings, timeout: float | None = None) -> Session: ...
 
@@ -190,8 +194,10 @@ class Session(Protocol):
     revisions(project) reads the project's version table: its revision ids, sorted; () when the
     table does not exist yet. It never creates the table.
 
-    read_only_reason() says why this session cannot write (a standby, read-only transactions),
-    or None. The job refuses such a database before taking the lock (exit 4).
+    read_only_reason() says why this session cannot write (a standby, read-only transactions,
+    a SQLite file on a volume remounted read-only), or None. The job refuses such a database
+    before taking the lock, and names it when a run fails after it turned read-only (exit 4,
+    with Engine.read_only_advice).
 
     prepare_for_migrations() sets up a session that will hold the lock and run the revisions:
     no idle timeout may end it while Alembic loads or between revisions, and where the server

@@ -12,6 +12,10 @@ from migration_job.run.wait import wait_for_database
 if TYPE_CHECKING:
     from migration_job.settings import Settings
 
+NO_RESULT_SET = ("MIGRATE_TARGET_NAMES_QUERY returned no result set (it is empty, or a "
+                 "statement such as UPDATE that returns no rows): write a SELECT whose first "
+                 "column holds the tenant names")
+
 
 def query_names(settings: Settings, query: str) -> list[str]:
     """The query's first column as text, NULLs and blanks left out.
@@ -30,7 +34,10 @@ def query_names(settings: Settings, query: str) -> list[str]:
         # no_parameters: the driver gets the query alone, so a '%' in it (LIKE 'a%') is SQL's,
         # not the start of a placeholder of psycopg2's or PyMySQL's paramstyle.
         with engine.connect().execution_options(no_parameters=True) as connection:
-            rows = connection.exec_driver_sql(query).fetchall()
+            result = connection.exec_driver_sql(query)
+            if not result.returns_rows:  # an empty statement, a write (rolled back at close)
+                raise ConfigError(NO_RESULT_SET)
+            rows = result.fetchall()
     except sqlalchemy.exc.DBAPIError as error:
         raise ConfigError(f"MIGRATE_TARGET_NAMES_QUERY failed on the catalog database: "
                           f"{first_line(error.orig or error)}") from None

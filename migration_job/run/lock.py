@@ -31,7 +31,7 @@ def migration_lock(session: Session, settings: Settings, project: Project,
     reason = session.read_only_reason()
     if reason:
         raise ReadOnlyDatabase(f"cannot migrate {session.describe()}: {reason}; "
-                               "point the job at the primary")
+                               f"{settings.engine.read_only_advice}")
     session.refuse_shared_sessions(settings)
     lock = session.lock(settings.lock_key, project, sleep=interruption.sleep)
     held = lock.acquire(settings.lock_timeout, needless)

@@ -121,6 +121,10 @@ def _check_url(url: str) -> None:
     hosts = _hosts(rest)
     if len(hosts) > 1:
         _check_several_hosts(scheme.lower(), hosts)
+    if any(host.endswith(":") for host in hosts):
+        # libpq reads HOST:/ as the default port, SQLAlchemy (env.py's URL) as no number.
+        raise ConfigError(f"{MALFORMED_URL} (the port after the host's ':' is empty: write "
+                          "the port, or leave out the ':' for the default one)")
     try:
         # urlsplit takes no '_' in a scheme (postgresql+psycopg_async): it reads the rest. It
         # raises ValueError on a malformed port, and on characters that read as delimiters.

@@ -31,10 +31,6 @@ from tests.support.projects import make_sqlite_project
 # Query parameters PyMySQL reads as a charset's name or a file's (test_mariadb_unknown_...).
 MYSQL_FILE_PARAMETERS = ("charset", "ssl_ca", "ssl_cert", "ssl_key")
 CHARSETS = ("utf8", "utf8mb4", "latin1", "ascii", "binary")
-EMPTY_PORT = ("new: a PostgreSQL URL with an empty port (host:/db) connects (libpq: the default "
-              "port), then SQLAlchemy's make_url raises ValueError: exit 1, a traceback")
-NON_LATIN1 = ("new: a MySQL/MariaDB URL whose password has a character beyond latin-1 exits 1 "
-              "with a traceback (PyMySQL encodes it as latin-1: UnicodeEncodeError)")
 # Nothing listens here: every URL that parses is refused at once (MIGRATE_WAIT_TIMEOUT=0).
 DEAD_PORT = free_port()
 _numbers = itertools.count()
@@ -85,7 +81,6 @@ class TestUrlsNobodyAnswers:
                             f"{quote(value, safe='')}", None)
         run_with(case, ("wait",), "json", False, scratch)
 
-    @pytest.mark.xfail(strict=True, reason=NON_LATIN1)
     @given(password=passwords().filter(lambda p: any(ord(c) > 0xFF for c in p)),
            encoded=st.booleans())
     def test_mariadb_password_beyond_latin1(self, password: str, encoded: bool,
@@ -110,7 +105,6 @@ class TestRealServers:
         run_with(case, command, "json", False, scratch, PGHOST=server.host,
                  PGPORT=str(server.port))
 
-    @pytest.mark.xfail(strict=True, reason=EMPTY_PORT)
     @pytest.mark.parametrize("command", ["status", "check"])
     def test_postgresql_empty_port(self, command: str, servers: Servers,
                                    scratch: Path) -> None:

@@ -93,6 +93,11 @@ class TestUrls:
         ("postgresql://u@h:notaport/d", "malformed"),
         ("postgresql+psycopg_async://u@h:notaport/d", "malformed"),
         ("postgresql+psyco pg://u@h/d", "malformed"),
+        # libpq takes an empty port for its default; SQLAlchemy (env.py) fails on it.
+        ("postgresql://u:pw@h:/d", "port after the host's ':' is empty"),
+        ("postgresql://u:pw@[::1]:/d", "port after the host's ':' is empty"),
+        ("postgresql://u:pw@h1:5432,h2:/d", "port after the host's ':' is empty"),
+        ("mysql://u:pw@h:/d", "port after the host's ':' is empty"),
     ])
     def test_rejected(self, url: str, complaint: str) -> None:
         with pytest.raises(ConfigError, match=complaint):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -110,3 +112,27 @@ class TestOptions:
             "MIGRATE_TARGET_NAMES_QUERY": "SELECT 1", "MIGRATE_TERMINATION_LOG": ""})
         with pytest.raises(ConfigError, match="runs on DATABASE_URL"):
             fleet_targets(settings)
+
+
+class TestNamesQuery:
+    """MIGRATE_TARGET_NAMES_QUERY on a SQLite catalog."""
+
+    def names(self, tmp_path: Path, query: str) -> list[str]:
+        catalog = tmp_path / "catalog.db"
+        with closing(sqlite3.connect(catalog)) as db, db:
+            db.execute("CREATE TABLE tenants (name text)")
+            db.executemany("INSERT INTO tenants VALUES (?)", [("acme",), ("beta",), (None,)])
+        settings = load_settings({"command": "fleet"}, {
+            "DATABASE_URL": f"sqlite:///{catalog}", "MIGRATE_WAIT_TIMEOUT": "0",
+            "MIGRATE_TARGET_URL_TEMPLATE": "postgresql://h/{name}",
+            "MIGRATE_TARGET_NAMES_QUERY": query, "MIGRATE_TERMINATION_LOG": ""})
+        return [t.given_url for t in fleet_targets(settings)]
+
+    def test_the_first_column_names_the_targets(self, tmp_path: Path) -> None:
+        assert self.names(tmp_path, "SELECT name FROM tenants ORDER BY name") == [
+            "postgresql://h/acme", "postgresql://h/beta"]
+
+    @pytest.mark.parametrize("query", ["; ;", "UPDATE tenants SET name = name WHERE 0"])
+    def test_no_result_set_is_a_configuration_error(self, tmp_path: Path, query: str) -> None:
+        with pytest.raises(ConfigError, match="returned no result set"):
+            self.names(tmp_path, query)

@@ -171,12 +171,16 @@ class TestUrlChecks:
         ("mysql+pymysql://app@h/app?ssl_ca=/nonexistent/ca.pem", "ssl_ca"),
         ("mysql+pymysql://app@h/app?ssl_cert=/nonexistent/c.pem", "ssl_cert"),
         ("mysql+pymysql://app@h/app?ssl_key=/nonexistent/k.pem", "ssl_key"),
+        # PyMySQL encodes a password as latin-1 (UnicodeEncodeError beyond it).
+        ("mysql+pymysql://app:pw\u20ac@h/app", "beyond latin-1"),
+        ("mysql+pymysql://app:pw%E2%82%AC@h/app", "beyond latin-1"),
     ])
     def test_refused(self, url: str, named: str) -> None:
         with pytest.raises(ConfigError, match=named):
             ENGINE.check_url(url)
 
     def test_usable_urls_pass(self) -> None:
+        ENGINE.check_url("mysql+pymysql://app:p%C3%A9@h/app")  # é is latin-1
         ENGINE.check_url("mysql+pymysql://app:pw@h:3306/app?charset=utf8mb4"
                          "&ssl_ca=/etc/ssl/certs/ca-certificates.crt&ssl_verify_cert=true")
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from migration_job.engines.sqlite.connection import DirectoryMissing, connect
-from migration_job.engines.sqlite.engine import ENGINE
+from migration_job.engines.sqlite.engine import ENGINE, SqliteSession
 from migration_job.engines.sqlite.url import Target, connect_target
 from migration_job.errors import ConfigError
 
@@ -72,3 +75,41 @@ class TestErrors:
         assert advice is not None
         assert "MIGRATE_LOCK_TIMEOUT" in advice
         assert ENGINE.failure_advice(sqlite3.OperationalError("no such table: x")) is None
+
+
+class TestReadOnlyReason:
+    """A file that turned unwritable since connect: read-only, with what to do about a file
+    (not a primary to point at)."""
+
+    @pytest.fixture
+    def session(self, tmp_path: Path) -> Iterator[SqliteSession]:
+        path = str(tmp_path / "app.db")
+        session = SqliteSession(path, connect(connect_target(f"sqlite:///{path}"), 1.0))
+        try:
+            yield session
+        finally:
+            session.close()
+
+    def test_writable(self, session: SqliteSession) -> None:
+        assert session.read_only_reason() is None
+
+    def test_volume_remounted_read_only(self, session: SqliteSession,
+                                        monkeypatch: pytest.MonkeyPatch) -> None:
+        statvfs = os.statvfs
+        monkeypatch.setattr(
+            "migration_job.engines.sqlite.connection.os.statvfs",
+            lambda path: SimpleNamespace(f_flag=statvfs(path).f_flag | os.ST_RDONLY))
+        reason = session.read_only_reason()
+        assert reason is not None
+        assert "mounted read-only" in reason
+        assert "primary" not in ENGINE.read_only_advice
+        assert "read-write" in ENGINE.read_only_advice
+
+    def test_file_no_longer_writable(self, session: SqliteSession,
+                                     monkeypatch: pytest.MonkeyPatch) -> None:
+        # Tests may run as root, who may write anywhere: the permission check is stubbed.
+        monkeypatch.setattr("migration_job.engines.sqlite.connection.os.access",
+                            lambda *_, **__: False)
+        reason = session.read_only_reason()
+        assert reason is not None
+        assert f"cannot write the database file {session.path}" in reason

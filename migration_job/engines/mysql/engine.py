@@ -190,6 +190,7 @@ class MysqlEngine:
     transactional_ddl = False
     reports_progress = True
     has_server = True
+    read_only_advice = "point the job at the primary"
 
     def connect(self, settings: ConnectionSettings, timeout: float | None = None) -> MysqlSession:
         """Open an autocommit session: connected and pinged within `timeout`, its other

@@ -47,13 +47,19 @@ def connect_arguments(url: str) -> dict[str, Any]:
 
 
 def check_url(url: str) -> None:
-    """Raise ConfigError for a URL PyMySQL cannot migrate through: an unknown parameter, no
-    database, a character set PyMySQL does not know, TLS files it cannot read."""
+    """Raise ConfigError for a URL PyMySQL cannot migrate through: an unknown parameter, a
+    password it cannot encode, no database, a character set PyMySQL does not know, TLS files
+    it cannot read."""
     for name, _ in parse_qsl(urlsplit(url).query, keep_blank_values=True):
         if name not in QUERY_PARAMETERS:
             raise ConfigError(f"DATABASE_URL parameter {name!r} is not supported for "
                               f"MySQL/MariaDB; supported: {', '.join(QUERY_PARAMETERS)}")
     arguments = connect_arguments(url)
+    if not _latin1(arguments["password"]):
+        raise ConfigError("DATABASE_URL's password has a character beyond latin-1, which "
+                          "PyMySQL cannot send (it encodes passwords as latin-1, whatever "
+                          "the charset): give the MySQL/MariaDB user a password of latin-1 "
+                          "characters")
     if arguments["database"] is None:
         raise ConfigError(f"DATABASE_URL names no database, which MySQL/MariaDB needs (the "
                           f"version table lives in it): write it after the port, {FORM}")
@@ -61,6 +67,14 @@ def check_url(url: str) -> None:
         raise ConfigError("DATABASE_URL parameter charset names a character set PyMySQL does "
                           "not know; use utf8mb4 (the default), or leave it out")
     _check_tls_files(arguments)
+
+
+def _latin1(text: str) -> bool:
+    try:
+        text.encode("latin-1")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _check_tls_files(arguments: dict[str, Any]) -> None:

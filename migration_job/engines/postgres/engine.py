@@ -27,6 +27,7 @@ class PostgresEngine:
     transactional_ddl = True
     reports_progress = True
     has_server = True
+    read_only_advice = "point the job at the primary"
     errors: tuple[type[Exception], ...] = (psycopg2.Error,)
 
     def connect(self, settings: ConnectionSettings,

@@ -103,14 +103,22 @@ def refuse_unwritable(target: Target, path: str, directory: str) -> None:
         raise ConfigError("DATABASE_URL opens the SQLite database read-only ("
                           f"{'mode=ro' if mode == 'ro' else 'immutable'}): a migration "
                           "writes; remove that parameter")
+    reason = unwritable(path, directory)
+    if reason is not None:
+        raise NotWritable(reason)
+
+
+def unwritable(path: str, directory: str) -> str | None:
+    """Why the job's user cannot write the database file or its directory (SQLite writes its
+    journal beside the file) now, or None."""
     if os.statvfs(directory).f_flag & os.ST_RDONLY:
-        raise NotWritable(f"the file system holding {directory} is mounted read-only")
+        return f"the file system holding {directory} is mounted read-only"
     if os.path.exists(path) and not os.access(path, os.W_OK, effective_ids=True):
-        raise NotWritable(f"this user (uid {os.geteuid()}) cannot write the database file "
-                          f"{path}")
+        return f"this user (uid {os.geteuid()}) cannot write the database file {path}"
     if not os.access(directory, os.W_OK | os.X_OK, effective_ids=True):
-        raise NotWritable(f"this user (uid {os.geteuid()}) cannot write the database's "
-                          f"directory {directory}")
+        return (f"this user (uid {os.geteuid()}) cannot write the database's directory "
+                f"{directory}")
+    return None
 
 
 def begin_immediate(connection: LendableConnection) -> None:

@@ -23,6 +23,7 @@ from migration_job.engines.sqlite.connection import (
     empty_stand_in,
     is_busy,
     opened_file,
+    unwritable,
 )
 from migration_job.engines.sqlite.lock import FileLock
 from migration_job.engines.sqlite.url import connect_target
@@ -39,6 +40,8 @@ BUSY = ("another connection held the database's write lock for longer than "
 IN_MEMORY = ("DATABASE_URL names an in-memory SQLite database, which a migration job cannot "
              "migrate (it ends with the job); use sqlite:///relative/path.db or "
              "sqlite:////absolute/path.db")
+READ_ONLY = ("make the database file and its directory writable for the job's user again "
+             "(remount a read-only volume read-write), then run the job again")
 # Errors that waiting will not fix, and what to do about each: fail at once (exit 4).
 PERMANENT = {
     "mounted read-only": "remount it read-write, or point DATABASE_URL at a writable volume",
@@ -101,9 +104,16 @@ class SqliteSession:
             f"SELECT {', '.join(map(_quote, columns))} FROM {quoted_schema}.{_quote(name)}"))
 
     def read_only_reason(self) -> str | None:
-        """None: connect already refused a file or directory the job cannot write (exit 4,
-        saying which); a change since then fails the first write as permission denied."""
-        return None
+        """Why the job cannot write the file now: its volume remounted read-only, the file or
+        its directory no longer writable (connect refuses them up front; this sees a change
+        since, which SQLite reports as 'disk I/O error' or 'attempt to write a readonly
+        database')."""
+        if self.absent:
+            return None
+        try:
+            return unwritable(self.path, os.path.dirname(self.path))
+        except OSError:
+            return None  # the directory went away: not read-only, the failure says what
 
     def prepare_for_migrations(self) -> None:
         """Nothing to set: no server ends an idle SQLite connection."""
@@ -183,6 +193,7 @@ class SqliteEngine:
     transactional_ddl = True
     reports_progress = False
     has_server = False
+    read_only_advice = READ_ONLY
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def connect(self, settings: ConnectionSettings, timeout: float | None = None) -> SqliteSession:

@@ -20,6 +20,7 @@ from migration_job.alembic_env.implicit_commits import JOB_OWN, implicit_commits
 from migration_job.alembic_env.progress import Progress
 from migration_job.alembic_env.revision_failure import failure, what_stays
 from migration_job.alembic_env.revision_graph import History
+from migration_job.alembic_env.signal_stop import SignalStop
 from migration_job.alembic_env.signals import Signals
 from migration_job.applied_history.recorder import Recorder
 from migration_job.engines import MigrationLock, sqlalchemy_url
@@ -132,6 +133,8 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
     recorder = (Recorder(settings, project, progress.verb, removing)
                 if settings.record_history else None)
 
+    stop = SignalStop(interruption, progress)
+
     # The same step lists alembic.command.upgrade/downgrade/stamp build, through Progress.
     def steps(revision: Any, context: MigrationContext) -> Iterable[MigrationStep]:
         planned: Iterable[MigrationStep]
@@ -141,6 +144,7 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
             planned = scripts._stamp_revs(destination, revision)
         else:
             planned = scripts._downgrade_revs(destination, revision)
+        stop.guard_autocommit_blocks(context)
         return progress.track(guarded(planned, context, lock, interruption, unfinished,
                                       recorder, progress.verb))
 
@@ -149,6 +153,7 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
         with (lock.session.lent_to_sqlalchemy(sqlalchemy_url(settings.database_url)),
               implicit_commits(settings.engine, progress,
                                recorder.table.name if recorder else None),
+              stop.watching_statements(),
               engine.connect() as connection):
             config.attributes["connection"] = connection
             try:

@@ -36,8 +36,6 @@ KILLED_CLEAN = Expect((KILLED,), None, "0001")
 LOCK_LOST = Expect((3,), "lock_lost", "0001")
 UNREACHABLE = Expect((3,), "database_unreachable", None)
 SHAPE_A = Effect("table", "shape_a")
-AFTER_SIGNAL = ("new: after SIGTERM the rest of the revision still runs, and its autocommit_block "
-                "commits")
 ALL_OF_SEVERAL = (SHAPE_A, Effect("column", "items.md_note"), Effect("table", "shape_b"))
 
 CELLS = [
@@ -45,7 +43,7 @@ CELLS = [
     Cell(PG, DDL, SIGTERM, INSIDE, INTERRUPTED),
     Cell(PG, DATA, SIGTERM, BEFORE_COMMIT, INTERRUPTED),
     Cell(PG, PYTHON, SIGTERM, BETWEEN, INTERRUPTED),
-    Cell(PG, PYTHON_AUTOCOMMIT, SIGTERM, BETWEEN, INTERRUPTED, AFTER_SIGNAL),
+    Cell(PG, PYTHON_AUTOCOMMIT, SIGTERM, BETWEEN, INTERRUPTED),
     Cell(PG, DATA, SIGKILL, BETWEEN, KILLED_CLEAN),
     Cell(PG, DDL, TERMINATED, BEFORE, LOCK_LOST),
     Cell(PG, PYTHON, TERMINATED, BETWEEN, LOCK_LOST),

@@ -52,9 +52,9 @@ between two, before the commit) on each engine. The other combinations are impli
 acts on what is committed at its point and on the statement running there, not on the
 statement's kind, so one shape per point and fault shows it; SIGTERM and SIGKILL behave alike
 in a DDL and a data statement of one transaction; the MySQL cells with several DDL statements
-cover the single-statement case, whose committed part is smaller. Rows marked † fail today
-and wait for a fix of issue 19 (the test marks them xfail(strict), so the fix's merge flips
-them); the row says what the job does once fixed.
+cover the single-statement case, whose committed part is smaller. A row marked † is a known
+defect awaiting its fix (the test marks it xfail(strict), so the fix's merge flips it); the
+row says what the job does once fixed.
 """
 HEADER = ("fault", "point", "revision 0002", "what the job does", "exit", "left behind",
           "to converge")
@@ -95,7 +95,9 @@ def row(cell: Cell) -> list[str]:
 
 def render() -> str:
     """The section's text between its markers."""
-    lines = ["", INTRO]
+    marked = sum(1 for cell in CELLS if cell.defect)
+    lines = ["", INTRO.rstrip("\n") + (f" {marked} row(s) are marked today.\n" if marked
+                                         else " No row is marked today.\n")]
     for engine, title in ENGINES.items():
         lines += [f"### {title}", "", *table(HEADER, [row(c) for c in CELLS
                                                       if c.engine == engine]), ""]

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import pymysql
 
@@ -28,6 +28,11 @@ from migration_job.engines.mysql.lock import NamedLock
 from migration_job.engines.mysql.unfinished import MysqlUnfinishedLog
 from migration_job.engines.mysql.url import check_url
 from migration_job.engines.naming import application_name
+from migration_job.engines.shared_answers import (
+    AnswersFromErrorKinds,
+    ErrorKinds,
+    ReadsVersionTable,
+)
 
 if TYPE_CHECKING:
     from migration_job.engines.blocking import Blocker
@@ -35,7 +40,7 @@ if TYPE_CHECKING:
     from migration_job.engines.statement_progress import StatementProgress
 
 
-class MysqlSession:
+class MysqlSession(ReadsVersionTable):
     """A PyMySQL session of the job's (see engines.Session for the contract)."""
 
     def __init__(self, connection: LendableConnection) -> None:
@@ -73,12 +78,6 @@ class MysqlSession:
         database = c.db.decode() if isinstance(c.db, bytes) else c.db
         user = c.user.decode() if isinstance(c.user, bytes) else c.user
         return f"{where}/{database} as {user}"
-
-    def revisions(self, project: VersionTable) -> tuple[str, ...]:
-        """The revisions recorded in the version table; empty when it does not exist yet."""
-        rows = self.table_rows(project.version_table_schema, project.version_table,
-                               ("version_num",))
-        return tuple(sorted(str(r[0]) for r in rows))
 
     def table_rows(self, schema: str | None, name: str,
                    columns: tuple[str, ...]) -> list[tuple[object, ...]]:
@@ -183,9 +182,10 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-class MysqlEngine:
+class MysqlEngine(AnswersFromErrorKinds):
     """MySQL and MariaDB through PyMySQL (see engines.Engine for the contract)."""
 
+    kinds: ClassVar[ErrorKinds] = mysql_errors
     errors: tuple[type[Exception], ...] = (pymysql.err.MySQLError,)
     transactional_ddl = False
     reports_progress = True
@@ -197,22 +197,6 @@ class MysqlEngine:
         statements answered within the wait timeout (at least REPLY_TIMEOUT_S)."""
         replies = max(settings.wait_timeout, REPLY_TIMEOUT_S)
         return MysqlSession(connect(settings, timeout=timeout, reply_timeout=replies))
-
-    def is_transient(self, error: BaseException) -> bool:
-        """See mysql_errors.is_transient."""
-        return mysql_errors.is_transient(error)
-
-    def rejection_advice(self, error: BaseException) -> str:
-        """See mysql_errors.rejection_advice."""
-        return mysql_errors.rejection_advice(error)
-
-    def is_connection_lost(self, error: BaseException) -> bool:
-        """See mysql_errors.is_connection_lost."""
-        return mysql_errors.is_connection_lost(error)
-
-    def is_permission_denied(self, error: BaseException) -> bool:
-        """See mysql_errors.is_permission_denied."""
-        return mysql_errors.is_permission_denied(error)
 
     def cancel_own_statements(self, settings: ConnectionSettings) -> int:
         """KILL QUERY, from a new session, every statement this process's sessions run."""
@@ -249,14 +233,6 @@ class MysqlEngine:
     def check_url(self, url: str) -> None:
         """See mysql_url.check_url."""
         check_url(url)
-
-    def is_lock_timeout(self, error: BaseException) -> bool:
-        """See mysql_errors.is_lock_timeout."""
-        return mysql_errors.is_lock_timeout(error)
-
-    def is_statement_timeout(self, error: BaseException) -> bool:
-        """See mysql_errors.is_statement_timeout."""
-        return mysql_errors.is_statement_timeout(error)
 
     def failure_advice(self, error: BaseException) -> str | None:
         """See mysql_errors.failure_advice."""

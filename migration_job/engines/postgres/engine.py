@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import psycopg2
 
@@ -12,6 +12,7 @@ from migration_job.engines.postgres import errors as postgres_errors
 from migration_job.engines.postgres.connection import connect
 from migration_job.engines.postgres.partitions import LOST_SESSION, answered_within
 from migration_job.engines.postgres.session import PostgresSession
+from migration_job.engines.shared_answers import AnswersFromErrorKinds, ErrorKinds
 
 if TYPE_CHECKING:
     from migration_job.engines.inputs import ConnectionSettings
@@ -21,35 +22,20 @@ if TYPE_CHECKING:
 CANCEL_WITHIN_S = 3.0
 
 
-class PostgresEngine:
+class PostgresEngine(AnswersFromErrorKinds):
     """PostgreSQL through psycopg2 (see engines.Engine for the contract)."""
 
     transactional_ddl = True
     reports_progress = True
     has_server = True
     read_only_advice = "point the job at the primary"
+    kinds: ClassVar[ErrorKinds] = postgres_errors
     errors: tuple[type[Exception], ...] = (psycopg2.Error,)
 
     def connect(self, settings: ConnectionSettings,
                 timeout: float | None = None) -> PostgresSession:
         """Open an autocommit session."""
         return PostgresSession(connect(settings, timeout=timeout))
-
-    def is_transient(self, error: BaseException) -> bool:
-        """See postgres_errors.is_transient."""
-        return postgres_errors.is_transient(error)
-
-    def rejection_advice(self, error: BaseException) -> str:
-        """See postgres_errors.rejection_advice."""
-        return postgres_errors.rejection_advice(error)
-
-    def is_connection_lost(self, error: BaseException) -> bool:
-        """See postgres_errors.is_connection_lost."""
-        return postgres_errors.is_connection_lost(error)
-
-    def is_permission_denied(self, error: BaseException) -> bool:
-        """See postgres_errors.is_permission_denied."""
-        return postgres_errors.is_permission_denied(error)
 
     def cancel_own_statements(self, settings: ConnectionSettings) -> int:
         """Cancel every running statement of this process on the server; returns how many."""
@@ -75,14 +61,6 @@ class PostgresEngine:
 
     def check_url(self, url: str) -> None:
         """Every PostgreSQL URL that parses names a database the job can migrate."""
-
-    def is_lock_timeout(self, error: BaseException) -> bool:
-        """See postgres_errors.is_lock_timeout."""
-        return postgres_errors.is_lock_timeout(error)
-
-    def is_statement_timeout(self, error: BaseException) -> bool:
-        """See postgres_errors.is_statement_timeout."""
-        return postgres_errors.is_statement_timeout(error)
 
     def failure_advice(self, error: BaseException) -> str | None:
         """For a lost session, when the server rolls its revision back; any other failed

@@ -12,6 +12,7 @@ from migration_job.engines.postgres.connection import LendableConnection, connec
 from migration_job.engines.postgres.lock import PostgresAdvisoryLock, lock_key_for
 from migration_job.engines.postgres.partitions import SERVER_KEEPALIVES, shut_down
 from migration_job.engines.postgres.pooling import refuse_shared_sessions
+from migration_job.engines.shared_answers import ReadsVersionTable
 
 if TYPE_CHECKING:
     from migration_job.engines.blocking import Blocker
@@ -19,7 +20,7 @@ if TYPE_CHECKING:
     from migration_job.engines.statement_progress import StatementProgress
 
 
-class PostgresSession:
+class PostgresSession(ReadsVersionTable):
     """A libpq session of the job's (see engines.Session for the contract)."""
 
     def __init__(self, connection: LendableConnection) -> None:
@@ -39,12 +40,6 @@ class PostgresSession:
         """host:port/database of the session, without credentials."""
         info = self.connection.info
         return f"{info.host}:{info.port}/{info.dbname} as {info.user}"
-
-    def revisions(self, project: VersionTable) -> tuple[str, ...]:
-        """The revisions recorded in the version table; empty when it does not exist yet."""
-        rows = self.table_rows(project.version_table_schema, project.version_table,
-                               ("version_num",))
-        return tuple(sorted(str(r[0]) for r in rows))
 
     def table_rows(self, schema: str | None, name: str,
                    columns: tuple[str, ...]) -> list[tuple[object, ...]]:

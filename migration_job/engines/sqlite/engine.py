@@ -13,9 +13,15 @@ import os
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from migration_job.engines.locking import derive_lock_key
+from migration_job.engines.shared_answers import (
+    AnswersFromErrorKinds,
+    ErrorKinds,
+    ReadsVersionTable,
+)
+from migration_job.engines.sqlite import errors as sqlite_errors
 from migration_job.engines.sqlite.connection import (
     OPEN,
     LendableConnection,
@@ -42,25 +48,12 @@ IN_MEMORY = ("DATABASE_URL names an in-memory SQLite database, which a migration
              "sqlite:////absolute/path.db")
 READ_ONLY = ("make the database file and its directory writable for the job's user again "
              "(remount a read-only volume read-write), then run the job again")
-# Errors that waiting will not fix, and what to do about each: fail at once (exit 4).
-PERMANENT = {
-    "mounted read-only": "remount it read-write, or point DATABASE_URL at a writable volume",
-    "cannot write the database file": "give the job's user write permission on the file "
-                                      "(chown or chmod)",
-    "cannot write the database's directory": "let the job's user write to the database's "
-                                             "directory (SQLite writes its journal beside the "
-                                             "file)",
-    "unable to open database file": "check that the path names a file the job's user can "
-                                    "create and write, not a directory",
-    "file is not a database": "DATABASE_URL points at a file that is not a SQLite database",
-    "not a directory": "a part of the database's path is a file, not a directory",
-}
 # The commands that only read: they never create the database file, and a file or directory
 # they cannot write does not stop them. Every other command may write, and creates the file.
 READING = ("wait", "status", "check", "sql", "plan", "lint", "history")
 
 
-class SqliteSession:
+class SqliteSession(ReadsVersionTable):
     """A sqlite3 connection of the job's (see engines.Session for the contract)."""
 
     def __init__(self, path: str, connection: LendableConnection, absent: bool = False) -> None:
@@ -84,12 +77,6 @@ class SqliteSession:
     def describe(self) -> str:
         """The database file."""
         return f"sqlite file {self.path}" + (" (not created yet)" if self.absent else "")
-
-    def revisions(self, project: VersionTable) -> tuple[str, ...]:
-        """The revisions recorded in the version table; empty when it does not exist yet."""
-        rows = self.table_rows(project.version_table_schema, project.version_table,
-                               ("version_num",))
-        return tuple(sorted(str(r[0]) for r in rows))
 
     def table_rows(self, schema: str | None, name: str,
                    columns: tuple[str, ...]) -> list[tuple[object, ...]]:
@@ -182,18 +169,14 @@ def _quote(name: str) -> str:
     return "`" + name.replace("`", "``") + "`"
 
 
-def _advice(error: BaseException) -> str | None:
-    text = str(error).lower()
-    return next((advice for marker, advice in PERMANENT.items() if marker in text), None)
-
-
-class SqliteEngine:
+class SqliteEngine(AnswersFromErrorKinds):
     """SQLite through sqlite3 (see engines.Engine for the contract)."""
 
     transactional_ddl = True
     reports_progress = False
     has_server = False
     read_only_advice = READ_ONLY
+    kinds: ClassVar[ErrorKinds] = sqlite_errors
     errors: tuple[type[Exception], ...] = (sqlite3.Error,)
 
     def connect(self, settings: ConnectionSettings, timeout: float | None = None) -> SqliteSession:
@@ -210,22 +193,6 @@ class SqliteEngine:
             return SqliteSession(path, empty_stand_in(), absent=True)
         connection = connect(target, max(1.0, settings.lock_timeout), writes=not reads)
         return SqliteSession(_same_file(connection, path), connection)
-
-    def is_transient(self, error: BaseException) -> bool:
-        """A missing directory, a busy database: worth waiting for."""
-        return isinstance(error, sqlite3.Error) and _advice(error) is None
-
-    def rejection_advice(self, error: BaseException) -> str:
-        """What to do about an error waiting will not fix."""
-        return _advice(error) or "check the path in DATABASE_URL and its permissions"
-
-    def is_connection_lost(self, error: BaseException) -> bool:
-        """Only a closed connection is lost: nothing else can end a session to a file."""
-        return isinstance(error, sqlite3.ProgrammingError) and "closed" in str(error).lower()
-
-    def is_permission_denied(self, error: BaseException) -> bool:
-        """A write to a file or directory the job's user may not write."""
-        return "readonly database" in str(error).lower()
 
     def cancel_own_statements(self, settings: ConnectionSettings) -> int:
         """Interrupt every statement running on this process's open connections; returns how
@@ -248,14 +215,6 @@ class SqliteEngine:
         database (sqlite://, :memory:, mode=memory), which a job cannot migrate."""
         if connect_target(url).path is None:
             raise ConfigError(IN_MEMORY)
-
-    def is_lock_timeout(self, error: BaseException) -> bool:
-        """No DDL lock timeout here: a busy database is reported as such (failure_advice)."""
-        return False
-
-    def is_statement_timeout(self, error: BaseException) -> bool:
-        """SQLite has no statement timeout."""
-        return False
 
     def failure_advice(self, error: BaseException) -> str | None:
         """A database locked by another writer is no fault of the migration's."""

@@ -144,16 +144,8 @@ class History(NamedTuple):
         return tuple(sorted(self.scripts.get_heads()))
 
 
-# Set by `fleet` before it forks a process per target: each reuses the history read once.
-PRELOADED: list[History] = []
-
-
 def load_history(settings: Settings) -> History:
     """Config plus every revision file read (errors in them surface now, exit 7)."""
-    if PRELOADED:
-        config, scripts = PRELOADED[0]
-        point_env_at_database(config, settings, scripts)
-        return PRELOADED[0]
     config = alembic_config(settings)
     scripts = load_scripts(config)
     point_env_at_database(config, settings, scripts)
@@ -163,6 +155,13 @@ def load_history(settings: Settings) -> History:
         # Flask-Migrate's env.py needs the application (current_app) whenever it runs.
         run_env_in_app_context(settings.flask_app, config, scripts)
     return History(config, scripts)
+
+
+def reuse_history(history: History, settings: Settings) -> History:
+    """A history read before (a fleet's, read once), pointed at this run's database."""
+    config, scripts = history
+    point_env_at_database(config, settings, scripts)
+    return history
 
 
 @dataclass(frozen=True)

@@ -30,15 +30,21 @@ if TYPE_CHECKING:
     from migration_job.alembic_env.revision_graph import History, Plan
     from migration_job.engines import MigrationLock, Session
     from migration_job.run.interruption import Interruption
+    from migration_job.run.shared import Shared, SpareConnection
     from migration_job.settings import Settings
 
 
-def upgrade(settings: Settings, interruption: Interruption) -> str:
-    """Wait; exit at once if already at target (no lock); else lock, re-check and upgrade."""
+def upgrade(settings: Settings, interruption: Interruption, shared: Shared | None = None) -> str:
+    """Wait; exit at once if already at target (no lock); else lock, re-check and upgrade.
+    In a fleet's child, `shared` holds what the fleet read once."""
     if settings.x_arguments:
         return upgrade_through_env(settings, interruption)
-    project = project_for(settings)
-    known = known_heads(settings, project)
+    project = shared.project if shared else project_for(settings)
+    known = shared.known if shared else known_heads(settings, project)
+
+    def read_history() -> History:
+        return shared.load_history(settings) if shared else load_history(settings)
+
     with connected(settings, interruption) as session:
         current = seen = session.revisions(project)
         fast = not awaits_repair(session, project)
@@ -56,7 +62,7 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
             # Without known heads only the full history can tell whether work is pending; a
             # revision the files do not hold is a history problem it explains (exit 7) before
             # any lock.
-            history = load_history(settings)
+            history = read_history()
             before = plan_unless_newer(session, settings, project, history, current)
             if isinstance(before, str):
                 return before
@@ -78,12 +84,13 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
             refuse_unfinished(session, project, current)
             if current == known.revisions:
                 return at_known_head(current, known, nothing_left(seen, current))
-            history = history or load_history(settings)
+            history = history or read_history()
             now = history.plan(current, settings.target)
             if now.at_target:
                 return at_target(now, nothing_left(seen, current))
             verify_applied(session, settings, project, history)
-            return apply_plan(settings, history, now, interruption, lock)
+            return apply_plan(settings, history, now, interruption, lock,
+                              shared.spare if shared else None)
 
 
 def nothing_left(seen: tuple[str, ...], current: tuple[str, ...]) -> str:
@@ -146,7 +153,7 @@ def verify_applied(session: Session, settings: Settings, project: Project,
 
 
 def apply_plan(settings: Settings, history: History, now: Plan, interruption: Interruption,
-               lock: MigrationLock) -> str:
+               lock: MigrationLock, spare: SpareConnection | None = None) -> str:
     """Apply the pending revisions (the lock is held); log and return the summary."""
     from migration_job.alembic_env.migrate import run_alembic
     from migration_job.alembic_env.progress import Progress
@@ -159,7 +166,7 @@ def apply_plan(settings: Settings, history: History, now: Plan, interruption: In
              current=list(now.current), target=list(now.target), pending=list(now.pending))
     with_lock_retries(
         lambda: run_alembic(settings, history, settings.target, progress, interruption, lock),
-        settings, lock, interruption)
+        settings, lock, interruption, spare)
     elapsed_ms = (time.monotonic() - started) * 1000
     summary = (f"upgraded {describe(now.current)} -> {describe(now.target)}: "
                f"{len(progress.applied)} revision(s) in {elapsed_ms:.0f} ms")

@@ -18,6 +18,7 @@ from migration_job.fleet.workers import FleetRun
 from migration_job.log import log
 
 if TYPE_CHECKING:
+    from migration_job.run.shared import Shared
     from migration_job.settings import Settings
 
 
@@ -48,10 +49,10 @@ def fleet(settings: Settings) -> str:
              f"{settings.fleet.concurrency} at a time", targets=len(mine), total=len(every),
              shard=settings.fleet.shard_index, shards=shards,
              concurrency=settings.fleet.concurrency)
-    read_project_once(settings)
     import_machinery(mine)
+    shared = read_once(settings)
     started = time.monotonic()
-    run = FleetRun(settings, mine, lambda: load_history_once(settings, mine[0]))
+    run = FleetRun(settings, mine, shared, lambda: load_history_once(settings, mine[0], shared))
     results = run.run(report_result)
     summary = summarise(shard, results, time.monotonic() - started)
     if run.signal_number is not None:
@@ -65,38 +66,35 @@ def fleet(settings: Settings) -> str:
 
 def import_machinery(targets: list[Target]) -> None:
     """Import, once, what every child runs on the fast path (Alembic waits for work)."""
-    import multiprocessing
-
     from migration_job import engines
-    from migration_job.commands import upgrade as runner  # noqa: F401
-    from migration_job.run import (
-        blocker_watch,
-        interruption,  # noqa: F401
-        worker,  # noqa: F401
-    )
+    from migration_job.commands import upgrade  # noqa: F401
+    from migration_job.run import blocker_watch, interruption, worker  # noqa: F401
 
     for target in targets:
         engines.engine_for(target.url)
+
+
+def read_once(settings: Settings) -> Shared:
+    """Read the project and the heads known without Alembic once, for every child to share
+    (each would read the configuration, the manifest or the revision files again)."""
+    import multiprocessing
+
+    from migration_job.project import project_for
+    from migration_job.run.shared import Shared
+    from migration_job.run.steps import known_heads
+
+    found = project_for(settings)
     # The fleet's connection budget: a session per running target, plus this one spare, which
     # the children watching who blocks their revisions take turns with.
-    blocker_watch.SPARE_CONNECTION.append(multiprocessing.get_context("fork").Semaphore(1))
+    shared = Shared(found, known_heads(settings, found),
+                    multiprocessing.get_context("fork").Semaphore(1))
     # Out of the collector's reach: its passes would write to every object the children
     # share, copying the parent's memory page by page into each of them.
     gc.freeze()
+    return shared
 
 
-def read_project_once(settings: Settings) -> None:
-    """Read the project and the heads known without Alembic once, for every child to share
-    (each would read the configuration, the manifest or the revision files again)."""
-    from migration_job import project
-    from migration_job.run import steps
-
-    found = project.project_for(settings)
-    project.PRELOADED.append(found)
-    steps.KNOWN.append(steps.known_heads(settings, found))
-
-
-def load_history_once(settings: Settings, target: Target) -> None:
+def load_history_once(settings: Settings, target: Target, shared: Shared) -> None:
     """Read the history for every child to share (the first child with work asks for it).
 
     A history that cannot be read stops the fleet here (exit 7): every target with work
@@ -106,8 +104,8 @@ def load_history_once(settings: Settings, target: Target) -> None:
     from migration_job.alembic_env import revision_graph as history
 
     started = time.monotonic()
-    history.PRELOADED.append(history.load_history(settings._replace(
-        database_url=target.url, given_url=target.given_url)))
+    shared.history = history.load_history(settings._replace(
+        database_url=target.url, given_url=target.given_url))
     gc.freeze()
     elapsed_ms = round((time.monotonic() - started) * 1000, 1)
     log.info("fleet_history_loaded", f"read the history once for every target in "

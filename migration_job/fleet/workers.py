@@ -18,6 +18,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from functools import partial
 from types import FrameType
 from typing import TYPE_CHECKING, Any, NamedTuple, NoReturn
 
@@ -25,6 +26,7 @@ from migration_job.log import log
 
 if TYPE_CHECKING:
     from migration_job.fleet.targets import Target
+    from migration_job.run.shared import Shared
     from migration_job.settings import Settings
 
 SIGNALS = {signal.SIGTERM, signal.SIGINT}
@@ -72,7 +74,7 @@ class Running(NamedTuple):
 class FleetRun:
     """Runs the targets `concurrency` at a time; a signal is passed on to every child."""
 
-    def __init__(self, settings: Settings, targets: Iterable[Target],
+    def __init__(self, settings: Settings, targets: Iterable[Target], shared: Shared,
                  load_history: Callable[[], None]) -> None:
         assert settings.fleet is not None
         self.settings = settings
@@ -82,9 +84,10 @@ class FleetRun:
         self.running: dict[int, Running] = {}
         self.signal_number: int | None = None
         self.failed = False
-        # Read once, when the first child finds work pending (a fleet at head never needs it).
+        # What every child gets; its history is read once, when the first child finds work
+        # pending (a fleet at head never needs it).
+        self.shared = shared
         self.load_history = load_history
-        self.history_loaded = False
 
     def run(self, report: Callable[[TenantResult], None]) -> list[TenantResult]:
         """Every target's result, in the order they ended (those never started last)."""
@@ -114,9 +117,8 @@ class FleetRun:
     def _load_history_for(self, target: Target) -> None:
         """A child found work pending: read the history now, and start that target again
         (it stopped before the lock, or under it before any change)."""
-        if not self.history_loaded:
+        if self.shared.history is None:
             self.load_history()
-            self.history_loaded = True
         self.pending.appendleft(target)
 
     @property
@@ -143,7 +145,7 @@ class FleetRun:
             pid = os.fork()
             if pid == 0:
                 os.close(results)
-                _child(self.settings, target, report_to, self.history_loaded)
+                _child(self.settings, target, report_to, self.shared)
             os.close(report_to)
             self.running[pid] = Running(target, pid, results, time.monotonic())
         finally:
@@ -184,23 +186,21 @@ def _kill(pid: int, signal_number: int) -> None:
         os.kill(pid, signal_number)
 
 
-def _child(settings: Settings, target: Target, report_to: int, history_loaded: bool,
-           ) -> NoReturn:
+def _child(settings: Settings, target: Target, report_to: int, shared: Shared) -> NoReturn:
     """The forked process: run the single-database job on one target, report, exit."""
     code = 1
     try:
         for number in SIGNALS:
             signal.signal(number, signal.SIG_DFL)
         signal.pthread_sigmask(signal.SIG_UNBLOCK, SIGNALS)
-        code = _migrate_one(settings, target, report_to, history_loaded)
+        code = _migrate_one(settings, target, report_to, shared)
     finally:
         sys.stderr.flush()
         os._exit(code)
 
 
-def _migrate_one(settings: Settings, target: Target, report_to: int,
-                 history_loaded: bool) -> int:
-    from migration_job.run import steps
+def _migrate_one(settings: Settings, target: Target, report_to: int, shared: Shared) -> int:
+    from migration_job.commands.upgrade import upgrade
     from migration_job.run.worker import run_in_worker
 
     applied: list[str] = []
@@ -211,8 +211,7 @@ def _migrate_one(settings: Settings, target: Target, report_to: int,
         log.silence()  # this run is not the target's: it starts again once the history is read
         raise wanted[0]
 
-    if not history_loaded:
-        steps.BEFORE_LOADING_HISTORY.append(ask_the_parent)
+    shared.ask_for_history = ask_the_parent
 
     def collect(event: str, fields: dict[str, Any]) -> None:
         if event == "revision_applied":
@@ -222,7 +221,8 @@ def _migrate_one(settings: Settings, target: Target, report_to: int,
     log.context = {"target": target.shown}
     code, summary = run_in_worker(settings._replace(
         command="upgrade", database_url=target.url, given_url=target.given_url,
-        secrets=(*settings.secrets, *target.secrets), termination_log=None, fleet=None))
+        secrets=(*settings.secrets, *target.secrets), termination_log=None, fleet=None),
+        partial(upgrade, shared=shared))
     report = json.dumps({"exit_code": code, "summary": log.scrub(summary)[:RESULT_LIMIT // 2],
                          "applied": applied, "history_wanted": bool(wanted)})
     os.write(report_to, report.encode("utf-8")[:RESULT_LIMIT])

@@ -60,15 +60,9 @@ class Project(NamedTuple):
         return configured or f"{self.version_table}_history"
 
 
-# Set by `fleet` before it forks a process per target: each reuses the project read once.
-PRELOADED: list[Project] = []
-
-
 def project_for(settings: Settings) -> Project:
     """The project the settings point at. Flask-Migrate keeps alembic.ini in its migrations
     directory and names that directory the script location itself (FLASK_APP)."""
-    if PRELOADED:
-        return PRELOADED[0]
     script_location = settings.alembic_config.parent if settings.flask_app else None
     return read_project(settings.ini_config, settings.toml_config, settings.ini_section,
                         script_location)

@@ -5,7 +5,7 @@ the server no longer says who held the lock. A look of the revision watch's thre
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
 from migration_job.engines.blocking import describe_all
 from migration_job.log import log
@@ -21,24 +21,6 @@ if TYPE_CHECKING:
 # revision watch hears that the server still answers (revision_watch.py).
 LOOKS_PER_TIMEOUT = 4
 MAX_LOOK_EVERY_S = 1.0
-# Set in a fleet's children (migration_job.fleet.workers): the one spare connection the whole
-# fleet may open beside its targets' sessions. The revision watch then asks only when it holds
-# it, over a session opened and closed for that look, so the fleet's connections stay within
-# its budget. (Kept here, away from the revision watch's SQLAlchemy imports: the fleet sets it
-# before any child needs Alembic.)
-SPARE_CONNECTION: list[SpareConnection] = []
-
-
-class SpareConnection(Protocol):
-    """A semaphore shared by the processes of a fleet."""
-
-    def acquire(self, block: bool = True) -> bool:
-        """Take it; False when not blocking and another process holds it."""
-
-    def release(self) -> None:
-        """Give it back."""
-
-
 class BlockerWatch:
     """Asks, every `every` seconds while revisions run, who blocks this process's statements."""
 

@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from migration_job.engines import MigrationLock
     from migration_job.engines.blocking import Blocker
     from migration_job.run.interruption import Interruption
+    from migration_job.run.shared import SpareConnection
     from migration_job.settings import Settings
 
 FIRST_DELAY_S = 1.0
@@ -46,7 +47,8 @@ def retry_delays(retries: int, jitter: Callable[[], float] = random.random) -> I
 
 
 def with_lock_retries(attempt: Callable[[], Result], settings: Settings, lock: MigrationLock,
-                      interruption: Interruption) -> Result:
+                      interruption: Interruption,
+                      spare: SpareConnection | None = None) -> Result:
     """`attempt()` (applying the pending revisions) with the DDL lock timeout and statement
     timeout set on the lock's session, tried again while a revision hits the lock timeout and
     the lock is still held; meanwhile the revision watch logs who blocks them and how far
@@ -54,7 +56,7 @@ def with_lock_retries(attempt: Callable[[], Result], settings: Settings, lock: M
     with ExitStack() as stack:
         stack.enter_context(lock.session.bounded_waits(settings.ddl_lock_timeout,
                                                        settings.statement_timeout))
-        watch = stack.enter_context(RevisionWatch(settings, lock.session))
+        watch = stack.enter_context(RevisionWatch(settings, lock.session, spare))
         attempt = watch.attempts(attempt)
         if settings.ddl_lock_timeout <= 0:
             try:

@@ -6,7 +6,7 @@ partition shows no other way while a revision's statement waits (README: Network
 The session opens only when a look needs the server: revisions shorter than the first look
 cost nothing, and neither does the heartbeat of an engine that reports no progress (SQLite).
 In a fleet's child each look opens and closes a session under the fleet's one spare connection
-(blocker_watch.SPARE_CONNECTION), and is skipped while another child holds it.
+(run/shared.py), and is skipped while another child holds it.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, TypeVar
 from migration_job.engines.statement_progress import StatementProgress
 from migration_job.errors import first_line
 from migration_job.log import log
-from migration_job.run.blocker_watch import SPARE_CONNECTION, BlockerWatch
+from migration_job.run.blocker_watch import BlockerWatch
 from migration_job.run.progress_watch import ProgressWatch
 
 if TYPE_CHECKING:
@@ -29,6 +29,7 @@ if TYPE_CHECKING:
 
     from migration_job.engines import Session
     from migration_job.engines.blocking import Blocker
+    from migration_job.run.shared import SpareConnection
     from migration_job.settings import Settings
 
 # How long the watch waits to connect: a server that does not answer costs a look, not a hang.
@@ -48,9 +49,12 @@ class RevisionWatch:
     `revisions` (the session the revisions run on) when the server has answered none of its
     looks for SILENCE_LIMIT_S."""
 
-    def __init__(self, settings: Settings, revisions: Session) -> None:
+    def __init__(self, settings: Settings, revisions: Session,
+                 spare: SpareConnection | None = None) -> None:
         self.settings = settings
         self.revisions = revisions
+        # In a fleet's child: the fleet's one spare connection, taken for each look.
+        self.spare = spare
         self.blockers = BlockerWatch(settings)
         self.progress = ProgressWatch(settings) if settings.progress_interval > 0 else None
         self.silent_since: float | None = None
@@ -112,7 +116,7 @@ class RevisionWatch:
               figures: bool) -> tuple[Session | None, Figures]:
         """Ask what is due; the session to keep, and the figures (None when not asked or
         not answered)."""
-        spare = SPARE_CONNECTION[0] if SPARE_CONNECTION else None
+        spare = self.spare
         if spare is None:
             return self._ask(session, blockers, figures)
         if not spare.acquire(block=False):

@@ -3,7 +3,7 @@ outcome lines."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING, NamedTuple
 
@@ -63,15 +63,8 @@ def awaits_repair(session: Session, project: Project) -> bool:
     return unfinished is not None and unfinished.find() is not None
 
 
-# Called before the history is loaded: a fleet's child that has none asks its parent for it
-# instead (migration_job.fleet.workers), so that Alembic is loaded once per fleet.
-BEFORE_LOADING_HISTORY: list[Callable[[], None]] = []
-
-
 def load_history(settings: Settings) -> History:
     """The project's Alembic history (the first import of Alembic and SQLAlchemy)."""
-    for hook in BEFORE_LOADING_HISTORY:
-        hook()
     from migration_job.alembic_env.revision_graph import load_history as load
 
     return load(settings)
@@ -90,10 +83,6 @@ class KnownHeads(NamedTuple):
         return self.files is not None and any(r not in self.files for r in current)
 
 
-# Set by `fleet` before it forks a process per target: each reuses the heads known once.
-KNOWN: list[KnownHeads] = []
-
-
 def known_heads(settings: Settings, project: Project) -> KnownHeads:
     """The heads, without Alembic, when they can decide this run's target for certain: from
     a fresh manifest, else read from the revision files' source (project.source_heads).
@@ -101,8 +90,6 @@ def known_heads(settings: Settings, project: Project) -> KnownHeads:
     None (never a guess) for a target other than head, -x arguments, Flask-Migrate, several
     heads, or anything the reader is not certain of: the full path decides and reports.
     """
-    if KNOWN:
-        return KNOWN[0]
     if settings.target not in ("head", "heads") or settings.x_arguments:
         return KnownHeads(None)
     heads = fresh_heads(project.config_files, project.script_location)

@@ -38,8 +38,11 @@ class Outcome(NamedTuple):
     traceback: str | None = None
 
 
-def run_in_worker(settings: Settings) -> tuple[int, str]:
+def run_in_worker(settings: Settings,
+                  command: CommandFunction | None = None) -> tuple[int, str]:
     """Run the command in a worker thread so that signals are handled at once.
+    `command` replaces the table's function (a fleet's child runs upgrade with what the
+    fleet shares).
 
     The main thread writes a failure's last line itself, after the worker ended and the
     signal's canceller stopped: so the summary is the last line by design, whatever order
@@ -47,7 +50,7 @@ def run_in_worker(settings: Settings) -> tuple[int, str]:
     """
     from migration_job.run.interruption import Interruption
 
-    run = load_command(COMMANDS[settings.command])
+    run = command or load_command(COMMANDS[settings.command])
     interruption = Interruption(settings)
     outcomes: list[Outcome] = []
 

@@ -161,6 +161,7 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
                                      destination_rev=destination, **options):
                     scripts.run_env()
             except BaseException:
+                stop.stand_down()
                 if recorder is not None:
                     interrupted = interruption.requested.is_set()
                     recorder.ended(connection, "interrupted" if interrupted else "failed")

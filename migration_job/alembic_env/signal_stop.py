@@ -39,6 +39,10 @@ class SignalStop:
         self.stopped = True
         self.signals.check()
 
+    def stand_down(self) -> None:
+        """The revision has failed or stopped: what follows is the job's own clean-up."""
+        self.stopped = True
+
     @contextmanager
     def watching_statements(self) -> Iterator[None]:
         """Within the block, check before each statement SQLAlchemy sends."""

@@ -7,8 +7,8 @@ import json
 from typing import TYPE_CHECKING
 
 from migration_job.project import project_for
-from migration_job.run import steps
 from migration_job.run.audit import recorded_history
+from migration_job.run.wait import connected
 
 if TYPE_CHECKING:
 
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 def history(settings: Settings, interruption: Interruption) -> str:
     """Print the applied-history table: each revision applied, reverted or stamped."""
     project = project_for(settings)
-    with steps.connected(settings, interruption):
+    with connected(settings, interruption):
         pass  # the database answers: read the table
     rows = recorded_history(settings, project)
     if settings.json_output:

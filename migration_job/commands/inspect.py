@@ -9,9 +9,11 @@ from migration_job.applied_history.access import refuse_or_go_on
 from migration_job.applied_history.verification import changed_revisions, verify
 from migration_job.errors import HistoryError, PendingMigrations, first_line
 from migration_job.project import Project, project_for
-from migration_job.run import steps
+from migration_job.run import heads, outcome
 from migration_job.run.audit import VERIFY_REFUSAL, audit_history
 from migration_job.run.database import current_revisions, database_state
+from migration_job.run.heads import load_history
+from migration_job.run.wait import connected
 
 if TYPE_CHECKING:
     from alembic.script import ScriptDirectory
@@ -24,7 +26,7 @@ if TYPE_CHECKING:
 
 def wait(settings: Settings, interruption: Interruption) -> str:
     """Wait until the database accepts a connection and a query."""
-    with steps.connected(settings, interruption):
+    with connected(settings, interruption):
         return "database reachable"
 
 
@@ -61,7 +63,7 @@ def inspect(settings: Settings, current: tuple[str, ...]) -> Inspection:
     """Plan the target against the database's revision(s); a history problem is reported,
     not raised (a relative target still raises: a configuration error, exit 2)."""
     try:
-        history = steps.load_history(settings)
+        history = load_history(settings)
     except HistoryError as error:
         return Inspection(current, (), None, str(error))
     heads = history.heads()
@@ -92,8 +94,8 @@ def status(settings: Settings, interruption: Interruption) -> str:
                           if readable else None,
                           "history_error": None if readable else str(audit.unreadable)}))
     else:
-        lines = [f"current: {steps.describe(found.current)}",
-                 f"heads:   {steps.describe(found.heads)}",
+        lines = [f"current: {outcome.describe(found.current)}",
+                 f"heads:   {outcome.describe(found.heads)}",
                  f"pending: {', '.join(found.pending) or 'none'}"]
         if found.problem:
             lines.append(f"problem: {found.problem}")
@@ -105,7 +107,7 @@ def status(settings: Settings, interruption: Interruption) -> str:
         lines.extend(f"changed: {c.revision} ({c.file}) changed since it ran"
                      for c in audit.changed)
         print("\n".join(lines))
-    return f"at {steps.describe(found.current)}, {len(found.pending)} pending"
+    return f"at {outcome.describe(found.current)}, {len(found.pending)} pending"
 
 
 def check(settings: Settings, interruption: Interruption) -> str:
@@ -120,17 +122,17 @@ def check(settings: Settings, interruption: Interruption) -> str:
     verifying = settings.verify != "off"
     current, unfinished, recorded, unreadable = database_state(settings, interruption, project,
                                                                verifying)
-    known = steps.known_heads(settings, project)
+    known = heads.known_heads(settings, project)
     if unfinished is None and current == known.revisions:
         if not verifying:
-            return steps.at_known_head(current, known, "database is at target")
+            return outcome.at_known_head(current, known, "database is at target")
         files = files_without_alembic(settings, project, known)
         if files is not None:
             if unreadable is not None:
                 refuse_or_go_on(unreadable, strict=settings.verify == "fail",
                                 refusal=VERIFY_REFUSAL)
             verify(settings, changed_revisions(recorded, files.get))
-            return steps.at_known_head(current, known, "database is at target")
+            return outcome.at_known_head(current, known, "database is at target")
     found = inspect(settings, current)
     audit_history(settings, project, found.scripts).report(settings)
     if found.plan is None:
@@ -142,15 +144,15 @@ def check(settings: Settings, interruption: Interruption) -> str:
         also = f"; {describe_unfinished(unfinished)}" if unfinished else ""
         raise PendingMigrations(f"{len(found.pending)} revision(s) pending: "
                                 f"{', '.join(found.pending) or 'none'}{also}; run the upgrade")
-    return steps.at_target(found.plan, "database is at target")
+    return outcome.at_target(found.plan, "database is at target")
 
 
 def files_without_alembic(settings: Settings, project: Project,
-                          known: steps.KnownHeads) -> dict[str, str] | None:
+                          known: heads.KnownHeads) -> dict[str, str] | None:
     """Each revision's file, known without Alembic (None: only Alembic can tell)."""
     if known.files is not None:
         return known.files
-    found = steps.source_history(settings, project)  # the heads came from a manifest
+    found = heads.source_history(settings, project)  # the heads came from a manifest
     return found.files if found is not None else None
 
 
@@ -162,7 +164,7 @@ def newer_than_image(settings: Settings, interruption: Interruption, project: Pr
         return None
     from migration_job.applied_history.skew import newer_database
 
-    with steps.connected(settings, interruption) as session:
+    with connected(settings, interruption) as session:
         return newer_database(session, settings, project, found.current, found.heads)
 
 
@@ -172,7 +174,7 @@ def sql(settings: Settings, interruption: Interruption) -> str:
 
     from migration_job.alembic_env.migrate import offline_sql
 
-    history = steps.load_history(settings)
+    history = load_history(settings)
     start = settings.from_revision
     if start is not None:
         from migration_job.alembic_env.revision_graph import start_from
@@ -182,7 +184,7 @@ def sql(settings: Settings, interruption: Interruption) -> str:
         current = current_revisions(settings, interruption)
         found = history.plan(current, settings.target)
         if found.at_target:
-            print(f"-- already at {steps.describe(found.target)}: nothing to run")
+            print(f"-- already at {outcome.describe(found.target)}: nothing to run")
             return "nothing to run"
         if len(current) > 1:
             raise HistoryError("the database has several heads; pass --from REV")
@@ -198,6 +200,6 @@ def manifest(settings: Settings, interruption: Interruption) -> str:
     """Write the heads manifest that lets no-op runs skip loading Alembic (no database needed)."""
     from migration_job.alembic_env.revision_graph import record_manifest
 
-    path = record_manifest(steps.load_history(settings))
+    path = record_manifest(load_history(settings))
     print(path)
     return f"manifest written to {path}"

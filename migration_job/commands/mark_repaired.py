@@ -13,7 +13,7 @@ from migration_job.errors import ConfigError
 from migration_job.log import log
 from migration_job.project import project_for
 from migration_job.run.lock import migration_lock
-from migration_job.run.steps import connected
+from migration_job.run.wait import connected
 
 if TYPE_CHECKING:
     from migration_job.run.interruption import Interruption

@@ -14,8 +14,11 @@ from migration_job.applied_history.access import read_before_changing
 from migration_job.errors import HistoryError
 from migration_job.log import log
 from migration_job.project import project_for
+from migration_job.run.database import refuse_unfinished
+from migration_job.run.heads import load_history
 from migration_job.run.lock import migration_lock
-from migration_job.run.steps import connected, describe, load_history, refuse_unfinished
+from migration_job.run.outcome import describe
+from migration_job.run.wait import connected
 
 if TYPE_CHECKING:
     from migration_job.alembic_env.revision_graph import History

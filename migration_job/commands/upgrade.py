@@ -14,17 +14,11 @@ from migration_job.applied_history.skew import newer_database
 from migration_job.errors import HistoryError
 from migration_job.log import log
 from migration_job.project import Project, project_for
+from migration_job.run.database import awaits_repair, refuse_unfinished
+from migration_job.run.heads import known_heads, load_history
 from migration_job.run.lock import migration_lock
-from migration_job.run.steps import (
-    at_known_head,
-    at_target,
-    awaits_repair,
-    connected,
-    describe,
-    known_heads,
-    load_history,
-    refuse_unfinished,
-)
+from migration_job.run.outcome import at_known_head, at_target, describe
+from migration_job.run.wait import connected
 
 if TYPE_CHECKING:
     from migration_job.alembic_env.revision_graph import History, Plan

@@ -80,8 +80,8 @@ def read_once(settings: Settings) -> Shared:
     import multiprocessing
 
     from migration_job.project import project_for
+    from migration_job.run.heads import known_heads
     from migration_job.run.shared import Shared
-    from migration_job.run.steps import known_heads
 
     found = project_for(settings)
     # The fleet's connection budget: a session per running target, plus this one spare, which

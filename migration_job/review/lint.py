@@ -19,7 +19,7 @@ from migration_job.review.squawk import (
     refuse_other_engines,
     squawk_version,
 )
-from migration_job.run import steps
+from migration_job.run import outcome
 
 if TYPE_CHECKING:
     from migration_job.run.interruption import Interruption
@@ -31,7 +31,7 @@ def lint(settings: Settings, interruption: Interruption) -> str:
     refuse_other_engines(settings)
     found = pending(settings, interruption)
     if not found.revisions:
-        target = steps.describe(found.target)
+        target = outcome.describe(found.target)
         print(f"nothing to lint: {found.source} is already at {target}")
         return _passed(f"nothing to lint: {found.source} is already at {target}", 0)
     findings = lint_sql(settings, {r["revision"]: r["sql"] for r in found.revisions})

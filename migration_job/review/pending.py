@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from migration_job.errors import HistoryError, first_line
-from migration_job.run import steps
+from migration_job.run import heads, outcome
 
 if TYPE_CHECKING:
     from migration_job.alembic_env.revision_graph import History
@@ -37,7 +37,7 @@ def pending(settings: Settings, interruption: Interruption) -> Pending:
     """The pending revisions with their SQL: from --from (offline) or the database's revision."""
     from migration_job.run.database import current_revisions
 
-    history = steps.load_history(settings)
+    history = heads.load_history(settings)
     current: tuple[str, ...]
     if settings.from_revision is not None:
         from migration_job.alembic_env.revision_graph import start_from
@@ -47,7 +47,7 @@ def pending(settings: Settings, interruption: Interruption) -> Pending:
         source = f"--from {settings.from_revision}"
     else:
         current = current_revisions(settings, interruption)
-        source = f"the database ({steps.describe(current)})"
+        source = f"the database ({outcome.describe(current)})"
     found = history.plan(current, settings.target)
     revisions = [describe_revision(history, revision) for revision in found.pending]
     sql = pending_sql(history, current, settings.target) if revisions else {}

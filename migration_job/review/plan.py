@@ -11,7 +11,7 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from migration_job.review.pending import pending
-from migration_job.run import steps
+from migration_job.run import outcome
 
 if TYPE_CHECKING:
     from migration_job.run.interruption import Interruption
@@ -29,7 +29,7 @@ def plan(settings: Settings, interruption: Interruption) -> str:
                                         if r["outside_transaction"]],
                 "lint": lint_section(settings, revisions)}
     print(json.dumps(document) if settings.json_output else markdown(document))
-    return f"{len(revisions)} revision(s) pending from {steps.describe(found.current)}"
+    return f"{len(revisions)} revision(s) pending from {outcome.describe(found.current)}"
 
 
 def markdown(document: dict[str, Any]) -> str:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Protocol
 if TYPE_CHECKING:
     from migration_job.alembic_env.revision_graph import History
     from migration_job.project import Project
-    from migration_job.run.steps import KnownHeads
+    from migration_job.run.heads import KnownHeads
     from migration_job.settings import Settings
 
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import closing, contextmanager
 from typing import TYPE_CHECKING
 
 from migration_job.errors import ConnectionRejected, DatabaseUnreachable, JobError, first_line
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     import tenacity
 
     from migration_job.engines import Engine, Session
+    from migration_job.run.interruption import Interruption
     from migration_job.settings import Settings
 
 # Backoff: 0.25 s doubling up to 0.5 s, plus up to 0.4 s of random jitter. Never more than
@@ -168,3 +170,21 @@ def every_address(error: BaseException) -> str:
     lines = [line.strip() for line in str(error).splitlines()
              if line.strip() and not line[:1].isspace()]
     return "; ".join(lines) or type(error).__name__
+
+
+@contextmanager
+def connected(settings: Settings, interruption: Interruption) -> Iterator[Session]:
+    """A ready session, after waiting for the database; a lost session exits 3."""
+    engine = settings.engine
+    session = wait_for_database(settings, sleep=interruption.sleep)
+    with closing(session):
+        log.info("database_ready", f"connected to {session.describe()}",
+                 server_version=session.server_version)
+        try:
+            yield session
+        except engine.errors as error:
+            if not engine.is_connection_lost(error):
+                raise
+            raise DatabaseUnreachable(
+                f"lost the connection to the database ({first_line(error)}) before any "
+                "revision ran; nothing was changed; run the job again") from None

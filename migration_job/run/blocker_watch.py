@@ -21,14 +21,20 @@ if TYPE_CHECKING:
 # revision watch hears that the server still answers (revision_watch.py).
 LOOKS_PER_TIMEOUT = 4
 MAX_LOOK_EVERY_S = 1.0
+# Never more often: InnoDB refreshes INNODB_TRX (MySQL's and MariaDB's list of open
+# transactions, which names the blockers) only after 0.1 s without a reader, so a watch that
+# looked faster would read one stale copy for ever.
+MIN_LOOK_EVERY_S = 0.25
+
+
 class BlockerWatch:
     """Asks, every `every` seconds while revisions run, who blocks this process's statements."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         timeout = settings.ddl_lock_timeout
-        self.every = min(timeout / LOOKS_PER_TIMEOUT, MAX_LOOK_EVERY_S) if timeout > 0 \
-            else MAX_LOOK_EVERY_S
+        self.every = max(MIN_LOOK_EVERY_S, min(timeout / LOOKS_PER_TIMEOUT, MAX_LOOK_EVERY_S)
+                         ) if timeout > 0 else MAX_LOOK_EVERY_S
         self.seen: tuple[Blocker, ...] = ()
         # Transactions a statement waits to end (no DDL lock timeout applies to that wait):
         # since when each was seen, and those already logged.

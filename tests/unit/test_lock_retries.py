@@ -86,3 +86,17 @@ class TestRetrying:
         with pytest.raises(MigrationFailed):
             retrying(attempt, settings(5), FakeWatch(), slept.append)
         assert slept == []
+
+
+class TestHowOftenTheWatchLooks:
+    """Four looks per DDL lock timeout, at most one a second, and never faster than InnoDB
+    refreshes INNODB_TRX (0.1 s without a reader), which names MySQL's blockers."""
+
+    @pytest.mark.parametrize(("timeout", "every"), [("2s", 0.5), ("60s", 1.0), ("0", 1.0),
+                                                    ("200ms", 0.25), ("40ms", 0.25)])
+    def test_interval(self, timeout: str, every: float) -> None:
+        from migration_job.run.blocker_watch import BlockerWatch
+
+        configured = load_settings({}, {"DATABASE_URL": "mysql+pymysql://u@h/d",
+                                        "MIGRATE_DDL_LOCK_TIMEOUT": timeout})
+        assert BlockerWatch(configured).every == every

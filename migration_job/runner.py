@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from migration_job.errors import HistoryError, ReadOnlyDatabase, first_line
+from migration_job.head_verification import verify_at_head
 from migration_job.history_access import read_before_changing
 from migration_job.interruption import LOCK_HELD, LOCK_RELEASED
 from migration_job.log import log
@@ -45,6 +46,7 @@ def upgrade(settings: Settings, interruption: Interruption) -> str:
         current = seen = session.revisions(project)
         fast = not awaits_repair(session, project)
         if fast and current == known.revisions:
+            verify_at_head(session, settings, project, known)
             return at_known_head(current, known, "no lock needed")
         if fast and known.revisions is not None and known.files is None:
             # A manifest names only the heads: a database ahead of them is told apart here.

@@ -216,8 +216,9 @@ class TestChecksums:
         assert refused.code == 11
         assert refused.events[-1]["event"] == "verification_failed"
         assert "0002" in refused.events[-1]["message"]
-        noop = run_job(env=failing)  # a run with nothing to do does not verify
-        assert noop.code == 0, noop.stderr
+        noop = run_job(env=failing)  # a run with nothing to do verifies too (at head)
+        assert noop.code == 11
+        assert noop.events[-1]["event"] == "verification_failed"
         (tmp_path / "migrations" / "versions" / "0006_slow.py").write_text(SLOW)
         blocked = run_job(env=failing)
         assert blocked.code == 11
@@ -248,6 +249,44 @@ class TestChecksums:
             assert warned.code == 0, warned.stderr
             assert warned.event("already_at_target")["via"] == via
             assert warned.event("revision_file_changed")["revisions"] == ["0003"]
+
+    def test_upgrade_at_head_verifies_without_alembic(self, database: Database,
+                                                       tmp_path: Path) -> None:
+        """An upgrade with nothing to do verifies the applied files as check does: exit 11
+        under MIGRATE_VERIFY=fail, a warning under warn, nothing when off or unchanged; the
+        checksums come with the heads (revision files with the heads cache warm and cold, or
+        the manifest), the table's in one query, and neither Alembic nor the lock is used."""
+        config, env = at_head(database, tmp_path, MIGRATE_VERIFY="fail")  # no heads cache
+        warm = {**env, "MIGRATE_CACHE_DIR": str(tmp_path / "cache")}
+        for via in ("revision files", "manifest"):
+            if via == "manifest":
+                assert run_job("manifest", env=env).code == 0
+            for variables in (env, warm):
+                passed, imported = imported_modules(variables, "upgrade")
+                assert passed.code == 0, passed.stderr
+                assert passed.event("already_at_target")["via"] == via
+                assert "revision_file_changed" not in passed.names()
+                assert not [m for m in imported if m.split(".")[0] in ("alembic", "sqlalchemy")]
+        (tmp_path / "migrations" / "heads.manifest.json").unlink()
+        edit(config, next((tmp_path / "migrations" / "versions").glob("0003_*.py")).name)
+        for via in ("revision files", "manifest"):
+            if via == "manifest":
+                assert run_job("manifest", env=env).code == 0
+            for variables in (env, warm):
+                refused, imported = imported_modules(variables, "upgrade")
+                assert refused.code == 11, refused.stderr
+                assert refused.events[-1]["event"] == "verification_failed"
+                assert "0003" in refused.events[-1]["message"]
+                assert "lock_acquired" not in refused.names()
+                assert not [m for m in imported if m.split(".")[0] in ("alembic", "sqlalchemy")]
+                warned = run_job(env={**variables, "MIGRATE_VERIFY": "warn"})
+                assert warned.code == 0, warned.stderr
+                assert warned.event("already_at_target")["via"] == via
+                assert warned.event("revision_file_changed")["revisions"] == ["0003"]
+                silent = run_job(env={**variables, "MIGRATE_VERIFY": "off"})
+                assert silent.code == 0, silent.stderr
+                assert "revision_file_changed" not in silent.names()
+        assert database.revisions() == ["0005"]
 
     def test_reverted_revision_is_not_compared(self, database: Database,
                                                tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
@@ -111,6 +112,8 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
     transactional DDL) are recorded as unfinished until their transaction ended, and which
     get a row in the applied-history table before they start."""
     gate = lock.revision_gate()
+    if recorder is not None and recorder.in_transaction:
+        _record_before_autocommit(context, recorder)
     for step in steps:
         interruption.check()
         revision = Progress.revision_of(step)
@@ -128,6 +131,21 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
             unfinished.finished(revision)
     if unfinished is not None:
         unfinished.all_finished()
+
+
+def _record_before_autocommit(context: MigrationContext, recorder: Recorder) -> None:
+    """Entering Alembic's autocommit_block commits what the revision ran so far: the
+    revision's history row goes in first (open), so that it commits with that part."""
+    enter = context.autocommit_block
+
+    @contextmanager
+    def autocommit_block() -> Iterator[None]:
+        assert context.connection is not None
+        recorder.committing_early(context.connection)
+        with enter():
+            yield
+
+    context.autocommit_block = autocommit_block  # type: ignore[method-assign]
 
 
 def _gated_body(body: Any, context: MigrationContext, statement: str,

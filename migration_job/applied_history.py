@@ -172,6 +172,7 @@ class Recorder:
         self.pending: Pending | None = None
         self.open_row: int | None = None
         self.open_since = 0.0
+        self.finished_insert: sa.Insert | None = None
 
     def started(self, context: MigrationContext, step: MigrationStep, revision: str) -> None:
         """A revision is about to run (between revisions): note it; where DDL does not roll
@@ -272,15 +273,18 @@ class Recorder:
                 checksum: str | None, started_at: datetime | None = None,
                 **finished: object) -> int:
         """Insert a row; its id when open (0 for a finished one: nothing reads it back)."""
-        insert = self.table.insert().values(
-            revision=revision, parents=parents, direction=direction,
-            started_at=started_at or _now(), runner_host=os.uname().nodename,
-            runner_pid=os.getpid(), job_version=job_version(),
-            deploy_ref=self.settings.deploy_ref, checksum=checksum, **finished)
+        values = dict(revision=revision, parents=parents, direction=direction,
+                      started_at=started_at or _now(), runner_host=os.uname().nodename,
+                      runner_pid=os.getpid(), job_version=job_version(),
+                      deploy_ref=self.settings.deploy_ref, checksum=checksum, **finished)
         if finished:
-            connection.execute(insert.inline())  # no id to fetch: one plain statement
+            # One statement built once (SQLAlchemy then reuses its compiled form), no id to
+            # fetch: a revision's row costs one plain INSERT in its transaction.
+            if self.finished_insert is None:
+                self.finished_insert = self.table.insert().inline()
+            connection.execute(self.finished_insert, values)
             return 0
-        inserted = connection.execute(insert)
+        inserted = connection.execute(self.table.insert().values(**values))
         assert inserted.inserted_primary_key is not None
         return int(inserted.inserted_primary_key[0])
 

@@ -112,6 +112,9 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
     transactional DDL) are recorded as unfinished until their transaction ended, and which
     get a row in the applied-history table before they start."""
     gate = lock.revision_gate()
+    # Built once: SQLAlchemy reuses its compiled form for every revision.
+    gate_statement = (None if gate is None else
+                      sqlalchemy.text(gate[0]).execution_options(**{JOB_OWN: True}))
     if recorder is not None and recorder.in_transaction:
         _record_before_autocommit(context, recorder)
     for step in steps:
@@ -123,8 +126,8 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
             recorder.started(context, step, revision)
         if unfinished is not None:
             unfinished.started(revision, verb)
-        if gate is not None:
-            step.migration_fn = _gated_body(step.migration_fn, context, *gate)
+        if gate is not None and gate_statement is not None:
+            step.migration_fn = _gated_body(step.migration_fn, context, gate_statement, gate[1])
         yield step
         # Resumed only once Alembic finished the step: its transaction committed.
         if unfinished is not None:
@@ -148,12 +151,11 @@ def _record_before_autocommit(context: MigrationContext, recorder: Recorder) -> 
     context.autocommit_block = autocommit_block  # type: ignore[method-assign]
 
 
-def _gated_body(body: Any, context: MigrationContext, statement: str,
+def _gated_body(body: Any, context: MigrationContext, statement: sqlalchemy.TextClause,
                 parameters: dict[str, int]) -> Any:
     def gated_body(*args: Any, **kwargs: Any) -> None:
         assert context.connection is not None
-        context.connection.execute(
-            sqlalchemy.text(statement).execution_options(**{JOB_OWN: True}), parameters)
+        context.connection.execute(statement, parameters)
         body(*args, **kwargs)
 
     return gated_body

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from alembic.script import Script
 
     from migration_job.config import Settings
+    from migration_job.engines import MigrationLock
     from migration_job.project import Project
 
 # What a finished row says, by direction.
@@ -173,6 +174,7 @@ class Recorder:
         self.open_row: int | None = None
         self.open_since = 0.0
         self.finished_insert: sa.Insert | None = None
+        self.checked_insert: sa.Insert | None = None
 
     def started(self, context: MigrationContext, step: MigrationStep, revision: str) -> None:
         """A revision is about to run (between revisions): note it; where DDL does not roll
@@ -200,23 +202,51 @@ class Recorder:
         if self.open_row is None and self.pending is not None:
             self.open_row = self._insert_pending(connection, self.pending)
 
-    def finished(self, context: MigrationContext) -> None:
+    def finished(self, context: MigrationContext, lock: MigrationLock | None = None) -> bool:
         """Inside the running revision's transaction, before it commits: write its row
-        complete (or close the row written before)."""
+        complete (or close the row written before). Returns whether that statement also
+        checked that `lock` is still held (then it raised LockLost if not): where the revision
+        runs on the lock's own session and the engine can ask in SQL (PostgreSQL), one round
+        trip does both."""
         assert context.connection is not None
         outcome = OUTCOMES[self.direction]
+        checked = False
         if self.open_row is not None:
             self._close(context.connection, self.open_row, outcome)
         elif self.pending is not None:
-            self._insert_pending(context.connection, self.pending, outcome)
+            checked = self._insert_checked(context.connection, self.pending, outcome, lock)
         else:
-            return
+            return False
         self.open_row, self.pending = None, None
         for revision in self.removing:
             row = self._insert(context.connection, revision,
                                parents_of(_script(context, revision)), self.direction, None)
             self._close(context.connection, row, REMOVED, duration=False)
         self.removing = ()
+        return checked
+
+    def _insert_checked(self, connection: sa.Connection, pending: Pending, outcome: str,
+                        lock: MigrationLock | None) -> bool:
+        """The finished row, inserted only while `lock` is held, when the lock can say so
+        in SQL on this session; whether it could (else a plain insert)."""
+        check = lock.held_check() if lock is not None else None
+        if lock is None or check is None or not _on_session_of(connection, lock):
+            self._insert_pending(connection, pending, outcome)
+            return False
+        if self.checked_insert is None:
+            names = [c.name for c in self.table.columns if c.name != "id"]
+            values = sa.select(*(sa.cast(sa.bindparam(f"v_{n}"), self.table.c[n].type)
+                                 for n in names)).where(sa.text(check[0]))
+            self.checked_insert = self.table.insert().from_select(names, values)
+        row = self._values(pending.revision, pending.parents, self.direction, pending.checksum,
+                           pending.started_at, finished_at=_now(),
+                           duration_ms=self._elapsed(), outcome=outcome)
+        done = connection.execute(self.checked_insert,
+                                  {**{f"v_{n}": v for n, v in row.items()}, **check[1]})
+        if done.rowcount != 1:
+            lock.verify()  # raises LockLost: the lock is not held any more
+            connection.execute(self.table.insert().inline(), row)  # (verify says it is)
+        return True
 
     def ended(self, connection: sa.Connection, outcome: str) -> None:
         """After a revision failed or was interrupted (its transaction rolled back): close its
@@ -273,10 +303,7 @@ class Recorder:
                 checksum: str | None, started_at: datetime | None = None,
                 **finished: object) -> int:
         """Insert a row; its id when open (0 for a finished one: nothing reads it back)."""
-        values = dict(revision=revision, parents=parents, direction=direction,
-                      started_at=started_at or _now(), runner_host=os.uname().nodename,
-                      runner_pid=os.getpid(), job_version=job_version(),
-                      deploy_ref=self.settings.deploy_ref, checksum=checksum, **finished)
+        values = self._values(revision, parents, direction, checksum, started_at, **finished)
         if finished:
             # One statement built once (SQLAlchemy then reuses its compiled form), no id to
             # fetch: a revision's row costs one plain INSERT in its transaction.
@@ -288,6 +315,14 @@ class Recorder:
         assert inserted.inserted_primary_key is not None
         return int(inserted.inserted_primary_key[0])
 
+    def _values(self, revision: str, parents: str, direction: str, checksum: str | None,
+                started_at: datetime | None = None, **finished: object) -> dict[str, object]:
+        """A row's columns (all but id)."""
+        return dict(revision=revision, parents=parents, direction=direction,
+                    started_at=started_at or _now(), runner_host=os.uname().nodename,
+                    runner_pid=os.getpid(), job_version=job_version(),
+                    deploy_ref=self.settings.deploy_ref, checksum=checksum, **finished)
+
     def _elapsed(self) -> float:
         return round((time.monotonic() - self.open_since) * 1000, 1)
 
@@ -298,6 +333,11 @@ class Recorder:
             finished_at=_now(), duration_ms=self._elapsed() if duration else None,
             outcome=outcome))
         return bool(done.rowcount)
+
+
+def _on_session_of(connection: sa.Connection, lock: MigrationLock) -> bool:
+    """Whether SQLAlchemy's connection is the lock's own session (lent to it)."""
+    return connection.connection.dbapi_connection is getattr(lock.session, "connection", None)
 
 
 def read_rows(connection: sa.Connection, table: sa.Table) -> list[Row]:

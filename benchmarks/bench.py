@@ -45,12 +45,19 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--quick", action="store_true",
                         help="short smoke run (fewer runs, smaller histories), ~2-3 minutes; "
                         "writes to benchmarks/work/quick/ instead of BENCHMARKS.md")
+    parser.add_argument("--issue21", action="store_true",
+                        help="only issue 21's targets (benchmarks/issue21.py, ~15-25 min): "
+                        "writes their section of BENCHMARKS.md (with --quick: nothing)")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run every scenario, then write the results, the report and the plot."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.issue21:
+        from benchmarks import issue21
+
+        return issue21.main(["--quick"] if args.quick else [])
     profile = QUICK if args.quick else FULL
     command = "benchmarks/run" + (" --quick" if args.quick else "")
     if args.quick:

@@ -86,6 +86,13 @@ def build_all(base: str) -> None:
         context = Path(temp)
         (context / "Dockerfile").write_text(NO_MANIFEST_DOCKERFILE)
         docker("build", "-q", "--build-arg", f"JOB_IMAGE={JOB}", "-t", NO_MANIFEST, temp)
+    build_plain(base)
+
+
+def build_plain(base: str) -> None:
+    """Plain Alembic's image: the same base, its packages hash-pinned, the same projects."""
+    with tempfile.TemporaryDirectory(prefix="container-bench-") as temp:
+        context = Path(temp)
         (context / "Dockerfile").write_text(PLAIN_DOCKERFILE)
         (context / "requirements.txt").write_text(
             plain_requirements((REPO / "requirements.lock").read_text()))

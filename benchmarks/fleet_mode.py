@@ -83,6 +83,15 @@ def tree_rss_kib(pid: int) -> int:
     return total
 
 
+def peak_rss_kib(pid: int) -> int:
+    """The process's own peak RSS so far (VmHWM), 0 once it is gone."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+)", status).group(1))  # type: ignore[union-attr]
+    except (OSError, AttributeError):
+        return 0
+
+
 def peak_connections(log: Path, start: int) -> int:
     """The most client connections open at once, from the server log after `start` bytes."""
     with log.open("rb") as file:
@@ -106,11 +115,12 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, server: PostgresSer
     started = time.monotonic()
     process = subprocess.Popen(argv, env=env, cwd=cwd, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
-    peak_tree = [0]
+    peak_tree, parent_peak = [0], [0]
 
     def sample() -> None:
         while process.poll() is None:
             peak_tree[0] = max(peak_tree[0], tree_rss_kib(process.pid))
+            parent_peak[0] = max(parent_peak[0], peak_rss_kib(process.pid))
             time.sleep(0.02)
 
     sampler = threading.Thread(target=sample, daemon=True)
@@ -124,6 +134,7 @@ def measure(argv: list[str], env: dict[str, str], cwd: Path, server: PostgresSer
             "cpu_s": (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
             "max_process_rss_mib": after.ru_maxrss / 1024,
             "peak_tree_rss_mib": peak_tree[0] / 1024,
+            "parent_peak_rss_mib": parent_peak[0] / 1024,
             "peak_connections": peak_connections(server.logfile, log_start),
             "stderr_tail": stderr[-500:]}
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TextIO
 
 import sqlalchemy
@@ -50,11 +51,12 @@ def job_environment(config: Config, scripts: ScriptDirectory,
 
     def before_commit(ctx: MigrationContext, **_: Any) -> None:
         assert lock is not None
-        if recorder is not None:
-            recorder.finished(ctx)
+        # The history row's statement may check the lock too (one round trip for both).
+        checked = recorder.finished(ctx, lock) if recorder is not None else False
         if interruption is not None:
             interruption.check()  # a statement a signal could not cancel ran to its end
-        lock.verify()
+        if not checked:
+            lock.verify()
 
     def configure_per_migration(*args: Any, **kwargs: Any) -> None:
         kwargs["transaction_per_migration"] = True
@@ -76,6 +78,11 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
     transactional DDL) are recorded as unfinished until their transaction ended, and which
     get a row in the applied-history table before they start."""
     gate = lock.revision_gate()
+    # Built once: SQLAlchemy reuses its compiled form for every revision.
+    gate_statement = (None if gate is None else
+                      sqlalchemy.text(gate[0]).execution_options(**{JOB_OWN: True}))
+    if recorder is not None and recorder.in_transaction:
+        _record_before_autocommit(context, recorder)
     for step in steps:
         interruption.check()
         revision = Progress.revision_of(step)
@@ -85,8 +92,8 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
             recorder.started(context, step, revision)
         if unfinished is not None:
             unfinished.started(revision, verb)
-        if gate is not None:
-            step.migration_fn = _gated_body(step.migration_fn, context, *gate)
+        if gate is not None and gate_statement is not None:
+            step.migration_fn = _gated_body(step.migration_fn, context, gate_statement, gate[1])
         yield step
         # Resumed only once Alembic finished the step: its transaction committed.
         if unfinished is not None:
@@ -95,12 +102,26 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
         unfinished.all_finished()
 
 
-def _gated_body(body: Any, context: MigrationContext, statement: str,
+def _record_before_autocommit(context: MigrationContext, recorder: Recorder) -> None:
+    """Entering Alembic's autocommit_block commits what the revision ran so far: the
+    revision's history row goes in first (open), so that it commits with that part."""
+    enter = context.autocommit_block
+
+    @contextmanager
+    def autocommit_block() -> Iterator[None]:
+        assert context.connection is not None
+        recorder.committing_early(context.connection)
+        with enter():
+            yield
+
+    context.autocommit_block = autocommit_block  # type: ignore[method-assign]
+
+
+def _gated_body(body: Any, context: MigrationContext, statement: sqlalchemy.TextClause,
                 parameters: dict[str, int]) -> Any:
     def gated_body(*args: Any, **kwargs: Any) -> None:
         assert context.connection is not None
-        context.connection.execute(
-            sqlalchemy.text(statement).execution_options(**{JOB_OWN: True}), parameters)
+        context.connection.execute(statement, parameters)
         body(*args, **kwargs)
 
     return gated_body

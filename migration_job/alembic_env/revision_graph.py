@@ -289,6 +289,8 @@ def record_manifest(history: History) -> Path:
     files = tuple(Path(name) for name in (config.config_file_name, config.toml_file_name)
                   if name is not None)
     folders = version_folders(config, scripts)
-    folders += [os.path.dirname(script.path) for script in scripts.walk_revisions()]
+    revisions = list(scripts.walk_revisions())
+    folders += [os.path.dirname(script.path) for script in revisions]
     recursive = bool(config.get_alembic_boolean_option("recursive_version_locations"))
-    return write_manifest(files, Path(scripts.dir), scripts.get_heads(), folders, recursive)
+    return write_manifest(files, Path(scripts.dir), scripts.get_heads(), folders, recursive,
+                          {script.revision: script.path for script in revisions})

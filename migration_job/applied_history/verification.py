@@ -35,13 +35,15 @@ class Changed(NamedTuple):
 
 
 def changed_revisions(recorded: Iterable[tuple[object, ...]],
-                      path_of: Callable[[str], str | None]) -> list[Changed]:
+                      path_of: Callable[[str], str | None],
+                      sums: Mapping[str, tuple[str, str]] | None = None) -> list[Changed]:
     """The revisions whose file differs from the checksum recorded when they last ran.
 
     `recorded` is (revision, outcome, checksum) per history row, oldest first; `path_of`
-    gives a revision's file (None when this project does not know it). A revision reverted
-    (or removed by a stamp) since it ran, a merge point's stamp, or one this project does not
-    know is not compared.
+    gives a revision's file (None when this project does not know it); `sums`, when known
+    (the heads manifest or cache), each revision's file and its sha256 now, so that no file
+    is hashed again. A revision reverted (or removed by a stamp) since it ran, a merge
+    point's stamp, or one this project does not know is not compared.
     """
     latest: dict[str, str] = {}
     for revision, outcome, checksum in recorded:
@@ -51,6 +53,11 @@ def changed_revisions(recorded: Iterable[tuple[object, ...]],
             latest.pop(str(revision), None)
     changed = []
     for revision, checksum in latest.items():
+        known = sums.get(revision) if sums is not None else None
+        if known is not None:
+            if known[1] != checksum:
+                changed.append(Changed(revision, known[0]))
+            continue
         path = path_of(revision) if "," not in revision else None
         if path is not None and checksum_of(path) != checksum:
             changed.append(Changed(revision, path))

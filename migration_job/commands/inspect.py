@@ -6,12 +6,12 @@ import json
 from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.applied_history.access import refuse_or_go_on
-from migration_job.applied_history.verification import changed_revisions, verify
 from migration_job.errors import HistoryError, PendingMigrations, first_line
 from migration_job.project import Project, project_for
 from migration_job.run import heads, outcome
 from migration_job.run.audit import VERIFY_REFUSAL, audit_history
 from migration_job.run.database import current_revisions, database_state
+from migration_job.run.head_verification import Recorded, files_now, judge
 from migration_job.run.heads import load_history
 from migration_job.run.wait import connected
 
@@ -126,12 +126,9 @@ def check(settings: Settings, interruption: Interruption) -> str:
     if unfinished is None and current == known.revisions:
         if not verifying:
             return outcome.at_known_head(current, known, "database is at target")
-        files = files_without_alembic(settings, project, known)
+        files = files_now(settings, project, known)
         if files is not None:
-            if unreadable is not None:
-                refuse_or_go_on(unreadable, strict=settings.verify == "fail",
-                                refusal=VERIFY_REFUSAL)
-            verify(settings, changed_revisions(recorded, files.get))
+            judge(settings, files, Recorded(recorded, unreadable), VERIFY_REFUSAL)
             return outcome.at_known_head(current, known, "database is at target")
     found = inspect(settings, current)
     audit_history(settings, project, found.scripts).report(settings)
@@ -145,15 +142,6 @@ def check(settings: Settings, interruption: Interruption) -> str:
         raise PendingMigrations(f"{len(found.pending)} revision(s) pending: "
                                 f"{', '.join(found.pending) or 'none'}{also}; run the upgrade")
     return outcome.at_target(found.plan, "database is at target")
-
-
-def files_without_alembic(settings: Settings, project: Project,
-                          known: heads.KnownHeads) -> dict[str, str] | None:
-    """Each revision's file, known without Alembic (None: only Alembic can tell)."""
-    if known.files is not None:
-        return known.files
-    found = heads.source_history(settings, project)  # the heads came from a manifest
-    return found.files if found is not None else None
 
 
 def newer_than_image(settings: Settings, interruption: Interruption, project: Project,

@@ -15,6 +15,7 @@ from migration_job.errors import HistoryError
 from migration_job.log import log
 from migration_job.project import Project, project_for
 from migration_job.run.database import awaits_repair, refuse_unfinished
+from migration_job.run.head_verification import verify_at_head
 from migration_job.run.heads import known_heads, load_history
 from migration_job.run.lock import migration_lock
 from migration_job.run.outcome import at_known_head, at_target, describe
@@ -43,6 +44,7 @@ def upgrade(settings: Settings, interruption: Interruption, shared: Shared | Non
         current = seen = session.revisions(project)
         fast = not awaits_repair(session, project)
         if fast and current == known.revisions:
+            verify_at_head(session, settings, project, known)
             return at_known_head(current, known, "no lock needed")
         if fast and known.revisions is not None and known.files is None:
             # A manifest names only the heads: a database ahead of them is told apart here.

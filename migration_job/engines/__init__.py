@@ -314,6 +314,11 @@ class MigrationLock(Protocol):
     a transaction-level lock that makes another runner's revision wait until this one ends,
     even on a connection the job could not lend its session to. None where the engine has
     no transaction-level lock: then the lock's verify() before each commit is the guard.
+
+    held_check() is a condition (SQLAlchemy text, :name parameters) true while the session
+    that evaluates it holds the lock: a statement run on the lock's own session (the
+    revision's history row) tests it in its own round trip instead of verify()'s. None where
+    only verify() can tell.
     """
 
     key: int
@@ -330,6 +335,8 @@ class MigrationLock(Protocol):
     def holder(self) -> Holder | None: ...
 
     def revision_gate(self) -> tuple[str, dict[str, int]] | None: ...
+
+    def held_check(self) -> tuple[str, dict[str, int]] | None: ...
 
 
 def sqlalchemy_scheme(scheme: str) -> str:

@@ -93,6 +93,10 @@ class PolledLock(ABC):
     def holder(self) -> Holder | None:
         """Who holds the lock, if anyone."""
 
+    def held_check(self) -> tuple[str, dict[str, int]] | None:
+        """No condition a statement can test: verify() alone tells (see MigrationLock)."""
+        return None
+
     def _within(self, seconds: float) -> AbstractContextManager[None]:
         """A block in which a call on the lock's session that gets no answer for `seconds`
         raises NoAnswer, on the client's clock; an engine that cannot bound a call waits as

@@ -23,14 +23,21 @@ if TYPE_CHECKING:
     from migration_job.project import Project
 
 # Bumped whenever the reader's rules change, so that no cached verdict outlives them.
-READER_FORMAT = b"migration-job source heads 2"
+READER_FORMAT = b"migration-job source heads 3"
 
 
 class SourceHistory(NamedTuple):
-    """What the revision files say for certain: the one head, and each revision's file."""
+    """What the revision files say for certain: the one head, each revision's file, and each
+    file's sha256 (what MIGRATE_VERIFY compares with the applied-history table's)."""
 
     head: str
     files: dict[str, str]
+    checksums: dict[str, str]
+
+    def sums(self) -> dict[str, tuple[str, str]]:
+        """Revision -> (its file, the file's sha256)."""
+        return {revision: (path, self.checksums[revision])
+                for revision, path in self.files.items() if revision in self.checksums}
 
 
 def cached_source_head(project: Project, folder: Path | None) -> SourceHistory:
@@ -51,8 +58,11 @@ def cached_source_head(project: Project, folder: Path | None) -> SourceHistory:
 
     revisions = [read_revision(path, source)
                  for path, source in zip(files, contents, strict=True)]
-    found = SourceHistory(single_head(revisions),
-                          {one.revision: path for one, path in zip(revisions, files, strict=True)})
+    found = SourceHistory(
+        single_head(revisions),
+        {one.revision: path for one, path in zip(revisions, files, strict=True)},
+        {one.revision: hashlib.sha256(content).hexdigest()
+         for one, content in zip(revisions, contents, strict=True)})
     if entry is not None:
         _store(entry, fingerprint, found)
     return found
@@ -89,10 +99,11 @@ def _cached(entry: Path, fingerprint: str) -> SourceHistory | None:
         return None
     if not isinstance(document, dict) or document.get("fingerprint") != fingerprint:
         return None
-    head, files = document.get("head"), document.get("files")
-    if not isinstance(head, str) or not isinstance(files, dict):
+    head, files, sums = document.get("head"), document.get("files"), document.get("checksums")
+    if not isinstance(head, str) or not isinstance(files, dict) or not isinstance(sums, dict):
         return None
-    return SourceHistory(head, {str(revision): str(path) for revision, path in files.items()})
+    return SourceHistory(head, {str(revision): str(path) for revision, path in files.items()},
+                         {str(revision): str(sha) for revision, sha in sums.items()})
 
 
 def _store(entry: Path, fingerprint: str, found: SourceHistory) -> None:
@@ -103,8 +114,8 @@ def _store(entry: Path, fingerprint: str, found: SourceHistory) -> None:
         entry.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile("w", dir=entry.parent, delete=False,
                                          suffix=".tmp", encoding="utf-8") as temporary:
-            json.dump({"fingerprint": fingerprint, "head": found.head, "files": found.files},
-                      temporary)
+            json.dump({"fingerprint": fingerprint, "head": found.head, "files": found.files,
+                       "checksums": found.checksums}, temporary)
         os.replace(temporary.name, entry)
     except OSError as error:
         log.debug("heads_cache_not_written", f"could not write the heads cache {entry}: "

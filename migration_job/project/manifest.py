@@ -6,6 +6,10 @@ no-op run together. The manifest records the heads once (at image build, or with
 alembic.ini and of the name and content of every revision file in those folders. A manifest
 whose fingerprint no longer matches is ignored, so an added, removed or edited revision always
 takes the full path: the fast path never skips pending work.
+
+It also records each revision's file and that file's sha256, so that a run at head verifies
+the applied revisions' files (MIGRATE_VERIFY) against the applied-history table without
+hashing them again: a fresh fingerprint means the same bytes.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import NamedTuple
 
@@ -28,6 +32,17 @@ class Manifest(NamedTuple):
     folders: tuple[str, ...]  # relative to alembic.ini's folder
     recursive: bool
     fingerprint: str
+    # revision -> (its file, relative to alembic.ini's folder; the file's sha256); empty in a
+    # manifest written before they were recorded.
+    revisions: dict[str, tuple[str, str]]
+
+    def sums(self, config_file: Path) -> dict[str, tuple[str, str]] | None:
+        """revision -> (its file, the file's sha256), or None when they were not recorded."""
+        if not self.revisions:
+            return None
+        root = os.path.dirname(os.path.realpath(config_file))
+        return {revision: (os.path.join(root, relative), sha)
+                for revision, (relative, sha) in self.revisions.items()}
 
 
 def manifest_path(script_location: Path) -> Path:
@@ -65,13 +80,18 @@ def fingerprint(config_files: tuple[Path, ...], folders: Iterable[str], recursiv
 
 
 def write_manifest(config_files: tuple[Path, ...], script_location: Path, heads: Iterable[str],
-                   folders: Iterable[str], recursive: bool) -> Path:
-    """Record the heads, the folders and the fingerprint; returns the file written."""
+                   folders: Iterable[str], recursive: bool,
+                   files: Mapping[str, str] | None = None) -> Path:
+    """Record the heads, the folders, the fingerprint and (`files`: revision -> its file)
+    each revision's file and sha256; returns the file written."""
     root = config_files[0].resolve().parent
     relative = sorted({os.path.relpath(Path(f).resolve(), root) for f in folders})
+    revisions = {revision: [os.path.relpath(Path(path).resolve(), root), _sha256(path)]
+                 for revision, path in sorted((files or {}).items())}
     document = {"format": FORMAT_VERSION, "heads": sorted(heads), "folders": relative,
                 "recursive": recursive,
-                "fingerprint": fingerprint(config_files, relative, recursive)}
+                "fingerprint": fingerprint(config_files, relative, recursive),
+                "revisions": revisions}
     path = manifest_path(script_location)
     path.write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
     return path
@@ -86,14 +106,16 @@ def read_manifest(script_location: Path) -> Manifest | None:
         return Manifest(heads=tuple(sorted(str(h) for h in document["heads"])),
                         folders=tuple(str(f) for f in document["folders"]),
                         recursive=bool(document["recursive"]),
-                        fingerprint=str(document["fingerprint"]))
-    except (OSError, ValueError, KeyError, TypeError):
+                        fingerprint=str(document["fingerprint"]),
+                        revisions={str(revision): (str(relative), str(sha))
+                                   for revision, (relative, sha)
+                                   in document.get("revisions", {}).items()})
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
 
 
-def fresh_heads(config_files: tuple[Path, ...],
-                script_location: Path) -> tuple[str, ...] | None:
-    """The recorded heads if the manifest still matches the project, else None."""
+def fresh_manifest(config_files: tuple[Path, ...], script_location: Path) -> Manifest | None:
+    """The manifest if it still matches the project, else None."""
     manifest = read_manifest(script_location)
     if manifest is None:
         return None
@@ -101,4 +123,16 @@ def fresh_heads(config_files: tuple[Path, ...],
         current = fingerprint(config_files, manifest.folders, manifest.recursive)
     except OSError:
         return None
-    return manifest.heads if current == manifest.fingerprint else None
+    return manifest if current == manifest.fingerprint else None
+
+
+def fresh_heads(config_files: tuple[Path, ...],
+                script_location: Path) -> tuple[str, ...] | None:
+    """The recorded heads if the manifest still matches the project, else None."""
+    manifest = fresh_manifest(config_files, script_location)
+    return manifest.heads if manifest is not None else None
+
+
+def _sha256(path: str) -> str:
+    with open(path, "rb") as file:
+        return hashlib.sha256(file.read()).hexdigest()

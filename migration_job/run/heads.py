@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, NamedTuple
 
 from migration_job.log import log
-from migration_job.project.manifest import fresh_heads
+from migration_job.project.manifest import fresh_manifest
 
 if TYPE_CHECKING:
     from migration_job.alembic_env.revision_graph import History
@@ -29,6 +29,9 @@ class KnownHeads(NamedTuple):
     via: str = ""
     # Each revision's file, when the revision files were read (not with a manifest).
     files: dict[str, str] | None = None
+    # revision -> (its file, the file's sha256), from the manifest or the heads cache: what
+    # MIGRATE_VERIFY compares at head without hashing the files again.
+    sums: dict[str, tuple[str, str]] | None = None
 
     def unknown(self, current: tuple[str, ...]) -> bool:
         """Whether the revision files, read, hold none of some revision of the database."""
@@ -44,15 +47,19 @@ def known_heads(settings: Settings, project: Project) -> KnownHeads:
     """
     if settings.target not in ("head", "heads") or settings.x_arguments:
         return KnownHeads(None)
-    heads = fresh_heads(project.config_files, project.script_location)
-    if heads is not None:
+    manifest = fresh_manifest(project.config_files, project.script_location)
+    if manifest is not None:
+        heads = manifest.heads
         # several heads: the full path explains the problem (exit 7)
         single = settings.target == "heads" or len(heads) == 1
-        return KnownHeads(heads if single else None, "manifest")
+        return KnownHeads(heads if single else None, "manifest",
+                          sums=manifest.sums(project.config_files[0]))
     if settings.flask_app:
         return KnownHeads(None)  # Flask-Migrate's configuration is its app's, not a file's
     found = source_history(settings, project)
-    return KnownHeads((found.head,), "revision files", found.files) if found else KnownHeads(None)
+    if found is None:
+        return KnownHeads(None)
+    return KnownHeads((found.head,), "revision files", found.files, found.sums())
 
 
 def source_history(settings: Settings, project: Project) -> SourceHistory | None:

@@ -12,7 +12,7 @@ from typing import Any
 from tests.integration.conftest import Database
 from tests.integration.test_signals import SLEEP_QUERY, start_slow_job
 from tests.support.job import imported_modules, job_env, run_job, wait_until
-from tests.support.projects import FAILING, SLOW, make_project
+from tests.support.projects import FAILING, SLOW, make_project, revision
 
 HISTORY = "alembic_version_history"
 
@@ -60,12 +60,33 @@ class TestRecorded:
 
     def test_failed_revision_recorded_as_failed(self, database: Database,
                                                 tmp_path: Path) -> None:
+        """From empty: a finished row per revision applied, then one for the revision that
+        failed and rolled back (its row rolled back with it, and was written again, failed)."""
         config = make_project(tmp_path, extra={"0006_failing": FAILING})
         env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
         assert run_job(env=env).code == 6
-        failed = history(database, config)[-1]
-        assert (failed["revision"], failed["outcome"]) == ("0006", "failed")
-        assert failed["finished_at"] is not None
+        rows = history(database, config)
+        assert [(r["revision"], r["outcome"]) for r in rows] == [
+            ("0001", "applied"), ("0002", "applied"), ("0003", "applied"),
+            ("0004", "applied"), ("0005", "applied"), ("0006", "failed")]
+        assert all(r["finished_at"] and r["duration_ms"] is not None and len(r["checksum"]) == 64
+                   for r in rows)
+        assert [r["parents"] for r in rows] == [[], ["0001"], ["0002"], ["0003"], ["0004"],
+                                                ["0005"]]
+        assert not database.exists("half_done")
+        assert database.revisions() == ["0005"]
+
+    def test_interrupted_revision_recorded_as_interrupted(self, database: Database,
+                                                          tmp_path: Path) -> None:
+        config = make_project(tmp_path, extra={"0006_slow": SLOW})
+        job = start_slow_job(database, config)
+        job.process.send_signal(signal.SIGTERM)
+        assert job.finish(timeout=60).code == 143
+        rows = history(database, config)
+        assert [(r["revision"], r["outcome"]) for r in rows][-2:] == [
+            ("0005", "applied"), ("0006", "interrupted")]
+        assert rows[-1]["finished_at"] is not None
+        assert not database.exists("slow_marker")
 
     def test_off_writes_nothing_and_name_is_configurable(self, database: Database,
                                                          tmp_path: Path) -> None:
@@ -88,12 +109,40 @@ class TestRecorded:
         assert not database.exists(HISTORY)  # at head: no lock, and nothing written
 
 
+# Like SLOW, but it sleeps inside an autocommit_block, which commits what ran before it.
+SLOW_IN_AUTOCOMMIT = revision("0006", "0005", '''
+op.execute("CREATE TABLE IF NOT EXISTS slow_marker (id int)")
+with op.get_context().autocommit_block():
+    op.execute("SELECT pg_sleep(coalesce(nullif("
+               "current_setting('migration_test.sleep', true), ''), '0')::float)")
+''', 'op.execute("DROP TABLE slow_marker")')
+
+
 class TestKilledRunner:
-    """A runner killed mid-revision leaves a row that never finished: status and check say
-    so, and the next run records it as abandoned."""
+    """A runner killed mid-revision: on PostgreSQL the revision rolls back whole, its history
+    row with it (it rides in the revision's transaction), so nothing is left to explain; a
+    revision that committed part of itself (an autocommit_block) leaves a row that never
+    finished: status and check say so, and the next run records it as abandoned."""
+
+    def test_rolled_back_with_its_row(self, database: Database, tmp_path: Path) -> None:
+        config = make_project(tmp_path, extra={"0006_slow": SLOW})
+        job = start_slow_job(database, config)
+        job.process.send_signal(signal.SIGKILL)
+        assert job.finish(timeout=10).code == -signal.SIGKILL
+        assert wait_until(lambda: database.running_statements(SLEEP_QUERY) == 0, timeout=60)
+        env = job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config))
+        status = run_job("status", "--json", env=env)
+        assert status.code == 0, status.stderr
+        assert json.loads(status.stdout)["history_unfinished"] == []
+        assert "0006" not in [r["revision"] for r in history(database, config)]
+        upgraded = run_job(env=env)
+        assert upgraded.code == 0, upgraded.stderr
+        assert "history_abandoned" not in upgraded.names()
+        assert [(r["revision"], r["outcome"]) for r in history(database, config)][-2:] == [
+            ("0005", "applied"), ("0006", "applied")]
 
     def test_reported_then_abandoned(self, database: Database, tmp_path: Path) -> None:
-        config = make_project(tmp_path, extra={"0006_slow": SLOW})
+        config = make_project(tmp_path, extra={"0006_slow": SLOW_IN_AUTOCOMMIT})
         job = start_slow_job(database, config)
         job.process.send_signal(signal.SIGKILL)
         assert job.finish(timeout=10).code == -signal.SIGKILL
@@ -216,8 +265,9 @@ class TestChecksums:
         assert refused.code == 11
         assert refused.events[-1]["event"] == "verification_failed"
         assert "0002" in refused.events[-1]["message"]
-        noop = run_job(env=failing)  # a run with nothing to do does not verify
-        assert noop.code == 0, noop.stderr
+        noop = run_job(env=failing)  # a run with nothing to do verifies too (at head)
+        assert noop.code == 11
+        assert noop.events[-1]["event"] == "verification_failed"
         (tmp_path / "migrations" / "versions" / "0006_slow.py").write_text(SLOW)
         blocked = run_job(env=failing)
         assert blocked.code == 11
@@ -248,6 +298,44 @@ class TestChecksums:
             assert warned.code == 0, warned.stderr
             assert warned.event("already_at_target")["via"] == via
             assert warned.event("revision_file_changed")["revisions"] == ["0003"]
+
+    def test_upgrade_at_head_verifies_without_alembic(self, database: Database,
+                                                       tmp_path: Path) -> None:
+        """An upgrade with nothing to do verifies the applied files as check does: exit 11
+        under MIGRATE_VERIFY=fail, a warning under warn, nothing when off or unchanged; the
+        checksums come with the heads (revision files with the heads cache warm and cold, or
+        the manifest), the table's in one query, and neither Alembic nor the lock is used."""
+        config, env = at_head(database, tmp_path, MIGRATE_VERIFY="fail")  # no heads cache
+        warm = {**env, "MIGRATE_CACHE_DIR": str(tmp_path / "cache")}
+        for via in ("revision files", "manifest"):
+            if via == "manifest":
+                assert run_job("manifest", env=env).code == 0
+            for variables in (env, warm):
+                passed, imported = imported_modules(variables, "upgrade")
+                assert passed.code == 0, passed.stderr
+                assert passed.event("already_at_target")["via"] == via
+                assert "revision_file_changed" not in passed.names()
+                assert not [m for m in imported if m.split(".")[0] in ("alembic", "sqlalchemy")]
+        (tmp_path / "migrations" / "heads.manifest.json").unlink()
+        edit(config, next((tmp_path / "migrations" / "versions").glob("0003_*.py")).name)
+        for via in ("revision files", "manifest"):
+            if via == "manifest":
+                assert run_job("manifest", env=env).code == 0
+            for variables in (env, warm):
+                refused, imported = imported_modules(variables, "upgrade")
+                assert refused.code == 11, refused.stderr
+                assert refused.events[-1]["event"] == "verification_failed"
+                assert "0003" in refused.events[-1]["message"]
+                assert "lock_acquired" not in refused.names()
+                assert not [m for m in imported if m.split(".")[0] in ("alembic", "sqlalchemy")]
+                warned = run_job(env={**variables, "MIGRATE_VERIFY": "warn"})
+                assert warned.code == 0, warned.stderr
+                assert warned.event("already_at_target")["via"] == via
+                assert warned.event("revision_file_changed")["revisions"] == ["0003"]
+                silent = run_job(env={**variables, "MIGRATE_VERIFY": "off"})
+                assert silent.code == 0, silent.stderr
+                assert "revision_file_changed" not in silent.names()
+        assert database.revisions() == ["0005"]
 
     def test_reverted_revision_is_not_compared(self, database: Database,
                                                tmp_path: Path) -> None:

@@ -182,3 +182,30 @@ class TestLockLostBeforeARetry:
         again = start(database, config, sleep=0).finish()
         assert again.code == 0, again.stderr
         assert database.applications()["0006"] == 1
+
+
+# Lets go of every advisory lock of its session: the migration lock too, the session alive.
+UNLOCKS_ALL = revision("0006", "0005", '''
+op.execute("CREATE TABLE unlocked_marker (id int)")
+op.execute("SELECT pg_advisory_unlock_all()")
+''')
+
+
+@pytest.mark.parametrize("history", ["on", "off"])
+class TestLockLetGoWithinTheSession:
+    """A revision whose own SQL lets go of the migration lock, its session alive: the check
+    before its commit (with the history on, asked by the statement that writes its history
+    row, in the same round trip) stops it, rolled back (exit 3)."""
+
+    def test_rolled_back(self, database: Database, tmp_path: Path, history: str) -> None:
+        config = make_project(tmp_path, extra={"0006_unlocks": UNLOCKS_ALL})
+        lost = RunningJob(env=job_env(DATABASE_URL=database.url, ALEMBIC_CONFIG=str(config),
+                                      MIGRATE_HISTORY=history)).finish()
+        assert lost.code == 3, lost.stderr
+        assert lost.events[-1]["event"] == "lock_lost"
+        assert database.revisions() == ["0005"]
+        assert not database.exists("unlocked_marker")
+        if history == "on":
+            rows = database.query("SELECT revision, outcome FROM alembic_version_history "
+                                  "WHERE revision = '0006'")
+            assert [tuple(r) for r in rows] == [("0006", "failed")]

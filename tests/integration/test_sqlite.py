@@ -160,6 +160,23 @@ class TestAppliedHistory:
         assert db.query("SELECT count(*) FROM alembic_version_history "
                         "WHERE finished_at IS NULL") == [(0,)]
 
+    def test_failed_revision_row(self, tmp_path: Path) -> None:
+        """A revision that fails rolls back with its row, which the job writes again, failed."""
+        (tmp_path / "data").mkdir()
+        failing = revision("0004", "0003", '''
+op.execute("CREATE TABLE half_done (id integer)")
+op.execute("SELECT * FROM table_that_does_not_exist")
+''')
+        db = SqliteDatabase(tmp_path / "data" / "app.db",
+                            make_sqlite_project(tmp_path / "project", extra={"0004": failing}))
+        assert db.run().code == 6
+        rows = json.loads(db.run("history", "--json").stdout)
+        assert [(r["revision"], r["outcome"]) for r in rows] == [
+            ("0001", "applied"), ("0002", "applied"), ("0003", "applied"), ("0004", "failed")]
+        assert all(r["finished_at"] and len(r["checksum"]) == 64 for r in rows)
+        assert not db.exists("half_done")
+        assert db.revisions() == ["0003"]
+
 
     def test_changed_file_and_a_database_newer_than_the_image(self, db: SqliteDatabase) -> None:
         """Checksums (MIGRATE_VERIFY=fail: exit 11) and skew (MIGRATE_ON_NEWER_DATABASE) read

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 from pathlib import Path
 
 import pytest
 
-from migration_job.project.manifest import fresh_heads, manifest_path, write_manifest
+from migration_job.project.manifest import (
+    fresh_heads,
+    fresh_manifest,
+    manifest_path,
+    write_manifest,
+)
 from tests.support.job import REPO
 
 
@@ -64,3 +71,34 @@ class TestFreshness:
         config, scripts = project
         manifest_path(scripts).unlink()
         assert fresh_heads(config, scripts) is None
+
+
+class TestChecksums:
+    """The manifest records each revision's file and sha256 (MIGRATE_VERIFY at head), and a
+    manifest written before it did still gives the heads, without them."""
+
+    def test_recorded(self, tmp_path: Path) -> None:
+        shutil.copy(REPO / "alembic.ini", tmp_path / "alembic.ini")
+        shutil.copytree(REPO / "migrations", tmp_path / "migrations",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.json"))
+        config, scripts = (tmp_path / "alembic.ini",), tmp_path / "migrations"
+        files = {path.name[:4]: str(path) for path in (scripts / "versions").glob("0*.py")}
+        write_manifest(config, scripts, ["0005"], [str(scripts / "versions")], False, files)
+        manifest = fresh_manifest(config, scripts)
+        assert manifest is not None
+        sums = manifest.sums(config[0])
+        assert sums is not None
+        assert sorted(sums) == sorted(files)
+        for revision, (path, sha) in sums.items():
+            assert Path(path).resolve() == Path(files[revision]).resolve()
+            assert sha == hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+    def test_older_manifest_has_none(self, project: tuple[tuple[Path, ...], Path]) -> None:
+        config, scripts = project
+        document = json.loads(manifest_path(scripts).read_text())
+        del document["revisions"]
+        manifest_path(scripts).write_text(json.dumps(document))
+        manifest = fresh_manifest(config, scripts)
+        assert manifest is not None
+        assert manifest.heads == ("0005",)
+        assert manifest.sums(config[0]) is None

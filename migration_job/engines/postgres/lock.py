@@ -58,6 +58,13 @@ class PostgresAdvisoryLock(PolledLock):
         return ("SELECT pg_advisory_xact_lock(CAST(:gate AS bigint))",
                 {"gate": revision_gate_key(self.key)})
 
+    def held_check(self) -> tuple[str, dict[str, int]]:
+        """verify()'s question as a condition, for a statement on this session (the history
+        row of a revision that runs on it) to ask in the same round trip."""
+        match = KEY_MATCH.replace("%(key)s::bigint", "CAST(:lock_key AS bigint)")
+        return (f"EXISTS (SELECT 1 FROM pg_locks l WHERE l.pid = pg_backend_pid() AND {match})",
+                {"lock_key": self.key})
+
     def verify(self) -> None:
         """Raise LockLost unless this session still holds the lock."""
         with self.connection.cursor() as cursor:

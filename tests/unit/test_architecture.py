@@ -138,3 +138,45 @@ def test_architecture_page_names_real_paths() -> None:
     named = set(re.findall(r"`(migration_job/[\w/.]+)`", text))
     assert named, "docs/architecture.md names no path"
     assert sorted(p for p in named if not (ROOT / p).exists()) == []
+
+
+def _used_at_runtime_but_only_type_checked(tree: ast.Module) -> list[str]:
+    """Names a module imports only under TYPE_CHECKING (Alembic, SQLAlchemy and others kept
+    out of the import) and yet uses at run time in a function with no import of its own: a
+    NameError waiting for the first run that reaches it."""
+    only_typed: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            only_typed |= {alias.asname or alias.name.split(".")[0]
+                           for child in node.body if isinstance(child, (ast.Import, ast.ImportFrom))
+                           for alias in child.names}
+    found = []
+    for function in ast.walk(tree):
+        if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        imported = {alias.asname or alias.name.split(".")[0] for node in ast.walk(function)
+                    if isinstance(node, (ast.Import, ast.ImportFrom)) for alias in node.names}
+        in_annotations = {id(part) for node in ast.walk(function)
+                          for field in ("annotation", "returns")
+                          if getattr(node, field, None) is not None
+                          for part in ast.walk(getattr(node, field))}
+        found += [f"{function.name}: {node.id}" for node in ast.walk(function)
+                  if isinstance(node, ast.Name) and node.id in only_typed
+                  and node.id not in imported and id(node) not in in_annotations]
+    return sorted(set(found))
+
+
+def test_no_type_checking_import_is_used_at_runtime() -> None:
+    offenders = {}
+    for path in sorted(PACKAGE.rglob("*.py")):
+        used = _used_at_runtime_but_only_type_checked(ast.parse(path.read_text()))
+        if used:
+            offenders[str(path.relative_to(ROOT))] = used
+    assert offenders == {}
+
+
+def test_the_runtime_check_sees_a_type_only_name_used() -> None:
+    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import sqlalchemy as sa\n"
+                     "def table(x: sa.Table) -> sa.Table:\n    return sa.Table()\n"
+                     "def fine(x: sa.Table) -> None:\n    import sqlalchemy as sa\n    sa.Table()\n")
+    assert _used_at_runtime_but_only_type_checked(tree) == ["table: sa"]

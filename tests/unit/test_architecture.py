@@ -147,8 +147,8 @@ def _used_at_runtime_but_only_type_checked(tree: ast.Module) -> list[str]:
     only_typed: set[str] = set()
     for node in tree.body:
         if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
-            only_typed |= {alias.asname or alias.name.split(".")[0]
-                           for child in node.body if isinstance(child, (ast.Import, ast.ImportFrom))
+            only_typed |= {alias.asname or alias.name.split(".")[0] for child in node.body
+                           if isinstance(child, (ast.Import, ast.ImportFrom))
                            for alias in child.names}
     found = []
     for function in ast.walk(tree):
@@ -176,7 +176,9 @@ def test_no_type_checking_import_is_used_at_runtime() -> None:
 
 
 def test_the_runtime_check_sees_a_type_only_name_used() -> None:
-    tree = ast.parse("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import sqlalchemy as sa\n"
+    tree = ast.parse("from typing import TYPE_CHECKING\n"
+                     "if TYPE_CHECKING:\n    import sqlalchemy as sa\n"
                      "def table(x: sa.Table) -> sa.Table:\n    return sa.Table()\n"
-                     "def fine(x: sa.Table) -> None:\n    import sqlalchemy as sa\n    sa.Table()\n")
+                     "def fine(x: sa.Table) -> None:\n"
+                     "    import sqlalchemy as sa\n    sa.Table()\n")
     assert _used_at_runtime_but_only_type_checked(tree) == ["table: sa"]

@@ -20,8 +20,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine as SqlalchemyEngine
+from migration_job.engines.sqlalchemy_events import listening
 
 if TYPE_CHECKING:
     from migration_job.alembic_env.progress import Progress
@@ -96,10 +95,5 @@ def implicit_commits(engine: Engine, progress: Progress,
         [("before_cursor_execute", started), ("commit", committed), ("rollback", rolled_back),
          ("handle_error", failed)]
         if engine.transactional_ddl else [("after_cursor_execute", completed)])
-    for name, listener in listeners:
-        event.listen(SqlalchemyEngine, name, listener)
-    try:
+    with listening(listeners):
         yield
-    finally:
-        for name, listener in listeners:
-            event.remove(SqlalchemyEngine, name, listener)

@@ -8,10 +8,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
-
 from migration_job.engines.blocking import query_line
+from migration_job.engines.sqlalchemy_events import listening
 
 # A password a revision sets (CREATE ROLE ... PASSWORD '...', IDENTIFIED BY '...', SET PASSWORD
 # FOR 'u'@'h' = '...'): the log masks the job's own secrets only. Every string literal after the
@@ -49,11 +47,8 @@ class RunningStatement:
 
         listeners = (("before_cursor_execute", started), ("after_cursor_execute", ended),
                      ("handle_error", ended))
-        for name, listener in listeners:
-            event.listen(Engine, name, listener)
         try:
-            yield
+            with listening(listeners):
+                yield
         finally:
-            for name, listener in listeners:
-                event.remove(Engine, name, listener)
             self.line = None

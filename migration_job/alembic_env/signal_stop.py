@@ -13,8 +13,7 @@ from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine as SqlalchemyEngine
+from migration_job.engines.sqlalchemy_events import listening
 
 if TYPE_CHECKING:
     from alembic.runtime.migration import MigrationContext
@@ -49,11 +48,8 @@ class SignalStop:
         def before_statement(*_: Any) -> None:
             self.check()
 
-        event.listen(SqlalchemyEngine, "before_cursor_execute", before_statement)
-        try:
+        with listening([("before_cursor_execute", before_statement)]):
             yield
-        finally:
-            event.remove(SqlalchemyEngine, "before_cursor_execute", before_statement)
 
     def guard_autocommit_blocks(self, context: MigrationContext) -> None:
         """Check before the context's autocommit_block commits what the revision ran so far."""

@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Protocol
 
+from migration_job.engines.sqlalchemy_events import listening
+
 if TYPE_CHECKING:
     from sqlalchemy.engine import Dialect
 
@@ -22,17 +24,11 @@ def lent(session: Lendable, listeners: Mapping[str, Callable[..., Any]],
          take_back: Callable[[], None]) -> Iterator[None]:
     """Within the block, `listeners` (SQLAlchemy Engine events by name) hand out `session`,
     which SQLAlchemy cannot close; afterwards `take_back()` restores the job's mode."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine
-
     session.lendable = True
-    for name, listener in listeners.items():
-        event.listen(Engine, name, listener)
     try:
-        yield
+        with listening(listeners.items()):
+            yield
     finally:
-        for name, listener in listeners.items():
-            event.remove(Engine, name, listener)
         session.lendable = False
         take_back()
 

@@ -21,6 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
+from migration_job.engines.sqlalchemy_events import listening
 from migration_job.errors import first_line
 from migration_job.log import log
 
@@ -43,8 +44,6 @@ def concurrent_statements(lock_timeout: str | None) -> Iterator[None]:
     """Within the block, a statement that runs CONCURRENTLY outside a transaction waits
     without `lock_timeout` (the job's DDL lock timeout; None: the job set none), and a
     CREATE INDEX CONCURRENTLY leaves no INVALID index behind."""
-    from sqlalchemy import event
-    from sqlalchemy.engine import Engine as SqlalchemyEngine
 
     def before(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
         if not _concurrently(conn, statement):
@@ -76,13 +75,8 @@ def concurrent_statements(lock_timeout: str | None) -> Iterator[None]:
     listeners: list[tuple[str, Callable[..., None]]] = [
         ("before_cursor_execute", before), ("after_cursor_execute", after),
         ("handle_error", failed)]
-    for name, listener in listeners:
-        event.listen(SqlalchemyEngine, name, listener)
-    try:
+    with listening(listeners):
         yield
-    finally:
-        for name, listener in listeners:
-            event.remove(SqlalchemyEngine, name, listener)
 
 
 def _concurrently(conn: Any, statement: str) -> bool:

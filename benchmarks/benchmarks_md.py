@@ -14,13 +14,13 @@ from benchmarks.contenders import (
     NOOP_ORDER,
     PASS,
 )
+from benchmarks.figures import ms, ratio
 from benchmarks.fleets import FleetResults
 from benchmarks.heads_paths import markdown_section as _heads_paths
 from benchmarks.heads_targets import heads_targets, heads_targets_note
 from benchmarks.import_profile import ImportProfile
 from benchmarks.markdown_table import table as _table
 from benchmarks.measure import Summary, percentile, summarize
-from benchmarks.numbers import ms, ratio
 from benchmarks.other_engines import EngineResults
 from benchmarks.report import Report, full_summary, noop_summary
 from benchmarks.targets import (

@@ -13,10 +13,10 @@ import shutil
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from benchmarks.figures import ms, ratio
 from benchmarks.histories import VERSION_TABLE_DDL, History, write_history
 from benchmarks.markdown_table import table
 from benchmarks.measure import Command, Sample, run_simple, summarize
-from benchmarks.numbers import ms, ratio
 from benchmarks.side_by_side import round_robin
 from benchmarks.world import ENTRYPOINT, HISTORIES, REPO, WORK, Bench, clean_env
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from benchmarks.figures import ms, ratio
 from benchmarks.heads_paths import CACHED, MANIFEST, ORDER, UNCACHED, cpu_ratio
 from benchmarks.measure import summarize
-from benchmarks.numbers import ms, ratio
 from benchmarks.report import Report
 from benchmarks.targets import Target, fleet_ideal, fleet_wall, ratio_on_cores_left
 

@@ -6,9 +6,9 @@ import statistics
 from dataclasses import dataclass
 
 from benchmarks.contenders import ALEMBIC, DBMATE, FLOOR, JOB
+from benchmarks.figures import ms, ratio
 from benchmarks.fleets import FleetResults, FleetRun
 from benchmarks.measure import Sample, percentile, summarize
-from benchmarks.numbers import ms, ratio
 from benchmarks.other_engines import EngineResults
 from benchmarks.report import Report, full_summary, noop_summary
 

@@ -182,3 +182,12 @@ def test_the_runtime_check_sees_a_type_only_name_used() -> None:
                      "def fine(x: sa.Table) -> None:\n"
                      "    import sqlalchemy as sa\n    sa.Table()\n")
     assert _used_at_runtime_but_only_type_checked(tree) == ["table: sa"]
+
+
+@pytest.mark.parametrize("folder", ["benchmarks", "pipelines", "scripts"])
+def test_no_script_folder_shadows_the_standard_library(folder: str) -> None:
+    """A file run as a script puts its folder first on sys.path: a module there named like
+    one of the standard library's (benchmarks/numbers.py once did) breaks every import of it,
+    psycopg2's own included."""
+    names = {path.stem for path in (ROOT / folder).glob("*.py")}
+    assert sorted(names & sys.stdlib_module_names) == []

@@ -25,8 +25,9 @@ if TYPE_CHECKING:
     from migration_job.project import Project
     from migration_job.settings import Settings
 
-# The table's columns (applied_history.history_table defines them), all read by every reader:
-# a table altered anywhere is noticed before a run relies on it.
+# The table's columns (applied_history.history_table defines them), all read by every reader
+# but the checksums' (the check at head reads only what it compares): a table altered anywhere
+# is noticed before a run that writes to it relies on it.
 COLUMNS = ("id", "revision", "parents", "direction", "started_at", "finished_at", "duration_ms",
            "outcome", "runner_host", "runner_pid", "job_version", "deploy_ref", "checksum")
 DENIED_ADVICE = ("grant the job's role SELECT, INSERT and UPDATE on it, or set MIGRATE_HISTORY"
@@ -73,14 +74,14 @@ def about_the_table(engine: Engine, error: BaseException, doing: str) -> bool:
         or engine.is_statement_timeout(error) or engine.failure_advice(error) is not None)
 
 
-def recorded_rows(session: Session, settings: Settings,
-                  project: Project) -> list[dict[str, object]]:
-    """Every row, oldest first, as column -> value, on the job's own session; none when the
-    table does not exist."""
+def recorded_rows(session: Session, settings: Settings, project: Project,
+                  columns: tuple[str, ...] = COLUMNS) -> list[dict[str, object]]:
+    """Every row, oldest first, as column -> value (`columns`, id among them), on the job's
+    own session; none when the table does not exist."""
     with using_history(settings, table_name(settings, project)):
         rows = session.table_rows(project.version_table_schema,
-                                  project.history_table(settings.history_table), COLUMNS)
-    found = [dict(zip(COLUMNS, row, strict=True)) for row in rows]
+                                  project.history_table(settings.history_table), columns)
+    found = [dict(zip(columns, row, strict=True)) for row in rows]
     return sorted(found, key=lambda row: int(str(row["id"])))
 
 

@@ -1,11 +1,16 @@
 """The head read from source, kept between runs, keyed by a fingerprint of what decided it.
 
-Reading every revision file with `ast` costs about 0.15 ms a file; hashing them costs about
-0.01 ms. The fingerprint covers the reader's format, the configuration files and every file
-Alembic would load (its real path and content), so any change to any of them (an added,
-removed, renamed or edited revision, another working directory for relative locations) is a
-miss and the files are read again. Where the cache folder (Settings.heads_cache) cannot be
-written the job simply reads the files on every run.
+Reading every revision file with `ast` costs about 0.15 ms a file; even opening and reading
+each one costs a warm no-op more than the rest of its file work. So the fingerprint covers the
+reader's format, the configuration files (their content) and every file Alembic would load by
+its real path and its status: size, modification and change times in nanoseconds, inode and
+device. Any change to any of them (an added, removed, renamed or edited revision, another
+working directory for relative locations) is a miss and the files are read again. Writing a
+file sets its change time to the clock's now, and no call sets it back, so an edit that keeps
+all of that status takes setting the system clock back (or two writes within one tick of the
+file system's clock, with a run between them): the trade Python's own bytecode cache makes on
+size and modification time, with the change time and inode added. Where the cache folder
+(Settings.heads_cache) cannot be written the job simply reads the files on every run.
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ if TYPE_CHECKING:
     from migration_job.project import Project
 
 # Bumped whenever the reader's rules change, so that no cached verdict outlives them.
-READER_FORMAT = b"migration-job source heads 3"
+READER_FORMAT = b"migration-job source heads 4"
 
 
 class SourceHistory(NamedTuple):
@@ -45,13 +50,14 @@ def cached_source_head(project: Project, folder: Path | None) -> SourceHistory:
     fingerprint matches, else read from source (and cached there). Raises Declined when the
     reader is not certain."""
     files = revision_files(project)
-    contents = [_read(path) for path in files]
-    fingerprint = _fingerprint(project, files, contents)
+    # Status first, content after: a file written in between is a miss on the next run.
+    fingerprint = _fingerprint(project, files)
     entry = _entry(project, folder) if folder is not None else None
     if entry is not None:
         cached = _cached(entry, fingerprint)
         if cached is not None:
             return cached
+    contents = [_read(path) for path in files]
     # Only on a miss: the reader (ast and its patterns) costs a warm run more than the rest.
     from migration_job.project.revision_source import read_revision
     from migration_job.project.source_heads import single_head
@@ -76,14 +82,23 @@ def _read(path: str) -> bytes:
         raise Declined(f"cannot read {path}: {error.strerror}") from None
 
 
-def _fingerprint(project: Project, files: list[str], contents: list[bytes]) -> str:
+def _fingerprint(project: Project, files: list[str]) -> str:
     digest = hashlib.sha256(READER_FORMAT)
     for config in project.config_files:
         digest.update(b"\0" + str(config.resolve()).encode() + b"\0" + _read(str(config)))
-    for path, content in zip(files, contents, strict=True):
-        digest.update(b"\0" + path.encode(errors="surrogateescape") + b"\0")
-        digest.update(len(content).to_bytes(8, "big") + content)
+    digest.update(b"".join(map(_status, files)))
     return digest.hexdigest()
+
+
+def _status(path: str) -> bytes:
+    """A file's real path and status, as one piece of the fingerprint."""
+    try:
+        found = os.stat(path)
+    except OSError as error:
+        raise Declined(f"cannot read {path}: {error.strerror}") from None
+    return b"\0%s\0%d %d %d %d %d" % (path.encode(errors="surrogateescape"), found.st_size,
+                                      found.st_mtime_ns, found.st_ctime_ns, found.st_ino,
+                                      found.st_dev)
 
 
 def _entry(project: Project, folder: Path) -> Path:

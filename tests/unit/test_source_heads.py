@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import warnings
 from pathlib import Path
@@ -124,6 +125,26 @@ class TestCache:
         (tmp_path / "migrations" / "versions" / "c3_third.py").write_text(
             "revision = 'c3'\ndown_revision = 'b2'\n")
         assert cached_source_head(read_project(ini), cache).head == "c3"
+
+    def test_same_size_and_time_in_a_new_file_is_seen(self, tmp_path: Path) -> None:
+        """The fingerprint is the files' status, not their content: a revision file replaced
+        by one of the same size with its modification time set back (as a checkout or a copy
+        may) is still a miss, and the new content's checksum is the one cached."""
+        ini = project_with(tmp_path, {"a1_first.py": FIRST, "b2_second.py": SECOND})
+        cache = tmp_path / "cache"
+        first = cached_source_head(read_project(ini), cache)
+        target = tmp_path / "migrations" / "versions" / "b2_second.py"
+        before = target.stat()
+        edited = SECOND.replace("b2", "c3")
+        assert len(edited) == len(SECOND)
+        assert edited != SECOND
+        replacement = target.with_suffix(".new")
+        replacement.write_text(edited)
+        os.utime(replacement, ns=(before.st_atime_ns, before.st_mtime_ns))
+        os.replace(replacement, target)
+        again = cached_source_head(read_project(ini), cache)
+        assert again.head == "c3"
+        assert again.checksums["c3"] != first.checksums["b2"]
 
     def test_cached_verdict_is_used(self, tmp_path: Path) -> None:
         ini = project_with(tmp_path, {"a1_first.py": FIRST, "b2_second.py": SECOND})

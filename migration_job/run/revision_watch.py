@@ -6,7 +6,9 @@ partition shows no other way while a revision's statement waits (README: Network
 The session opens only when a look needs the server: revisions shorter than the first look
 cost nothing, and neither does the heartbeat of an engine that reports no progress (SQLite).
 In a fleet's child each look opens and closes a session under the fleet's one spare connection
-(run/shared.py), and is skipped while another child holds it.
+(run/shared.py): it waits its turn while another child holds it, up to its own interval, and is
+skipped only past that (a child that merely tried would miss its blocker whenever the other
+children's looks kept the spare busy, and under load they could for a whole DDL lock timeout).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class RevisionWatch:
         spare = self.spare
         if spare is None:
             return self._ask(session, blockers, figures)
-        if not spare.acquire(block=False):
+        if not spare.acquire(timeout=self.blockers.every):
             return None, None
         try:
             opened, found = self._ask(None, blockers, figures)

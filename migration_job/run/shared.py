@@ -18,8 +18,9 @@ class SpareConnection(Protocol):
     """A semaphore shared by the processes of a fleet: the one connection the whole fleet may
     open beside its targets' sessions, which the children's revision watches take turns with."""
 
-    def acquire(self, block: bool = True) -> bool:
-        """Take it; False when not blocking and another process holds it."""
+    def acquire(self, block: bool = True, timeout: float | None = None) -> bool:
+        """Take it; False when another process held it past `timeout` (or, not blocking,
+        held it at all)."""
 
     def release(self) -> None:
         """Give it back."""

@@ -105,6 +105,8 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
             step.migration_fn = _gated_body(step.migration_fn, context, gate_statement, gate[1])
         yield step
         # Resumed only once Alembic finished the step: its transaction committed.
+        if recorder is not None:
+            recorder.committed()
         if unfinished is not None:
             unfinished.finished(revision)
     if unfinished is not None:

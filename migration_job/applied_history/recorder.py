@@ -221,13 +221,17 @@ class Recorder:
             checked = self._insert_checked(context.connection, self.pending, outcome, lock)
         else:
             return False
-        self.open_row, self.pending = None, None
         for revision in self.removing:
             row = self._insert(context.connection, revision,
                                parents_of(_script(context, revision)), self.direction, None)
             self._close(context.connection, row, REMOVED, duration=False)
         self.removing = ()
         return checked
+
+    def committed(self) -> None:
+        """The running revision's transaction committed, its row with it. Until then ended()
+        records it as failed: a check before the commit (the lock's) may still roll it back."""
+        self.open_row, self.pending = None, None
 
     def _insert_checked(self, connection: sa.Connection, pending: Pending, outcome: str,
                         lock: MigrationLock | None) -> bool:

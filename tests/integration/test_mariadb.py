@@ -661,6 +661,34 @@ class TestUnfinishedRevisions:
         assert "unfinished_record_cleared" not in db.run().names()
 
 
+# Lets go of every named lock of its session, the migration lock too, the session alive.
+RELEASES_ALL_LOCKS = revision("0004", "0003", '''
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+op.execute("SELECT RELEASE_ALL_LOCKS()")
+''')
+
+
+@pytest.mark.parametrize("history", ["on", "off"])
+class TestLockLetGoWithinTheSession:
+    """A revision whose own SQL lets go of the migration lock: the check before its commit
+    (asked by the statement that deletes its unfinished record) stops it, exit 3; what it
+    wrote and the version table's update roll back, its record stays."""
+
+    def test_exit_3(self, db: MariaDatabase, history: str) -> None:
+        assert db.run().code == 0
+        db.add_revision("0004_releases", RELEASES_ALL_LOCKS)
+        lost = db.run(MIGRATE_HISTORY=history)
+        assert_failed_cleanly(lost, 3, "no longer held")
+        assert lost.events[-1]["event"] == "lock_lost"
+        assert db.revisions() == ["0003"]
+        assert "0004" not in db.applications()
+        assert db.unfinished() == ["0004"]
+        if history == "on":
+            rows = db.query("SELECT outcome FROM alembic_version_history "
+                            "WHERE revision = '0004'")
+            assert rows == [("failed",)]
+
+
 class TestConnecting:
     """Refusals for good are exit 4 at once; a server not there is waited for (exit 3)."""
 

@@ -23,7 +23,7 @@ from migration_job.alembic_env.revision_failure import failure, what_stays
 from migration_job.alembic_env.revision_graph import History
 from migration_job.alembic_env.signal_stop import SignalStop
 from migration_job.alembic_env.signals import Signals
-from migration_job.applied_history.recorder import Recorder
+from migration_job.applied_history.recorder import Recorder, on_session_of
 from migration_job.engines import MigrationLock, sqlalchemy_url
 from migration_job.engines.unfinished import UnfinishedLog, repair_advice
 from migration_job.errors import DdlLockTimedOut, HistoryError, JobError, first_line
@@ -36,12 +36,14 @@ def job_environment(config: Config, scripts: ScriptDirectory,
                     lock: MigrationLock | None = None,
                     interruption: Signals | None = None,
                     recorder: Recorder | None = None,
+                    unfinished: UnfinishedLog | None = None,
                     **options: Any) -> EnvironmentContext:
     """Alembic's EnvironmentContext with the contract's rules for any env.py: each revision
     runs in its own transaction, even if env.py did not ask for it, and (given the lock)
     checks inside that transaction, before it commits, that no signal came and that the lock
-    is still held; and (given a recorder) closes the revision's row in the applied-history
-    table in that transaction.
+    is still held; (given a recorder) closes the revision's row in the applied-history
+    table in that transaction; and (given the unfinished log, and a revision on the lock's
+    session) deletes the revision's unfinished record in it, with the version table's update.
 
     The override sits on the instance because Alembic publishes the context to env.py
     (`from alembic import context`) per class: a subclass would not be published.
@@ -51,10 +53,14 @@ def job_environment(config: Config, scripts: ScriptDirectory,
 
     def before_commit(ctx: MigrationContext, **_: Any) -> None:
         assert lock is not None
+        assert ctx.connection is not None
         # The history row's statement may check the lock too (one round trip for both).
         checked = recorder.finished(ctx, lock) if recorder is not None else False
         if interruption is not None:
             interruption.check()  # a statement a signal could not cancel ran to its end
+        if unfinished is not None and on_session_of(ctx.connection, lock):
+            # The record's DELETE checks the lock too; it deletes nothing once it is lost.
+            checked = unfinished.finishing(lock.key) or checked
         if not checked:
             lock.verify()
 
@@ -83,19 +89,24 @@ def guarded(steps: Iterable[MigrationStep], context: MigrationContext, lock: Mig
                       sqlalchemy.text(gate[0]).execution_options(**{JOB_OWN: True}))
     if recorder is not None and recorder.in_transaction:
         _record_before_autocommit(context, recorder)
+    assert context.connection is not None
+    # On the lock's session the unfinished record's commit commits the history row too.
+    shared = unfinished is not None and on_session_of(context.connection, lock)
     for step in steps:
         interruption.check()
         revision = Progress.revision_of(step)
         # The history's row first: a table the job cannot write to stops the run before the
         # unfinished record, which would otherwise refuse every later run (exit 10).
         if recorder is not None:
-            recorder.started(context, step, revision)
+            recorder.started(context, step, revision, commit=not shared)
         if unfinished is not None:
             unfinished.started(revision, verb)
         if gate is not None and gate_statement is not None:
             step.migration_fn = _gated_body(step.migration_fn, context, gate_statement, gate[1])
         yield step
         # Resumed only once Alembic finished the step: its transaction committed.
+        if recorder is not None:
+            recorder.committed()
         if unfinished is not None:
             unfinished.finished(revision)
     if unfinished is not None:
@@ -178,8 +189,9 @@ def apply(settings: Settings, history: History, destination: str, progress: Prog
               engine.connect() as connection):
             config.attributes["connection"] = connection
             try:
-                with job_environment(config, scripts, lock, interruption, recorder, fn=steps,
-                                     destination_rev=destination, **options):
+                with job_environment(config, scripts, lock, interruption, recorder,
+                                     unfinished, fn=steps, destination_rev=destination,
+                                     **options):
                     scripts.run_env()
             except BaseException:
                 stop.stand_down()

@@ -177,9 +177,11 @@ class Recorder:
         self.finished_insert: sa.Insert | None = None
         self.checked_insert: sa.Insert | None = None
 
-    def started(self, context: MigrationContext, step: MigrationStep, revision: str) -> None:
+    def started(self, context: MigrationContext, step: MigrationStep, revision: str,
+                commit: bool = True) -> None:
         """A revision is about to run (between revisions): note it; where DDL does not roll
-        back, write and commit its row now."""
+        back, write and commit its row now (`commit` False: the caller commits it, with the
+        unfinished-revision record it writes next on the same session)."""
         connection = context.connection
         assert connection is not None
         # A stamp step carries no script: look the revision up (a merge point's is a tuple).
@@ -193,7 +195,8 @@ class Recorder:
                         self.open_row = self._insert_pending(connection, pending)
             except HistoryUnreadable as error:
                 refuse_or_go_on(error, strict=True, refusal=f"revision {revision} did not start")
-            if not context._in_external_transaction:  # env.py's one transaction commits it all
+            # env.py's one transaction commits it all
+            if commit and not context._in_external_transaction:
                 connection.commit()
         self.pending, self.open_since = pending, time.monotonic()
 
@@ -218,13 +221,17 @@ class Recorder:
             checked = self._insert_checked(context.connection, self.pending, outcome, lock)
         else:
             return False
-        self.open_row, self.pending = None, None
         for revision in self.removing:
             row = self._insert(context.connection, revision,
                                parents_of(_script(context, revision)), self.direction, None)
             self._close(context.connection, row, REMOVED, duration=False)
         self.removing = ()
         return checked
+
+    def committed(self) -> None:
+        """The running revision's transaction committed, its row with it. Until then ended()
+        records it as failed: a check before the commit (the lock's) may still roll it back."""
+        self.open_row, self.pending = None, None
 
     def _insert_checked(self, connection: sa.Connection, pending: Pending, outcome: str,
                         lock: MigrationLock | None) -> bool:
@@ -233,7 +240,7 @@ class Recorder:
         import sqlalchemy as sa
 
         check = lock.held_check() if lock is not None else None
-        if lock is None or check is None or not _on_session_of(connection, lock):
+        if lock is None or check is None or not on_session_of(connection, lock):
             self._insert_pending(connection, pending, outcome)
             return False
         if self.checked_insert is None:
@@ -340,7 +347,7 @@ class Recorder:
         return bool(done.rowcount)
 
 
-def _on_session_of(connection: sa.Connection, lock: MigrationLock) -> bool:
+def on_session_of(connection: sa.Connection, lock: MigrationLock) -> bool:
     """Whether SQLAlchemy's connection is the lock's own session (lent to it)."""
     return connection.connection.dbapi_connection is getattr(lock.session, "connection", None)
 

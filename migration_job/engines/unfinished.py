@@ -30,7 +30,10 @@ class Unfinished(NamedTuple):
 
     def finished_after_all(self, current: tuple[str, ...]) -> bool:
         """Whether the version table moved on: the revision's last step, the version table's
-        update, committed, so only deleting the record was lost (its runner died just then)."""
+        update, committed, so only deleting the record was lost (its runner died just then).
+        The job deletes a record in that same transaction where the revision runs on the
+        lock's session; this clears those left by older versions of the job, and by revisions
+        that ran on a session of their own."""
         return current != self.before
 
     def refusal(self) -> UnfinishedRevision:
@@ -52,16 +55,22 @@ class UnfinishedLog(Protocol):
     """The records of one project's version table (see engines.Session.unfinished_log).
 
     find() returns the record, or None. started(revision, direction) writes and commits one,
-    with the version table's revisions, before the revision's transaction begins;
-    finished(revision) deletes it once that transaction ended; all_finished() tidies up
-    after the run's last revision; clear(revision) deletes it for an operator and says
-    whether there was one. All of them run on the session that
-    holds the migration lock.
+    with the version table's revisions, before the revision's transaction begins (and
+    commits whatever else that session wrote so far). finishing(lock_key) deletes it inside
+    the revision's last transaction, where the revision runs on the lock's session, before
+    it commits: the record goes exactly when the version table's update commits; it returns
+    whether it did, which it does only while the session holds the lock named by `lock_key`
+    (if not, the lock may be lost). finished(revision) deletes it, where finishing did not,
+    once that transaction ended; all_finished() tidies up after the run's last revision;
+    clear(revision) deletes it for an operator and says whether there was one. All of them
+    run on the session that holds the migration lock.
     """
 
     def find(self) -> Unfinished | None: ...
 
     def started(self, revision: str, direction: str) -> None: ...
+
+    def finishing(self, lock_key: int) -> bool: ...
 
     def finished(self, revision: str) -> None: ...
 

@@ -617,6 +617,78 @@ class TestUnfinishedRevisions:
         assert db.applications() == {"0001": 1, "0002": 1, "0003": 1, "0004": 1, "0005": 1}
 
 
+    @pytest.mark.parametrize("then", ["released", "killed"])
+    def test_record_goes_with_the_version_tables_update(self, db: MariaDatabase,
+                                                        then: str) -> None:
+        """The record is deleted in the revision's last transaction: while its DELETE waits
+        for a row lock the test holds, the version table has not moved either; once let go
+        both commit together, and a runner killed there leaves both as they were."""
+        assert db.run().code == 0
+        db.add_revision("0004_gated", MYSQL_GATED)
+        gate = db.server.connect()
+        blocker = db.server.connect(db.name)
+        try:
+            with gate.cursor() as cursor:
+                cursor.execute("SELECT GET_LOCK(%s, 0)", (MYSQL_GATE,))
+            job = db.start()
+            job.wait_for_event("revision_started", revision="0004")
+            assert wait_until(lambda: db.unfinished() == ["0004"])
+            blocker.begin()
+            with blocker.cursor() as cursor:
+                cursor.execute(f"SELECT revision FROM {UNFINISHED} WHERE revision = '0004' "
+                               "FOR UPDATE")
+            with gate.cursor() as cursor:
+                cursor.execute("SELECT RELEASE_LOCK(%s)", (MYSQL_GATE,))
+            assert wait_until(lambda: db.running_statements(f"DELETE FROM `{UNFINISHED}`%")), \
+                "the record's DELETE never waited for the test's row lock"
+            assert db.revisions() == ["0003"]
+            if then == "killed":
+                job.process.send_signal(signal.SIGKILL)
+        finally:
+            blocker.rollback()
+            blocker.close()
+            gate.close()
+        result = job.finish()
+        if then == "killed":
+            assert result.code == -signal.SIGKILL
+            assert db.revisions() == ["0003"]
+            assert db.unfinished() == ["0004"]
+            assert "0004" not in db.applications()
+            return
+        assert result.code == 0, result.stderr
+        assert db.revisions() == ["0004"]
+        assert db.unfinished() == []
+        assert "unfinished_record_cleared" not in db.run().names()
+
+
+# Lets go of every named lock of its session, the migration lock too, the session alive.
+RELEASES_ALL_LOCKS = revision("0004", "0003", '''
+op.execute("INSERT INTO migration_audit VALUES ('0004', 'upgrade')")
+op.execute("SELECT RELEASE_ALL_LOCKS()")
+''')
+
+
+@pytest.mark.parametrize("history", ["on", "off"])
+class TestLockLetGoWithinTheSession:
+    """A revision whose own SQL lets go of the migration lock: the check before its commit
+    (asked by the statement that deletes its unfinished record) stops it, exit 3; what it
+    wrote and the version table's update roll back, its record stays."""
+
+    def test_exit_3(self, db: MariaDatabase, history: str) -> None:
+        assert db.run().code == 0
+        db.add_revision("0004_releases", RELEASES_ALL_LOCKS)
+        lost = db.run(MIGRATE_HISTORY=history)
+        assert_failed_cleanly(lost, 3, "no longer held")
+        assert lost.events[-1]["event"] == "lock_lost"
+        assert db.revisions() == ["0003"]
+        assert "0004" not in db.applications()
+        assert db.unfinished() == ["0004"]
+        if history == "on":
+            rows = db.query("SELECT outcome FROM alembic_version_history "
+                            "WHERE revision = '0004'")
+            assert rows == [("failed",)]
+
+
 class TestConnecting:
     """Refusals for good are exit 4 at once; a server not there is waited for (exit 3)."""
 

@@ -27,6 +27,8 @@ SHARED_SESSION = ("this server session already holds the migration lock, which t
                   "took: a proxy (ProxySQL multiplexing, a transaction pooler) shares server "
                   "sessions between clients, and a session lock cannot work through it; "
                   "connect the job to the server directly")
+# True while this session holds the named lock given as the one parameter.
+HELD = "IS_USED_LOCK(%s) <=> CONNECTION_ID()"
 
 
 def lock_name(key: int) -> str:
@@ -78,7 +80,7 @@ class NamedLock(PolledLock):
 
     def verify(self) -> None:
         """Raise LockLost unless this session still holds the lock."""
-        if self._one("SELECT IS_USED_LOCK(%s) <=> CONNECTION_ID()", self.name) != 1:
+        if self._one(f"SELECT {HELD}", self.name) != 1:
             raise LockLost(f"the migration lock ({self.name}) is no longer held by this job's "
                            "session; stopped before committing that revision; run the job "
                            "again")

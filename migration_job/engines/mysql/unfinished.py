@@ -1,9 +1,12 @@
 """The unfinished-revision records on MySQL/MariaDB: a table beside the version table.
 
 `<version_table>_unfinished` holds at most one row per revision that started and has not
-finished. Each write commits at once, on the lock's session, between revisions. The table is
-created when a run starts its first revision and dropped when the run's revisions all
-finished: it exists only while a revision runs or awaits repair.
+finished, all on the lock's session. A record is written and committed before its revision
+starts; it is deleted inside the revision's last transaction, so that it goes exactly when
+the version table's update commits (or, where the revision ran on another session, deleted
+and committed once that transaction ended). The table is created when a run starts its first
+revision and dropped when the run's revisions all finished: it exists only while a revision
+runs or awaits repair.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 import pymysql
 
+from migration_job.engines.mysql.lock import HELD, lock_name
 from migration_job.engines.unfinished import Unfinished
 
 if TYPE_CHECKING:
@@ -51,6 +55,8 @@ class MysqlUnfinishedLog:
         schema = project.version_table_schema
         self.table = f"{_quote(schema)}.{table}" if schema else table
         self.created = False
+        # The revision whose record is written and not yet deleted.
+        self.running: str | None = None
 
     def _run(self, query: str, *parameters: object) -> tuple[Any, ...] | None:
         with self.connection.cursor() as cursor:
@@ -92,10 +98,23 @@ class MysqlUnfinishedLog:
         self._run(f"REPLACE INTO {self.table} VALUES (%s, %s, %s, UTC_TIMESTAMP(), %s)",
                   revision, direction, json.dumps(list(before)),
                   f"{os.uname().nodename} pid {os.getpid()}")
+        self.running = revision
+
+    def finishing(self, lock_key: int) -> bool:
+        """Inside the running revision's last transaction, before it commits: delete its
+        record, only while this session holds the migration lock `lock_key`; whether it did
+        (if not, the lock may be lost)."""
+        revision, self.running = self.running, None
+        with self.connection.cursor() as cursor:
+            deleted = cursor.execute(f"DELETE FROM {self.table} WHERE revision = %s AND {HELD}",
+                                     (revision, lock_name(lock_key)))
+        return bool(deleted)
 
     def finished(self, revision: str) -> None:
-        """The revision's transaction ended: delete its record."""
-        self._delete(revision)
+        """The revision's transaction ended: delete its record, unless it went with it."""
+        if self.running == revision:
+            self._delete(revision)
+        self.running = None
 
     def all_finished(self) -> None:
         """Every revision of the run finished: drop the table, so that it exists only while

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from collections.abc import Mapping, Sequence
-from typing import NoReturn
+from typing import TYPE_CHECKING, NoReturn
 
 from migration_job import __version__
 from migration_job.errors import ConfigError
@@ -16,30 +15,36 @@ from migration_job.run.worker import run_in_worker
 from migration_job.settings.commands import COMMANDS, DEFAULT_COMMAND, commands_taking
 from migration_job.settings.load import LOG_FORMATS, UrlError, load_settings, termination_log_path
 
+if TYPE_CHECKING:
+    import argparse
+
 # How the flags that only some commands take are spelled (the command table names their dests).
 FLAG_SPELLING = {"target": "--target", "json": "--json", "from_revision": "--from",
                  "replace": "--replace"}
 
 
-class ArgumentParser(argparse.ArgumentParser):
-    """argparse that raises ConfigError (one line, exit 2) instead of printing usage."""
-
-    def error(self, message: str) -> NoReturn:
-        """Turn argparse's complaint into a configuration error."""
-        raise ConfigError(f"{message} (see --help)")
-
-
 def fixed_width_help(prog: str) -> argparse.HelpFormatter:
     """A fixed width spares argparse from asking the terminal (and importing shutil) at start."""
+    import argparse
+
     return argparse.RawDescriptionHelpFormatter(prog, width=100)
 
 
-def build_parser() -> ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     """One flat parser: a command word, its revision (downgrade), and every flag.
 
     Flat rather than one sub-parser per command: options may follow the command either way,
-    and a flat parser builds in a fifth of the time, paid on every start.
+    and a flat parser builds in a fifth of the time, paid on every start that has flags.
     """
+    import argparse
+
+    class ArgumentParser(argparse.ArgumentParser):
+        """argparse that raises ConfigError (one line, exit 2) instead of printing usage."""
+
+        def error(self, message: str) -> NoReturn:
+            """Turn argparse's complaint into a configuration error."""
+            raise ConfigError(f"{message} (see --help)")
+
     parser = ArgumentParser(
         prog="migration-job", formatter_class=fixed_width_help,
         description="Wait for PostgreSQL, lock, and run Alembic migrations.\n\ncommands:\n"
@@ -91,7 +96,14 @@ def _takers(flag: str) -> str:
 
 
 def parse_options(argv: Sequence[str]) -> dict[str, object]:
-    """Flags as a dict; no command means `upgrade`; each flag checked against its command."""
+    """Flags as a dict; no command means `upgrade`; each flag checked against its command.
+
+    No argument or a bare command word (the image's CMD) is taken as it is: argparse, with the
+    gettext and locale it imports, would cost a no-op at head a few milliseconds for nothing.
+    """
+    if len(argv) <= 1 and all(word in COMMANDS and not COMMANDS[word].takes_revision
+                              for word in argv):
+        return {"command": argv[0] if argv else DEFAULT_COMMAND}
     # Intermixed: a flag may come between the command and its revision (`stamp --replace 1`).
     options = vars(build_parser().parse_intermixed_args(list(argv)))
     command = str(options["command"])

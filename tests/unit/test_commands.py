@@ -57,3 +57,28 @@ class TestCommandTable:
         options = parse_options(argv)
         assert options["target"] == "0001"
         assert options["replace"] is True
+
+
+class TestBareCommand:
+    """No argument, or a bare command word (the image's CMD), is taken without argparse; the
+    parser would have found nothing more in it."""
+
+    @pytest.mark.parametrize("argv", [[], *([name] for name, command in COMMANDS.items()
+                                            if not command.takes_revision)])
+    def test_the_parser_would_add_nothing(self, argv: list[str]) -> None:
+        from migration_job.cli import build_parser
+
+        bare = parse_options(argv)
+        parsed = vars(build_parser().parse_intermixed_args(argv))
+        assert bare == {"command": parsed.pop("command")}
+        assert all(value in (None, False) for value in parsed.values()), parsed
+
+    def test_no_argparse_for_the_image_s_command(self) -> None:
+        import subprocess
+        import sys
+
+        code = ("import sys; from migration_job.cli import parse_options; "
+                "parse_options(['upgrade']); print('argparse' in sys.modules)")
+        found = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                               check=True)
+        assert found.stdout.strip() == "False"

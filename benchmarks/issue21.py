@@ -281,8 +281,9 @@ def fleets(plan: Plan) -> dict[str, Any]:
 
 
 def names_query(count: int) -> str:
-    """The catalog query naming a fleet's tenants."""
-    return f"SELECT datname FROM pg_database WHERE datname LIKE 't{count}\\_%'"
+    """The catalog query naming a fleet's tenants (not the template they were copied from)."""
+    return (f"SELECT datname FROM pg_database WHERE datname LIKE 't{count}\\_%' "
+            "AND NOT datistemplate")
 
 
 def job_loop(server: PostgresServer, ini: Path, query: str) -> dict[str, Any]:

@@ -410,7 +410,10 @@ def targets(results: dict[str, Any]) -> list[Target]:
             f"and the history's checksums) takes {work * 1000:.1f} ms, {work / floor:.3f}x "
             f"the floor: the work accounts for {(work - floor) * 1000:.1f} ms of the gap, the "
             f"job's own code (its modules, logs, threads, the wait's and the fast path's "
-            f"rules) for {(job - work) * 1000:.1f} ms")
+            f"rules) for {(job - work) * 1000:.1f} ms"
+            + ("" if work / floor <= FLOOR_GOAL else
+               f"; the work alone is over the goal, so no job that verifies at head can meet "
+               f"it on this machine: its limit is {work / floor:.3f}x"))
         rows.append(Target(
             f"{engine}: no-op at head, no manifest, cache warm: wall time",
             f"job <= {FLOOR_GOAL}x its driver's floor ({DRIVERS[dialect]})",

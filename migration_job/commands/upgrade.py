@@ -19,12 +19,11 @@ from migration_job.run.head_verification import verify_at_head
 from migration_job.run.heads import known_heads, load_history
 from migration_job.run.lock import migration_lock
 from migration_job.run.outcome import at_known_head, at_target, describe
-from migration_job.run.wait import connected, connecting
+from migration_job.run.wait import connected
 
 if TYPE_CHECKING:
     from migration_job.alembic_env.revision_graph import History, Plan
     from migration_job.engines import MigrationLock, Session
-    from migration_job.run.heads import KnownHeads
     from migration_job.run.interruption import Interruption
     from migration_job.run.shared import Shared, SpareConnection
     from migration_job.settings import Settings
@@ -35,65 +34,59 @@ def upgrade(settings: Settings, interruption: Interruption, shared: Shared | Non
     In a fleet's child, `shared` holds what the fleet read once."""
     if settings.x_arguments:
         return upgrade_through_env(settings, interruption)
-    with connecting(settings) as first:  # while the project's heads are read
-        project = shared.project if shared else project_for(settings)
-        known = shared.known if shared else known_heads(settings, project)
-        with connected(settings, interruption, first) as session:
-            return upgrade_on(session, settings, interruption, shared, project, known)
+    project = shared.project if shared else project_for(settings)
+    known = shared.known if shared else known_heads(settings, project)
 
-
-def upgrade_on(session: Session, settings: Settings, interruption: Interruption,
-               shared: Shared | None, project: Project, known: KnownHeads) -> str:
-    """On a ready session: exit at once if already at target, else lock, re-check, apply."""
     def read_history() -> History:
         return shared.load_history(settings) if shared else load_history(settings)
 
-    current = seen = session.revisions(project)
-    fast = not awaits_repair(session, project)
-    if fast and current == known.revisions:
-        verify_at_head(session, settings, project, known)
-        return at_known_head(current, known, "no lock needed")
-    if fast and known.revisions is not None and known.files is None:
-        # A manifest names only the heads: a database ahead of them is told apart here.
-        # (Read revision files name every revision: the block below tells it apart.)
-        newer = newer_database(session, settings, project, current, known.revisions)
-        if newer is not None:
-            return newer
-    session.prepare_for_migrations()
-    history = None
-    if fast and (known.revisions is None or known.unknown(current)):
-        # Without known heads only the full history can tell whether work is pending; a
-        # revision the files do not hold is a history problem it explains (exit 7) before
-        # any lock.
-        history = read_history()
-        before = plan_unless_newer(session, settings, project, history, current)
-        if isinstance(before, str):
-            return before
-        if before.at_target:
-            return at_target(before, "already at target, lock not needed")
-    # With known heads, runners that find work pending wait for the lock before loading
-    # Alembic, watching the version table: in a fleet, all but one see the work done and
-    # leave without taking the lock or loading Alembic. Not past an unfinished record:
-    # only the lock's holder may judge it (clear it, or refuse: exit 10).
-    def done_by_another() -> bool:
-        return session.revisions(project) == known.revisions
+    with connected(settings, interruption) as session:
+        current = seen = session.revisions(project)
+        fast = not awaits_repair(session, project)
+        if fast and current == known.revisions:
+            verify_at_head(session, settings, project, known)
+            return at_known_head(current, known, "no lock needed")
+        if fast and known.revisions is not None and known.files is None:
+            # A manifest names only the heads: a database ahead of them is told apart here.
+            # (Read revision files name every revision: the block below tells it apart.)
+            newer = newer_database(session, settings, project, current, known.revisions)
+            if newer is not None:
+                return newer
+        session.prepare_for_migrations()
+        history = None
+        if fast and (known.revisions is None or known.unknown(current)):
+            # Without known heads only the full history can tell whether work is pending; a
+            # revision the files do not hold is a history problem it explains (exit 7) before
+            # any lock.
+            history = read_history()
+            before = plan_unless_newer(session, settings, project, history, current)
+            if isinstance(before, str):
+                return before
+            if before.at_target:
+                return at_target(before, "already at target, lock not needed")
+        # With known heads, runners that find work pending wait for the lock before loading
+        # Alembic, watching the version table: in a fleet, all but one see the work done and
+        # leave without taking the lock or loading Alembic. Not past an unfinished record:
+        # only the lock's holder may judge it (clear it, or refuse: exit 10).
+        def done_by_another() -> bool:
+            return session.revisions(project) == known.revisions
 
-    with migration_lock(session, settings, project, interruption,
-                        needless=done_by_another if known.revisions and fast else None,
-                        ) as lock:
-        current = session.revisions(project)
-        if lock is None:
-            return at_known_head(current, known, "another runner finished the upgrade")
-        refuse_unfinished(session, project, current)
-        if current == known.revisions:
-            return at_known_head(current, known, nothing_left(seen, current))
-        history = history or read_history()
-        now = history.plan(current, settings.target)
-        if now.at_target:
-            return at_target(now, nothing_left(seen, current))
-        verify_applied(session, settings, project, history)
-        return apply_plan(settings, history, now, interruption, lock,
-                          shared.spare if shared else None)
+        with migration_lock(session, settings, project, interruption,
+                            needless=done_by_another if known.revisions and fast else None,
+                            ) as lock:
+            current = session.revisions(project)
+            if lock is None:
+                return at_known_head(current, known, "another runner finished the upgrade")
+            refuse_unfinished(session, project, current)
+            if current == known.revisions:
+                return at_known_head(current, known, nothing_left(seen, current))
+            history = history or read_history()
+            now = history.plan(current, settings.target)
+            if now.at_target:
+                return at_target(now, nothing_left(seen, current))
+            verify_applied(session, settings, project, history)
+            return apply_plan(settings, history, now, interruption, lock,
+                              shared.spare if shared else None)
 
 
 def nothing_left(seen: tuple[str, ...], current: tuple[str, ...]) -> str:

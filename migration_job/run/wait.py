@@ -40,22 +40,19 @@ class StillConnecting(Exception):
     """A try had not ended when the wait timeout did (it goes on, and its session is closed)."""
 
 
-def wait_for_database(settings: Settings, sleep: Sleep = time.sleep,
-                      first: FirstTry | None = None) -> Session:
+def wait_for_database(settings: Settings, sleep: Sleep = time.sleep) -> Session:
     """Connect and run a query, retrying transient errors until the wait timeout.
 
     Returns the open session. Raises ConnectionRejected at once for permanent errors and
-    DatabaseUnreachable when the timeout passes. A timeout of 0 tries exactly once. `first`:
-    the first try, started earlier (see `connecting`), and the wait's with it.
+    DatabaseUnreachable when the timeout passes. A timeout of 0 tries exactly once.
     """
     engine = settings.engine
     failed: tuple[type[Exception], ...] = (StillConnecting, *engine.errors)
-    first = first or FirstTry(settings)
-    deadline = first.deadline
+    deadline = time.monotonic() + settings.wait_timeout
     # The database is usually up already: one try before importing tenacity, whose import
     # alone costs about a third of a no-op run.
     try:
-        return first.session()
+        return _attempt(engine, settings, deadline)
     except failed as error:
         # A try still connecting has used up the wait.
         if (isinstance(error, StillConnecting) or not engine.is_transient(error)
@@ -96,95 +93,59 @@ def _retry(engine: Engine, settings: Settings, deadline: float, sleep: Sleep) ->
 
 
 def _attempt(engine: Engine, settings: Settings, deadline: float) -> Session:
-    """Connect and ping within what remains of the wait."""
-    return Try(engine, settings, deadline).session()
-
-
-class Try:
-    """One try at connecting and pinging, started at once, within what remains of the wait.
+    """Connect and ping within what remains of the wait.
 
     The driver's connect timeout applies to each address in turn (all those of a name, each
     host of a multi-host URL), so no timeout given to it bounds the try: the try runs in a
     thread of its own, and the wait ends on time whatever it is doing.
     """
+    remaining = max(0.0, deadline - time.monotonic())
+    each_address = min(remaining / 2, ATTEMPT_TIMEOUT_S)
 
-    def __init__(self, engine: Engine, settings: Settings, deadline: float) -> None:
-        remaining = max(0.0, deadline - time.monotonic())
-        each_address = min(remaining / 2, ATTEMPT_TIMEOUT_S)
-        self.ends_by = time.monotonic() + max(remaining, LEAST_TRY_S)
-        self.late = (f"still connecting: each address (of a host name, or each host of the "
-                     f"URL) gets up to about {max(each_address, LEAST_TRY_S):.0f} s, in turn")
-        self.guard = threading.Lock()
-        self.ended = threading.Event()
-        self.outcome: list[Session | BaseException] = []
-        self.abandoned = self.taken = False
+    def connect_and_ping() -> Session:
+        session = engine.connect(settings, timeout=each_address)
+        try:
+            session.ping()
+        except BaseException:
+            session.close()
+            raise
+        return session
 
-        def connect_and_ping() -> Session:
-            session = engine.connect(settings, timeout=each_address)
-            try:
-                session.ping()
-            except BaseException:
-                session.close()
-                raise
-            return session
+    return _within(max(remaining, LEAST_TRY_S), connect_and_ping,
+                   f"still connecting: each address (of a host name, or each host of the URL) "
+                   f"gets up to about {max(each_address, LEAST_TRY_S):.0f} s, in turn")
 
-        threading.Thread(target=self._run, args=(connect_and_ping,), name="connect",
-                         daemon=True).start()
 
-    def _run(self, connect: Callable[[], Session]) -> None:
+def _within(seconds: float, connect: Callable[[], Session], late: str) -> Session:
+    """connect() in a thread, waited for at most `seconds`; StillConnecting (saying `late`)
+    when it has not ended by then (a session it opens later is closed)."""
+    guard = threading.Lock()
+    ended = threading.Event()
+    outcome: list[Session | BaseException] = []
+    abandoned = False
+
+    def run() -> None:
         try:
             result: Session | BaseException = connect()
         except BaseException as error:  # noqa: BLE001  (handed to the waiting thread)
             result = error
-        with self.guard:
-            self.outcome.append(result)
-            abandoned = self.abandoned
-        if abandoned and not isinstance(result, BaseException):
-            result.close()
-        self.ended.set()
-
-    def session(self) -> Session:
-        """The session, once the try ended in time; StillConnecting when it has not (a
-        session it opens later is closed)."""
-        self.ended.wait(max(0.0, self.ends_by - time.monotonic()))
-        with self.guard:
-            if not self.outcome:
-                self.abandoned = True
-                raise StillConnecting(self.late)
-        if isinstance(self.outcome[0], BaseException):
-            raise self.outcome[0]
-        self.taken = True
-        return self.outcome[0]
-
-    def abandon(self) -> None:
-        """Unless the session was taken: close it now, or when the try ends."""
-        with self.guard:
-            if self.taken:
+        with guard:
+            if abandoned:
+                if not isinstance(result, BaseException):
+                    result.close()
                 return
-            self.abandoned = True
-            found = self.outcome[0] if self.outcome else None
-        if found is not None and not isinstance(found, BaseException):
-            found.close()
+            outcome.append(result)
+        ended.set()
 
-
-class FirstTry(Try):
-    """The wait's first try, and the wait's deadline, both from when it started."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.deadline = time.monotonic() + settings.wait_timeout
-        super().__init__(settings.engine, settings, self.deadline)
-
-
-@contextmanager
-def connecting(settings: Settings) -> Iterator[FirstTry]:
-    """The wait's first try, started now, so that connecting (mostly the server's work and
-    the network's) overlaps what the caller does before it needs the session; hand it to
-    `connected`. A try nobody took is abandoned on the way out (its session closed)."""
-    first = FirstTry(settings)
-    try:
-        yield first
-    finally:
-        first.abandon()
+    threading.Thread(target=run, name="connect", daemon=True).start()
+    ended.wait(seconds)
+    with guard:
+        if not outcome:
+            abandoned = True
+            raise StillConnecting(late)
+    if isinstance(outcome[0], BaseException):
+        raise outcome[0]
+    return outcome[0]
 
 
 def _log_waiting(attempt: int, error: BaseException, next_try_in_s: float) -> None:
@@ -212,12 +173,10 @@ def every_address(error: BaseException) -> str:
 
 
 @contextmanager
-def connected(settings: Settings, interruption: Interruption,
-              first: FirstTry | None = None) -> Iterator[Session]:
-    """A ready session, after waiting for the database (its first try `first`, when one was
-    started earlier); a lost session exits 3."""
+def connected(settings: Settings, interruption: Interruption) -> Iterator[Session]:
+    """A ready session, after waiting for the database; a lost session exits 3."""
     engine = settings.engine
-    session = wait_for_database(settings, sleep=interruption.sleep, first=first)
+    session = wait_for_database(settings, sleep=interruption.sleep)
     with closing(session):
         log.info("database_ready", f"connected to {session.describe()}",
                  server_version=session.server_version)

@@ -245,6 +245,12 @@ class Session(Protocol):
     transactional DDL) does nothing and returns False: a false alarm must never cost one.
 
     close() ends the session; the server then releases its lock.
+
+    close_and_wait(timeout) closes the session, and returns once the server has ended it (at
+    most `timeout` seconds later), so that a session opened in its place never counts beside
+    it against the server's connection limit: how a fleet's spare connection changes hands.
+    Where the client cannot see that end (MySQL and MariaDB count a session until its thread
+    is gone, after its socket closed) or there is no server, it only closes.
     """
 
     @property
@@ -282,6 +288,8 @@ class Session(Protocol):
     def sever(self) -> bool: ...
 
     def close(self) -> None: ...
+
+    def close_and_wait(self, timeout: float) -> None: ...
 
 
 class MigrationLock(Protocol):

@@ -9,6 +9,8 @@ In a fleet's child each look opens and closes a session under the fleet's one sp
 (run/shared.py): it waits its turn while another child holds it, up to its own interval, and is
 skipped only past that (a child that merely tried would miss its blocker whenever the other
 children's looks kept the spare busy, and under load they could for a whole DDL lock timeout).
+It hands the spare on once the server has ended its session (Session.close_and_wait): a
+backend still exiting would count beside the next child's against the connection limit.
 """
 
 from __future__ import annotations
@@ -37,6 +39,9 @@ if TYPE_CHECKING:
 # How long the watch waits to connect: a server that does not answer costs a look, not a hang.
 # (Each engine bounds its looks' queries the same.)
 CONNECT_TIMEOUT_S = 3.0
+# How long a fleet child's look waits for the server to end its session before it hands the
+# spare connection on (a backend exits milliseconds after its client's goodbye).
+SESSION_END_WAIT_S = 1.0
 # How long the looks may go unanswered (each failing only once it had waited at least half
 # its timeout: a refusal or reset is an answer) before the watch cuts the revisions' session.
 SILENCE_LIMIT_S = 30.0
@@ -126,7 +131,8 @@ class RevisionWatch:
         try:
             opened, found = self._ask(None, blockers, figures)
             if opened is not None:
-                opened.close()
+                # Until the server has ended it, the next child's session would count beside it.
+                opened.close_and_wait(SESSION_END_WAIT_S)
             return None, found
         finally:
             spare.release()

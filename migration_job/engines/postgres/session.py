@@ -145,3 +145,9 @@ class PostgresSession(ReadsVersionTable):
     def close(self) -> None:
         """Close the session (the server releases its locks)."""
         self.connection.close()
+
+    def close_and_wait(self, timeout: float) -> None:
+        """Close, and wait until the server has ended the session (postgres/session_end.py)."""
+        from migration_job.engines.postgres.session_end import close_and_wait
+
+        close_and_wait(self.connection, timeout)

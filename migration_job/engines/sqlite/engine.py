@@ -152,6 +152,10 @@ class SqliteSession(ReadsVersionTable):
             self.file_lock.close()
         self.connection.close()
 
+    def close_and_wait(self, timeout: float) -> None:
+        """Close: a file has no server to wait for."""
+        self.close()
+
 
 def _same_file(connection: LendableConnection, path: str) -> str:
     """The file SQLite opened, which must be the one the URL names as SQLAlchemy reads it."""

@@ -65,3 +65,23 @@ def test_a_closed_session_just_closes(database: Database) -> None:
     session.close()
     session.close_and_wait(120.0)
     assert session.connection.closed  # type: ignore[attr-defined]
+
+
+def test_a_session_lent_out_stays_open_and_is_not_waited_for(database: Database) -> None:
+    """SQLAlchemy holds it, so close() leaves it open and the server will not end it:
+    waiting for that would last the whole timeout."""
+    session = session_on(database)
+    connection = session.connection  # type: ignore[attr-defined]
+    pid = connection.get_backend_pid()
+    connection.lendable = True
+    closing = threading.Thread(target=session.close_and_wait, args=(600.0,), daemon=True)
+    try:
+        closing.start()
+        closing.join(60.0)  # a bound, not a measure: the call must not wait for the server
+        assert not closing.is_alive()
+        assert not connection.closed
+        assert backends(database, pid) == 1
+    finally:
+        connection.lendable = False
+        session.close()
+        database.query("SELECT pg_terminate_backend(%s)", pid)  # ends a wait left running

@@ -29,6 +29,8 @@ def close_and_wait(session: connection, timeout: float) -> None:
         return
     with watch:
         session.close()
+        if not session.closed:  # lent out to SQLAlchemy: it stays open
+            return
         deadline = time.monotonic() + timeout
         with contextlib.suppress(OSError):  # a reset, or the deadline (socket.timeout)
             while (left := deadline - time.monotonic()) > 0:

@@ -78,11 +78,21 @@ def with_keepalives(driver: str, cparams: dict[str, object]) -> None:
             cparams.setdefault(name, value)
 
 
+def socket_of(session: connection) -> socket.socket:
+    """A copy of the session's socket: closing it leaves libpq's own open. OSError, or
+    psycopg2's InterfaceError once the session is closed."""
+    copy = os.dup(session.fileno())
+    try:
+        return socket.socket(fileno=copy)
+    except OSError:
+        os.close(copy)
+        raise
+
+
 def shut_down(session: connection) -> None:
     """Shut the session's socket down (from any thread): whatever waits on it fails at once,
     and the session is lost."""
-    with (contextlib.suppress(OSError, psycopg2.Error),
-          socket.socket(fileno=os.dup(session.fileno())) as shared):
+    with contextlib.suppress(OSError, psycopg2.Error), socket_of(session) as shared:
         shared.shutdown(socket.SHUT_RDWR)
 
 

@@ -12,13 +12,13 @@ turn their lock off behind one), and says how to connect instead. Session poolin
 
 from __future__ import annotations
 
-import os
 import socket
 from collections.abc import Callable
 
 import psycopg2
 from psycopg2.extensions import connection
 
+from migration_job.engines.postgres.partitions import socket_of
 from migration_job.errors import PoolerNotSupported, first_line
 from migration_job.log import log
 
@@ -56,7 +56,7 @@ def refuse_shared_sessions(session: connection, connect: Callable[[float], conne
 
 def _behind_proxy(session: connection) -> bool:
     """Whether the server sees this session come from an address other than our socket's."""
-    with socket.socket(fileno=os.dup(session.fileno())) as own:
+    with socket_of(session) as own:
         family, local = own.family, own.getsockname()
     with session.cursor() as cursor:
         cursor.execute("SELECT host(inet_client_addr()), inet_client_port()")

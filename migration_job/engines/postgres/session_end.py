@@ -12,18 +12,18 @@ that the slot is free.
 from __future__ import annotations
 
 import contextlib
-import os
-import socket
 import time
 
 import psycopg2
 from psycopg2.extensions import connection
 
+from migration_job.engines.postgres.partitions import socket_of
+
 
 def close_and_wait(session: connection, timeout: float) -> None:
     """Close `session`; return once the server has closed its end, or after `timeout` s."""
     try:
-        watch = socket.socket(fileno=os.dup(session.fileno()))
+        watch = socket_of(session)
     except (OSError, psycopg2.Error):  # closed already, or lost
         session.close()
         return
